@@ -1,0 +1,73 @@
+"""Atomic file writes: write to a temporary file beside the target, then rename.
+
+A crash mid-write leaves only a `.tmp-*` file, never a file under the final name, so
+"the file exists" always means "the file is complete". Per-item resume relies on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+TMP_MARKER = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path; on success it is renamed to `path`, on error removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the real suffix last so libraries that pick a format by extension still can.
+    tmp = path.with_name(f"{path.stem}{TMP_MARKER}{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_lines(path: str | os.PathLike, lines: list[str]) -> None:
+    write_text(path, "".join(f"{line}\n" for line in lines))
+
+
+def save_image(path: str | os.PathLike, image: Image.Image, **save_kwargs: Any) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, **save_kwargs)
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object stops numpy from appending ".npz"
+            np.savez_compressed(f, **arrays)
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    return TMP_MARKER in Path(path).name
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

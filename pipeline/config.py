@@ -1,0 +1,100 @@
+"""Configs are mmengine Python configs: `_base_` inheritance and `--cfg-options`.
+
+Two checks mmengine does not make, because a typo must not silently change a run:
+an override must name a key that exists, and a config's top-level keys must be known
+to some stage. Sections become typed objects through `section_to_dataclass`, which
+names any unknown key and the key the user probably meant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TypeVar
+
+from mmengine.config import Config, ConfigDict
+
+from pipeline.errors import ConfigError
+
+# Keys that say where and how to run, not what to compute: never fingerprinted.
+RUNTIME_KEYS = ("run_name", "work_dir", "log_level")
+
+T = TypeVar("T")
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/default.py)")
+    cfg = Config.fromfile(str(path))
+    if overrides:
+        check_override_keys(cfg, overrides)
+        cfg.merge_from_dict(dict(overrides))
+    return cfg
+
+
+def check_override_keys(cfg: Config, overrides: Mapping[str, Any]) -> None:
+    """Every dotted key must already exist in the config (mmengine would add it)."""
+    for key in overrides:
+        node: Any = cfg.to_dict()
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            where = ".".join(parts[:depth]) or "the top level"
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                options = list(node) if isinstance(node, Mapping) else []
+                raise ConfigError(
+                    f"--cfg-options {key}: there is no key '{part}' under {where} of "
+                    f"{cfg.filename}.{_did_you_mean(part, options)} Overrides can only change "
+                    "keys the config already has; add new keys in a config file."
+                )
+
+
+def check_top_level_keys(cfg: Config, known_sections: Iterable[str]) -> None:
+    known = set(known_sections) | set(RUNTIME_KEYS)
+    for key in cfg.keys():
+        if key not in known:
+            raise ConfigError(
+                f"unknown top-level key '{key}' in {cfg.filename}.{_did_you_mean(key, known)} "
+                f"Known keys: {', '.join(sorted(known))}."
+            )
+
+
+def section_to_dataclass(cls: type[T], section: Mapping[str, Any], name: str, drop: Iterable[str] = ()) -> T:
+    """Build `cls` from a config section, with an error naming unknown or missing keys."""
+    values = {k: _plain(v) for k, v in section.items() if k not in set(drop)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key '{name}.{key}'.{_did_you_mean(key, fields)} "
+                f"Valid keys of '{name}': {', '.join(sorted(fields))}."
+            )
+    missing = [
+        n for n, f in fields.items()
+        if n not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"missing key(s) in '{name}': {', '.join(name + '.' + m for m in missing)}.")
+    return cls(**values)
+
+
+def section_dict(cfg: Config, name: str) -> dict:
+    """A plain-dict copy of one top-level section (empty if absent)."""
+    value = cfg.get(name, {})
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ConfigDict):
+        return value.to_dict()
+    return value
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""

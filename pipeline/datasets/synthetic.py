@@ -1,0 +1,281 @@
+"""A synthetic stand-in for VOC that reproduces the problem BAS solves.
+
+Every class has
+- a small *part* (a saturated two-colour pattern in a class-specific shape) that alone
+  decides the class: a classifier can settle on it, as a CAM settles on a dog's head;
+- a large *body* whose hue and stripe orientation are drawn around class-specific
+  means with enough spread that neighbouring classes overlap: class evidence, but
+  less reliable than the part.
+Backgrounds are cluttered (coloured low-frequency noise, bars, grain) and hold
+*distractors*: blobs with the bodies' texture statistics of a random class but no
+part, labelled background. Objects vary in scale, overlap each other and are
+sometimes crossed by background bars (occlusion). Masks carry 255 on a thin band
+along every object boundary, as VOC's void border.
+
+Every image is a pure function of (seed, index): items can be generated in any order,
+resumed, or regenerated identically.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from pipeline.datasets.masks import IGNORE_INDEX
+from pipeline.errors import ConfigError
+
+PART_SHAPES = ("disc", "square", "triangle", "cross", "star", "diamond", "ring", "hexagon")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSpec:
+    seed: int = 0
+    num_train: int = 240
+    num_val: int = 60
+    num_classes: int = 5
+    image_size: tuple[int, int] = (128, 160)  # each side drawn from this range
+    objects_per_image: tuple[int, int] = (1, 3)
+    classes_per_image: tuple[int, int] = (1, 2)
+    body_radius: tuple[float, float] = (0.16, 0.32)  # fraction of the shorter side
+    part_radius: float = 0.32  # fraction of the body radius
+    body_hue_spread: float = 0.07  # std of a body's hue around its class mean (hue circle = 1)
+    body_angle_spread: float = 0.35  # std of the stripe angle around its class mean, radians
+    distractors: tuple[int, int] = (2, 5)
+    occluder_prob: float = 0.3  # chance that a background bar crosses an object
+    min_visible: float = 0.5  # an object keeps at least this share of its area visible
+    void_width: int = 1  # pixels of 255 on each side of an object boundary
+    jpeg_quality: int = 92
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_classes <= 254:
+            raise ConfigError(f"dataset.num_classes must be in 1..254, got {self.num_classes}")
+        lo, hi = self.classes_per_image
+        if not 1 <= lo <= hi <= self.num_classes:
+            raise ConfigError(f"dataset.classes_per_image {self.classes_per_image} must lie in 1..num_classes")
+        if not 1 <= self.objects_per_image[0] <= self.objects_per_image[1] or self.objects_per_image[1] < hi:
+            raise ConfigError(
+                f"dataset.objects_per_image {self.objects_per_image} must allow one object per class "
+                f"(its maximum >= classes_per_image maximum {hi})"
+            )
+        if self.num_train < 1 or self.num_val < 0:
+            raise ConfigError("dataset.num_train must be >= 1 and dataset.num_val >= 0")
+
+    @property
+    def num_images(self) -> int:
+        return self.num_train + self.num_val
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassLook:
+    name: str
+    part_shape: str
+    part_colors: tuple[np.ndarray, np.ndarray]
+    body_hue: float
+    body_angle: float
+    body_frequency: float
+
+
+def class_looks(spec: SyntheticSpec) -> list[ClassLook]:
+    """The appearance of each foreground class (index i -> class i + 1)."""
+    rng = np.random.default_rng([spec.seed, 7919])
+    looks = []
+    for i in range(spec.num_classes):
+        shape = PART_SHAPES[i % len(PART_SHAPES)]
+        name = shape if spec.num_classes <= len(PART_SHAPES) else f"{shape}{i // len(PART_SHAPES)}"
+        hue_a = (i / spec.num_classes + 0.5 / spec.num_classes) % 1.0
+        hue_b = (hue_a + 0.5 + 0.1 * rng.standard_normal()) % 1.0
+        looks.append(ClassLook(
+            name=name,
+            part_shape=shape,
+            part_colors=(_hsv(hue_a, 1.0, 1.0), _hsv(hue_b, 0.9, 0.35)),
+            body_hue=(hue_a + 0.5 / spec.num_classes) % 1.0,
+            body_angle=np.pi * i / spec.num_classes,
+            body_frequency=float(rng.uniform(0.12, 0.22)),
+        ))
+    return looks
+
+
+def class_names(spec: SyntheticSpec) -> list[str]:
+    return ["background"] + [look.name for look in class_looks(spec)]
+
+
+def split_of(spec: SyntheticSpec, index: int) -> str:
+    return "train" if index < spec.num_train else "val"
+
+
+def image_id(index: int) -> str:
+    return f"syn_{index:06d}"
+
+
+def render_sample(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(RGB image uint8 HxWx3, mask uint8 HxW with 0/1..C/255, sorted class indices)."""
+    looks = class_looks(spec)
+    for attempt in range(100):
+        sample = _render_attempt(spec, looks, np.random.default_rng([spec.seed, index, attempt]))
+        if sample is not None:
+            return sample
+    raise RuntimeError(f"synthetic image {index}: objects too occluded in 100 draws; lower dataset.min_visible")
+
+
+def _render_attempt(spec: SyntheticSpec, looks: list[ClassLook], rng: np.random.Generator):
+    """One draw of an image; None when an object ends up too occluded to label fairly."""
+    h, w = (int(rng.integers(spec.image_size[0], spec.image_size[1] + 1)) for _ in range(2))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    image = _clutter_background(rng, h, w, yy, xx)
+    for _ in range(int(rng.integers(spec.distractors[0], spec.distractors[1] + 1))):
+        look = looks[int(rng.integers(len(looks)))]
+        blob = _blob(rng, yy, xx, h, w, radius=rng.uniform(*spec.body_radius) * min(h, w) * 0.8)
+        image[blob] = _body_texture(rng, spec, look, yy, xx)[blob]
+
+    n_classes = int(rng.integers(spec.classes_per_image[0], spec.classes_per_image[1] + 1))
+    present = rng.choice(spec.num_classes, size=n_classes, replace=False) + 1
+    n_objects = int(rng.integers(max(spec.objects_per_image[0], n_classes), spec.objects_per_image[1] + 1))
+    object_classes = list(present) + list(rng.choice(present, size=n_objects - n_classes))
+    rng.shuffle(object_classes)
+
+    label = np.zeros((h, w), dtype=np.uint8)
+    owner = np.full((h, w), -1, dtype=np.int32)  # which object a pixel shows
+    part_owner = np.full((h, w), -1, dtype=np.int32)  # which object's part a pixel shows
+    areas, part_areas = [], []
+    for k, cls in enumerate(object_classes):
+        look = looks[cls - 1]
+        body_r = rng.uniform(*spec.body_radius) * min(h, w)
+        body = _blob(rng, yy, xx, h, w, radius=body_r)
+        part = _part(rng, spec, look, yy, xx, body, body_r)
+        image[body] = _body_texture(rng, spec, look, yy, xx)[body]
+        image[part] = _part_texture(look, yy, xx, body_r * spec.part_radius)[part]
+        shape = body | part
+        label[shape] = cls
+        owner[shape], part_owner[shape] = k, -1
+        part_owner[part] = k
+        areas.append(int(shape.sum()))
+        part_areas.append(int(part.sum()))
+
+    if rng.random() < spec.occluder_prob:
+        bar = _bar(rng, yy, xx, h, w, width=rng.uniform(0.04, 0.08) * min(h, w))
+        image[bar] = _clutter_background(rng, h, w, yy, xx)[bar]
+        label[bar] = 0
+        owner[bar] = part_owner[bar] = -1
+
+    # Occlusion is welcome, but every object stays mostly visible and every labelled
+    # class shows at least one of its parts: the part must stay decisive.
+    visible = np.bincount(owner[owner >= 0], minlength=len(object_classes))
+    part_visible = np.bincount(part_owner[part_owner >= 0], minlength=len(object_classes))
+    if any(v < spec.min_visible * a for v, a in zip(visible, areas)):
+        return None
+    for cls in present:
+        if not any(part_visible[k] >= spec.min_visible * part_areas[k] > 0
+                   for k, c in enumerate(object_classes) if c == cls):
+            return None
+
+    image = image + rng.normal(0.0, 6.0, size=image.shape)  # sensor grain
+    mask = label.copy()
+    if spec.void_width > 0:
+        size = 2 * spec.void_width + 1
+        boundary = ndimage.grey_dilation(label, size=size) != ndimage.grey_erosion(label, size=size)
+        mask[boundary] = IGNORE_INDEX
+    return np.clip(image, 0, 255).astype(np.uint8), mask, sorted(int(c) for c in present)
+
+
+# ---- drawing helpers -------------------------------------------------------------
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32) * 255.0
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int, channels: int) -> np.ndarray:
+    coarse = rng.integers(0, 256, size=(cells, cells, channels), dtype=np.uint8)
+    smooth = Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)
+    return np.asarray(smooth, dtype=np.float32) / 255.0
+
+
+def _clutter_background(rng, h, w, yy, xx) -> np.ndarray:
+    base = _hsv(rng.random(), rng.uniform(0.1, 0.45), rng.uniform(0.35, 0.8))
+    low = _smooth_noise(rng, h, w, int(rng.integers(3, 7)), 3) - 0.5
+    image = base + 110.0 * low
+    for _ in range(int(rng.integers(2, 6))):  # straight clutter: bars of other colours
+        bar = _bar(rng, yy, xx, h, w, width=rng.uniform(0.02, 0.07) * min(h, w))
+        image[bar] = _hsv(rng.random(), rng.uniform(0.1, 0.5), rng.uniform(0.3, 0.9))
+    return image
+
+
+def _rotated(rng, yy, xx, cy, cx):
+    angle = rng.uniform(0, np.pi)
+    u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+    v = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
+    return u, v
+
+
+def _blob(rng, yy, xx, h, w, radius: float) -> np.ndarray:
+    """An irregular ellipse: varied aspect, rotation and a wavy outline."""
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+    u, v = _rotated(rng, yy, xx, cy, cx)
+    aspect = rng.uniform(0.6, 1.0)
+    r = np.sqrt((u / radius) ** 2 + (v / (radius * aspect)) ** 2)
+    theta = np.arctan2(v, u)
+    wobble = 1.0 + sum(rng.uniform(0, 0.12) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+    return r < wobble
+
+
+def _bar(rng, yy, xx, h, w, width: float) -> np.ndarray:
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    u, v = _rotated(rng, yy, xx, cy, cx)
+    return (np.abs(v) < width / 2) & (np.abs(u) < rng.uniform(0.3, 0.8) * max(h, w))
+
+
+def _body_texture(rng, spec: SyntheticSpec, look: ClassLook, yy, xx) -> np.ndarray:
+    """Stripes in a hue and at an angle drawn around the class mean: suggestive, not decisive."""
+    hue = look.body_hue + rng.normal(0.0, spec.body_hue_spread)
+    angle = look.body_angle + rng.normal(0.0, spec.body_angle_spread)
+    freq = look.body_frequency * rng.uniform(0.85, 1.15)
+    light, dark = _hsv(hue, rng.uniform(0.35, 0.6), 0.85), _hsv(hue, rng.uniform(0.35, 0.6), 0.45)
+    phase = 2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 2 * np.pi)
+    t = (0.5 + 0.5 * np.sin(phase))[..., None]
+    return light * t + dark * (1 - t)
+
+
+def _part(rng, spec: SyntheticSpec, look: ClassLook, yy, xx, body: np.ndarray, body_r: float) -> np.ndarray:
+    """The discriminative part, placed on the body near its outline."""
+    part_r = spec.part_radius * body_r
+    inside = ndimage.distance_transform_edt(body)
+    candidates = np.argwhere((inside > part_r * 0.6) & (inside < part_r * 1.4))
+    if len(candidates) == 0:
+        candidates = np.argwhere(inside >= inside.max() * 0.8)
+    cy, cx = candidates[int(rng.integers(len(candidates)))]
+    u, v = _rotated(rng, yy, xx, float(cy), float(cx))
+    return _shape_mask(look.part_shape, u / part_r, v / part_r)
+
+
+def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r, theta = np.hypot(u, v), np.arctan2(v, u)
+    if shape == "disc":
+        return r < 1.0
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) < 0.85
+    if shape == "triangle":
+        return r * np.cos((theta % (2 * np.pi / 3)) - np.pi / 3) < 0.55
+    if shape == "cross":
+        return ((np.abs(u) < 0.35) & (np.abs(v) < 1.0)) | ((np.abs(v) < 0.35) & (np.abs(u) < 1.0))
+    if shape == "star":
+        return r < 0.6 + 0.45 * np.cos(5 * theta)
+    if shape == "diamond":
+        return np.abs(u) + np.abs(v) < 1.1
+    if shape == "ring":
+        return (r < 1.0) & (r > 0.55)
+    if shape == "hexagon":
+        return r * np.cos((theta % (np.pi / 3)) - np.pi / 6) < 0.9
+    raise ValueError(f"unknown part shape {shape!r}")
+
+
+def _part_texture(look: ClassLook, yy, xx, part_r: float) -> np.ndarray:
+    """A saturated checkerboard in the class's two part colours."""
+    cell = max(part_r / 2.0, 1.5)
+    checker = ((np.floor(yy / cell) + np.floor(xx / cell)) % 2)[..., None]
+    a, b = look.part_colors
+    return a * checker + b * (1 - checker)

@@ -1,0 +1,283 @@
+"""The stage runner: an on-disk artifact cache keyed by config fingerprints.
+
+Each stage is declared once (`stages/__init__.py`) with its upstream stages and the
+config sections it reads. Its fingerprint hashes those sections, its upstream stages'
+fingerprints and the package version. A finished stage writes
+`<run_dir>/<stage>/manifest.json` last; a stage is *done* when that manifest's
+fingerprint matches the config and its upstream stages are done and unchanged since.
+
+While a stage runs, `.in_progress.json` records the fingerprint it runs under: an
+interrupted stage re-run with the same fingerprint keeps its finished items (the
+stage skips them), one re-run under another fingerprint starts from an empty folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from mmengine.config import Config
+
+from pipeline import __version__
+from pipeline.atomic import write_json
+from pipeline.config import check_top_level_keys, section_dict
+from pipeline.errors import PipelineError
+from pipeline.log import get_logger
+
+MANIFEST = "manifest.json"
+IN_PROGRESS = ".in_progress.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A stage: `entry` is 'module:function', imported only when the stage runs."""
+
+    name: str
+    entry: str
+    upstream: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    description: str = ""
+
+    def load(self) -> Callable[["StageContext"], "StageResult"]:
+        module, _, function = self.entry.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+@dataclasses.dataclass
+class StageResult:
+    """What a stage reports; the runner stores it in the manifest."""
+
+    artifacts: dict[str, int] = dataclasses.field(default_factory=dict)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class StageContext:
+    """Everything a stage's entry function gets: its config, folders and upstream."""
+
+    stage: Stage
+    cfg: Config
+    run_dir: Path
+    out_dir: Path
+
+    def section(self, name: str) -> dict:
+        if name not in self.stage.reads:
+            raise PipelineError(
+                f"stage '{self.stage.name}' reads config section '{name}' but does not declare it "
+                "in `reads`: its fingerprint would miss changes to it"
+            )
+        return section_dict(self.cfg, name)
+
+    def upstream_dir(self, name: str) -> Path:
+        if name not in self.stage.upstream:
+            raise PipelineError(f"stage '{self.stage.name}' does not declare '{name}' as upstream")
+        return self.run_dir / name
+
+    def upstream_manifest(self, name: str) -> dict:
+        return read_manifest(self.upstream_dir(name))
+
+
+@dataclasses.dataclass(frozen=True)
+class StageStatus:
+    state: str  # 'done' | 'stale' | 'missing'
+    reason: str
+    manifest: dict | None = None
+
+
+def read_manifest(stage_dir: Path) -> dict | None:
+    path = stage_dir / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage], cfg: Config, run_dir: Path):
+        self.stages = {s.name: s for s in stages}
+        if len(self.stages) != len(stages):
+            raise PipelineError("two stages share a name")
+        seen: set[str] = set()
+        for s in stages:
+            for u in s.upstream:
+                if u not in seen:
+                    raise PipelineError(f"stage '{s.name}' lists upstream '{u}', which is not declared before it")
+            seen.add(s.name)
+        check_top_level_keys(cfg, {sec for s in stages for sec in s.reads})
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.log = get_logger()
+
+    # ---- fingerprints and status -------------------------------------------------
+
+    def section_hashes(self, stage: Stage) -> dict[str, str]:
+        return {sec: _hash(section_dict(self.cfg, sec)) for sec in stage.reads}
+
+    def fingerprint(self, name: str) -> str:
+        stage = self.stages[name]
+        return _hash({
+            "stage": name,
+            "sections": self.section_hashes(stage),
+            "upstream": {u: self.fingerprint(u) for u in stage.upstream},
+            "version": __version__,
+        })
+
+    def status(self, name: str) -> StageStatus:
+        stage = self.stages[name]
+        out_dir = self.run_dir / name
+        manifest = read_manifest(out_dir)
+        if manifest is None:
+            if (out_dir / IN_PROGRESS).is_file():
+                return StageStatus("missing", "interrupted; the next run resumes it")
+            return StageStatus("missing", "never run")
+        if manifest["fingerprint"] != self.fingerprint(name):
+            return StageStatus("stale", self._why_stale(stage, manifest), manifest)
+        for u in stage.upstream:
+            upstream = self.status(u)
+            if upstream.state != "done":
+                return StageStatus("stale", f"upstream '{u}' is {upstream.state}", manifest)
+            if upstream.manifest["run_id"] != manifest["upstream"][u]["run_id"]:
+                return StageStatus("stale", f"upstream '{u}' was re-run after this stage", manifest)
+        return StageStatus("done", f"finished {manifest['finished_at']}", manifest)
+
+    def _why_stale(self, stage: Stage, manifest: dict) -> str:
+        reasons = []
+        if manifest.get("version") != __version__:
+            reasons.append(f"package version {manifest.get('version')} -> {__version__}")
+        old_sections = manifest.get("section_hashes", {})
+        for sec, digest in self.section_hashes(stage).items():
+            if old_sections.get(sec) != digest:
+                reasons.append(f"config section '{sec}' changed")
+        for u in stage.upstream:
+            if manifest.get("upstream", {}).get(u, {}).get("fingerprint") != self.fingerprint(u):
+                reasons.append(f"upstream '{u}' changed")
+        return "; ".join(reasons) or "fingerprint changed"
+
+    # ---- selection and planning ---------------------------------------------------
+
+    def select(self, spec: str) -> list[str]:
+        if spec == "all":
+            return list(self.stages)
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        unknown = [n for n in names if n not in self.stages]
+        if unknown or not names:
+            raise PipelineError(
+                f"unknown stage(s) {', '.join(unknown) or repr(spec)}; stages: all, {', '.join(self.stages)}"
+            )
+        return [n for n in self.stages if n in names]  # pipeline order, not command-line order
+
+    def plan(self, selected: Iterable[str], force: bool = False) -> list[tuple[str, str, str]]:
+        """(stage, action, reason) for each selected stage, in order, as `run` would do."""
+        selected = set(selected)
+        will_run: set[str] = set()
+        rows = []
+        for name, stage in self.stages.items():
+            if name not in selected:
+                continue
+            st = self.status(name)
+            rerun_upstream = [u for u in stage.upstream if u in will_run]
+            if force:
+                action, reason = "run", "--force"
+            elif rerun_upstream:
+                action, reason = "run", f"upstream '{rerun_upstream[0]}' runs first"
+            elif st.state == "done":
+                action, reason = "skip", st.reason
+            else:
+                action, reason = ("resume" if "interrupted" in st.reason else "run"), f"{st.state}: {st.reason}"
+            if action != "skip":
+                will_run.add(name)
+            rows.append((name, action, reason))
+        return rows
+
+    # ---- running -------------------------------------------------------------------
+
+    def run(self, selected: Iterable[str], force: bool = False) -> list[tuple[str, str, float]]:
+        """Run the selected stages in pipeline order; returns (stage, outcome, seconds)."""
+        selected = list(selected)
+        summary = []
+        for name in self.stages:
+            if name not in selected:
+                continue
+            status = self.status(name)
+            if status.state == "done" and not force:
+                self.log.info("[%s] done, skipped (%s; --force re-runs it)", name, status.reason)
+                summary.append((name, "skipped (done)", 0.0))
+                continue
+            self._check_upstream(name)
+            seconds = self._run_stage(self.stages[name], status, force)
+            summary.append((name, "ran", seconds))
+        return summary
+
+    def _check_upstream(self, name: str) -> None:
+        for u in self.stages[name].upstream:
+            st = self.status(u)
+            if st.state != "done":
+                raise PipelineError(
+                    f"stage '{name}' needs upstream '{u}', which is {st.state} ({st.reason}). "
+                    f"Run `--stage {u}` first, or `--stage all`."
+                )
+
+    def _run_stage(self, stage: Stage, status: StageStatus, force: bool) -> float:
+        out_dir = self.run_dir / stage.name
+        fingerprint = self.fingerprint(stage.name)
+        upstream = {
+            u: {"fingerprint": self.fingerprint(u), "run_id": read_manifest(self.run_dir / u)["run_id"]}
+            for u in stage.upstream
+        }
+        marker = out_dir / IN_PROGRESS
+        resumable = (
+            not force
+            and status.manifest is None
+            and marker.is_file()
+            and json.loads(marker.read_text()) == {"fingerprint": fingerprint, "upstream": upstream}
+        )
+        if out_dir.exists() and not resumable:
+            shutil.rmtree(out_dir)  # outputs of another config or upstream: never mix them
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(marker, {"fingerprint": fingerprint, "upstream": upstream})
+
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        self.log.info("[%s] %s (%s)", stage.name, "resuming" if resumable else "running", status.reason)
+        ctx = StageContext(stage=stage, cfg=self.cfg, run_dir=self.run_dir, out_dir=out_dir)
+        try:
+            result = stage.load()(ctx)
+        except BaseException:
+            self.log.error("[%s] failed after %.1f s; finished items are kept and a re-run resumes",
+                           stage.name, time.perf_counter() - t0)
+            raise
+        seconds = time.perf_counter() - t0
+        manifest = {
+            "stage": stage.name,
+            "fingerprint": fingerprint,
+            "run_id": uuid.uuid4().hex,
+            "version": __version__,
+            "section_hashes": self.section_hashes(stage),
+            "config": {sec: section_dict(self.cfg, sec) for sec in stage.reads},
+            "upstream": upstream,
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(seconds, 3),
+            "resumed": resumable,
+            "artifacts": result.artifacts,
+            "metrics": result.metrics,
+            "info": result.info,
+        }
+        write_json(out_dir / MANIFEST, manifest)  # last: the stage counts as done from here
+        marker.unlink()
+        self.log.info("[%s] done in %.1f s: %s", stage.name, seconds,
+                      ", ".join(f"{k}={v}" for k, v in result.artifacts.items()))
+        return seconds

@@ -1,0 +1,133 @@
+import json
+
+import pytest
+from mmengine.config import Config
+
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.runner import IN_PROGRESS, MANIFEST, Pipeline, Stage
+from tests import toy_stages
+
+
+def make(run_dir, items=5, scale=1, offset=0) -> Pipeline:
+    cfg = Config(dict(toy=dict(items=items, scale=scale), toy2=dict(offset=offset), run_name=None))
+    return Pipeline(toy_stages.STAGES, cfg, run_dir)
+
+
+def manifest(run_dir, stage):
+    return json.loads((run_dir / stage / MANIFEST).read_text())
+
+
+def states(p: Pipeline):
+    return {name: p.status(name).state for name in p.stages}
+
+
+def test_runs_then_skips_when_fresh(tmp_path):
+    p = make(tmp_path)
+    assert states(p) == {"count": "missing", "total": "missing"}
+    assert [o for _, o, _ in p.run(p.select("all"))] == ["ran", "ran"]
+    assert states(p) == {"count": "done", "total": "done"}
+    run_ids = {s: manifest(tmp_path, s)["run_id"] for s in ("count", "total")}
+    assert [o for _, o, _ in make(tmp_path).run(["count", "total"])] == ["skipped (done)"] * 2
+    assert {s: manifest(tmp_path, s)["run_id"] for s in ("count", "total")} == run_ids
+    m = manifest(tmp_path, "count")
+    assert m["artifacts"] == {"items": 5, "reused": 0}
+    assert m["config"] == {"toy": {"items": 5, "scale": 1}}
+    assert manifest(tmp_path, "total")["upstream"]["count"]["run_id"] == m["run_id"]
+
+
+def test_config_change_makes_stage_and_downstream_stale(tmp_path):
+    make(tmp_path).run(["count", "total"])
+    p = make(tmp_path, scale=3)
+    assert p.status("count").state == "stale"
+    assert "config section 'toy' changed" in p.status("count").reason
+    assert p.status("total").state == "stale"
+    assert "upstream 'count' changed" in p.status("total").reason
+    p.run(p.select("all"))
+    assert states(p) == {"count": "done", "total": "done"}
+    assert (tmp_path / "total" / "total.txt").read_text() == str(3 * sum(range(5)))
+
+
+def test_downstream_section_change_leaves_upstream_done(tmp_path):
+    make(tmp_path).run(["count", "total"])
+    p = make(tmp_path, offset=7)
+    assert states(p) == {"count": "done", "total": "stale"}
+    assert [o for _, o, _ in p.run(p.select("all"))] == ["skipped (done)", "ran"]
+    assert (tmp_path / "total" / "total.txt").read_text() == str(sum(range(5)) + 7)
+
+
+def test_force_reruns_and_invalidates_downstream(tmp_path):
+    make(tmp_path).run(["count", "total"])
+    before = manifest(tmp_path, "count")["run_id"]
+    p = make(tmp_path)
+    p.run(p.select("count"), force=True)
+    assert manifest(tmp_path, "count")["run_id"] != before
+    assert p.status("total").state == "stale"
+    assert "re-run" in p.status("total").reason
+    assert [row[1] for row in p.plan(p.select("all"))] == ["skip", "run"]
+
+
+def test_crash_mid_stage_resumes_without_counting_half_written_items(tmp_path, monkeypatch):
+    monkeypatch.setattr(toy_stages, "CRASH_AFTER", 3)
+    p = make(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        p.run(["count"])
+    out = tmp_path / "count"
+    assert not (out / MANIFEST).exists()
+    assert (out / IN_PROGRESS).exists()
+    assert sorted(f.name for f in out.glob("item_*")) == ["item_000.txt", "item_001.txt", "item_002.txt"]
+    st = p.status("count")
+    assert (st.state, st.reason) == ("missing", "interrupted; the next run resumes it")
+    assert p.plan(["count"])[0][1] == "resume"
+
+    monkeypatch.setattr(toy_stages, "CRASH_AFTER", None)
+    p.run(p.select("all"))
+    m = manifest(tmp_path, "count")
+    assert m["resumed"] is True
+    assert m["artifacts"] == {"items": 5, "reused": 3}
+    assert not (out / IN_PROGRESS).exists()
+    assert [(out / f"item_{i:03d}.txt").read_text() for i in range(5)] == [str(i) for i in range(5)]
+
+
+def test_interrupted_stage_rerun_under_new_config_starts_clean(tmp_path, monkeypatch):
+    monkeypatch.setattr(toy_stages, "CRASH_AFTER", 3)
+    with pytest.raises(KeyboardInterrupt):
+        make(tmp_path).run(["count"])
+    monkeypatch.setattr(toy_stages, "CRASH_AFTER", None)
+    make(tmp_path, scale=2).run(["count"])
+    assert manifest(tmp_path, "count")["artifacts"] == {"items": 5, "reused": 0}
+    assert (tmp_path / "count" / "item_004.txt").read_text() == "8"
+
+
+def test_downstream_alone_needs_upstream_done(tmp_path):
+    p = make(tmp_path)
+    with pytest.raises(PipelineError, match="needs upstream 'count'.*missing"):
+        p.run(p.select("total"))
+
+
+def test_selection_errors_and_order(tmp_path):
+    p = make(tmp_path)
+    assert p.select("total,count") == ["count", "total"]
+    with pytest.raises(PipelineError, match="unknown stage"):
+        p.select("cuont")
+
+
+def test_unknown_top_level_key_is_an_error(tmp_path):
+    cfg = Config(dict(toy=dict(items=1, scale=1), toy2=dict(offset=0), tyo3=dict()))
+    with pytest.raises(ConfigError, match="unknown top-level key 'tyo3'"):
+        Pipeline(toy_stages.STAGES, cfg, tmp_path)
+
+
+def test_stage_must_declare_the_sections_it_reads(tmp_path):
+    stages = [Stage("count", "tests.toy_stages:count", reads=())]
+    cfg = Config(dict(toy=dict(items=1, scale=1)))
+    with pytest.raises(ConfigError):  # 'toy' is unknown to every stage
+        Pipeline(stages, cfg, tmp_path)
+    stages = [Stage("count", "tests.toy_stages:count", reads=("toy2",))]
+    p = Pipeline(stages, Config(dict(toy2=dict(offset=0))), tmp_path)
+    with pytest.raises(PipelineError, match="does not declare it"):
+        p.run(["count"])
+
+
+def test_upstream_must_be_declared_first(tmp_path):
+    with pytest.raises(PipelineError, match="not declared before"):
+        Pipeline(list(reversed(toy_stages.STAGES)), Config(dict()), tmp_path)

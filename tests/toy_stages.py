@@ -1,0 +1,37 @@
+"""Two small stages for testing the runner without the real ones' cost."""
+
+from pipeline.atomic import atomic_path, write_text
+from pipeline.runner import Stage, StageContext, StageResult
+
+CRASH_AFTER: int | None = None  # tests set this to interrupt `count` mid-way
+
+
+def count(ctx: StageContext) -> StageResult:
+    """Writes one file per item; items already written are skipped."""
+    toy = ctx.section("toy")
+    written = reused = 0
+    for i in range(toy["items"]):
+        path = ctx.out_dir / f"item_{i:03d}.txt"
+        if path.is_file():
+            reused += 1
+            continue
+        if CRASH_AFTER is not None and written == CRASH_AFTER:
+            with atomic_path(path) as tmp:  # a crash in the middle of a write
+                tmp.write_text("half")
+                raise KeyboardInterrupt("simulated crash")
+        write_text(path, str(i * toy["scale"]))
+        written += 1
+    return StageResult(artifacts={"items": written + reused, "reused": reused})
+
+
+def total(ctx: StageContext) -> StageResult:
+    values = [int(p.read_text()) for p in sorted(ctx.upstream_dir("count").glob("item_*.txt"))]
+    offset = ctx.section("toy2")["offset"]
+    write_text(ctx.out_dir / "total.txt", str(sum(values) + offset))
+    return StageResult(metrics={"total": sum(values) + offset})
+
+
+STAGES = [
+    Stage("count", "tests.toy_stages:count", reads=("toy",)),
+    Stage("total", "tests.toy_stages:total", upstream=("count",), reads=("toy2",)),
+]
