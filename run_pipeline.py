@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
+from pipeline import distributed
 from pipeline.config import load_config
 from pipeline.errors import UserError
 from pipeline.log import setup_logging
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.cfg_options)
         run_dir = run_dir_for(cfg, args.config, args.work_dir)
         read_only = args.status or args.dry_run
-        log = setup_logging(None if read_only else run_dir, cfg.get("log_level", "INFO"))
+        if not read_only:
+            distributed.init_from_env()  # under torchrun: one process per device
+        main_rank = distributed.is_main()
+        log = setup_logging(None if read_only or not main_rank else run_dir,
+                            cfg.get("log_level", "INFO") if main_rank else "WARNING")
         pipeline = Pipeline(STAGES, cfg, run_dir)
         selected = pipeline.select(args.stage)
         if args.status:
@@ -62,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, action, reason in pipeline.plan(selected, args.force):
                 print(f"  {name:<20} {action:<8} {reason}")
             return 0
-        cfg.dump(str(run_dir / "config.py"))
+        if main_rank:
+            cfg.dump(str(run_dir / "config.py"))
         log.info("run folder %s, config %s", run_dir, args.config)
         summary = pipeline.run(selected, force=args.force)
     except UserError as err:

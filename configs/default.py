@@ -1,2 +1,20 @@
-# The default run: the whole pipeline on the synthetic data set, on CPU.
-_base_ = ['./_base_/runtime.py', './_base_/datasets/synthetic.py']
+# The default run: the whole pipeline on the synthetic data set, on CPU, in minutes.
+# It inherits the paper's settings and shrinks what a 2-core CPU cannot afford.
+_base_ = [
+    './_base_/runtime.py',
+    './_base_/datasets/synthetic.py',
+    './_base_/models/bas_r50.py',
+    './_base_/schedules/localizer_paper.py',
+]
+
+localizer = dict(backbone=dict(depth=18, weights=None))  # no download here: random init
+train_localizer = dict(
+    epochs=12,
+    classifier_warmup_epochs=4,  # random init: let the classifier classify before BAS starts
+    lr=0.01,
+    resize_long=(72, 96),  # at most the crop: a crop never cuts the decisive part away
+    crop=96,
+    amp=None,
+    num_workers=1,
+)
+export_maps = dict(scales=(1.0, 0.5, 1.5))

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from mmengine.config import Config
 
-from pipeline import __version__
+from pipeline import __version__, distributed
 from pipeline.atomic import write_json
 from pipeline.config import check_top_level_keys, section_dict
 from pipeline.errors import PipelineError
@@ -38,13 +38,18 @@ IN_PROGRESS = ".in_progress.json"
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """A stage: `entry` is 'module:function', imported only when the stage runs."""
+    """A stage: `entry` is 'module:function', imported only when the stage runs.
+
+    Under torchrun, a `distributed` stage runs on every rank (it shards its own work);
+    any other stage runs on rank 0 while the other ranks wait.
+    """
 
     name: str
     entry: str
     upstream: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     description: str = ""
+    distributed: bool = False
 
     def load(self) -> Callable[["StageContext"], "StageResult"]:
         module, _, function = self.entry.partition(":")
@@ -244,21 +249,27 @@ class Pipeline:
             and marker.is_file()
             and json.loads(marker.read_text()) == {"fingerprint": fingerprint, "upstream": upstream}
         )
-        if out_dir.exists() and not resumable:
-            shutil.rmtree(out_dir)  # outputs of another config or upstream: never mix them
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(marker, {"fingerprint": fingerprint, "upstream": upstream})
+        distributed.barrier()  # every rank has read the marker before rank 0 rewrites it
+        if distributed.is_main():
+            if out_dir.exists() and not resumable:
+                shutil.rmtree(out_dir)  # outputs of another config or upstream: never mix them
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_json(marker, {"fingerprint": fingerprint, "upstream": upstream})
+        distributed.barrier()
 
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         self.log.info("[%s] %s (%s)", stage.name, "resuming" if resumable else "running", status.reason)
         ctx = StageContext(stage=stage, cfg=self.cfg, run_dir=self.run_dir, out_dir=out_dir)
         try:
-            result = stage.load()(ctx)
+            result = stage.load()(ctx) if stage.distributed or distributed.is_main() else None
         except BaseException:
             self.log.error("[%s] failed after %.1f s; finished items are kept and a re-run resumes",
                            stage.name, time.perf_counter() - t0)
             raise
+        if not distributed.is_main():
+            distributed.barrier()  # rank 0 writes the manifest
+            return time.perf_counter() - t0
         seconds = time.perf_counter() - t0
         manifest = {
             "stage": stage.name,
@@ -278,6 +289,7 @@ class Pipeline:
         }
         write_json(out_dir / MANIFEST, manifest)  # last: the stage counts as done from here
         marker.unlink()
+        distributed.barrier()
         self.log.info("[%s] done in %.1f s: %s", stage.name, seconds,
                       ", ".join(f"{k}={v}" for k, v in result.artifacts.items()))
         return seconds

@@ -13,4 +13,27 @@ STAGES = [
         reads=("dataset",),
         description="lists, image-level labels and GT masks in the prepared-data-set format",
     ),
+    Stage(
+        name="train_localizer",
+        entry="stages.train_localizer:train_localizer",
+        upstream=("prepare",),
+        reads=("localizer", "train_localizer"),
+        description="the BAS localizer (or the CAM baseline) trained on image-level labels",
+        distributed=True,
+    ),
+    Stage(
+        name="export_maps",
+        entry="stages.export_maps:export_maps",
+        upstream=("prepare", "train_localizer"),
+        reads=("export_maps",),
+        description="class-wise foreground maps, multi-scale + flip, one npz per image",
+        distributed=True,
+    ),
+    Stage(
+        name="evaluate_maps",
+        entry="stages.evaluate_maps:evaluate_maps",
+        upstream=("prepare", "export_maps"),
+        reads=("evaluate_maps",),
+        description="seed mIoU against GT over a background threshold sweep",
+    ),
 ]

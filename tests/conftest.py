@@ -3,10 +3,10 @@ from mmengine.config import Config
 
 from pipeline.config import load_config
 
-TINY = {"dataset.num_train": 10, "dataset.num_val": 4}
+TINY_CONFIG = "tests/tiny_config.py"
 
 
 @pytest.fixture
 def tiny_cfg() -> Config:
-    """The default config on a tiny synthetic set."""
-    return load_config("configs/default.py", TINY)
+    """The default config on a tiny synthetic set with a one-epoch localizer."""
+    return load_config(TINY_CONFIG)

@@ -5,7 +5,7 @@ import json
 import run_pipeline
 from stages import STAGES
 
-TINY = ["--cfg-options", "dataset.num_train=10", "dataset.num_val=4"]
+TINY = ["--config", "tests/tiny_config.py"]
 
 
 def test_whole_pipeline_end_to_end_then_cached(tmp_path, capsys):
@@ -23,8 +23,10 @@ def test_whole_pipeline_end_to_end_then_cached(tmp_path, capsys):
     assert run_pipeline.main(args) == 0  # cached: nothing re-runs
     assert json.loads((tmp_path / "prepare" / "manifest.json").read_text())["run_id"] == first
 
-    assert run_pipeline.main(["--dry-run", *args[:2], "--cfg-options", "dataset.num_train=11", "dataset.num_val=4"]) == 0
-    assert "prepare" in capsys.readouterr().out
+    assert run_pipeline.main(["--dry-run", *args, "--cfg-options", "evaluate_maps.threshold=0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluate_maps        run      stale: config section 'evaluate_maps' changed" in out
+    assert "prepare              skip" in out
 
 
 def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):

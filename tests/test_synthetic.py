@@ -84,7 +84,7 @@ def digest(folder):
 def test_prepare_writes_a_consistent_voc_tree(tiny_cfg, tmp_path):
     ds = run_prepare(tiny_cfg, tmp_path)
     assert ds.classes[0] == "background" and ds.num_classes == 5
-    assert len(ds.split("train")) == 10 and len(ds.split("val")) == 4
+    assert len(ds.split("train")) == 12 and len(ds.split("val")) == 4
     assert not set(ds.split("train")) & set(ds.split("val"))
     voc = tmp_path / "prepare" / "VOC"
     assert (voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split() == ds.split("train")

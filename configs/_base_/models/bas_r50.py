@@ -1,0 +1,10 @@
+# The BAS localizer (method.md section 1): ResNet-50, output stride 16, ImageNet init.
+localizer = dict(
+    method='bas',  # 'bas', or 'cam' for the CAM baseline on the same backbone
+    backbone=dict(
+        depth=50,  # 18, 34, 50 or 101
+        output_stride=16,  # 16 (paper) or 8
+        weights='IMAGENET1K_V1',  # torchvision weights name, a local .pth, or None (random init)
+    ),
+    bas_loss_weights=dict(mcls=1.0, frg=0.2, bas=1.0, area=1.2),
+)

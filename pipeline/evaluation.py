@@ -1,0 +1,71 @@
+"""mIoU from confusion matrices (numpy bincount), for every stage that scores masks.
+
+Rows are ground truth, columns predictions; GT pixels equal to `ignore_index` are left
+out. A class absent from both GT and prediction has no IoU (NaN) and is left out of
+the mean, as in VOC's and mmsegmentation's evaluation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.errors import DataError
+
+
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    valid = gt != ignore_index
+    g, p = gt[valid].astype(np.int64), pred[valid].astype(np.int64)
+    if g.size and (g.max() >= num_classes or p.max() >= num_classes):
+        raise DataError(f"class index {max(g.max(), p.max())} outside 0..{num_classes - 1} (or {ignore_index})")
+    return np.bincount(g * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def iou_per_class(conf: np.ndarray) -> np.ndarray:
+    tp = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def mean_iou(conf: np.ndarray) -> float:
+    iou = iou_per_class(conf)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+class SeedSweep:
+    """Confusion matrices of the seeds argmax([t, maps]) for many thresholds t at once.
+
+    A pixel whose best class map value is v shows that class for every t < v and
+    background otherwise, so one bincount over (gt, class, bin of v) per image gives
+    every threshold's confusion matrix.
+    """
+
+    def __init__(self, num_classes: int, thresholds: np.ndarray, ignore_index: int = 255):
+        self.k, self.ignore_index = num_classes, ignore_index
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.conf = np.zeros((len(self.thresholds), num_classes, num_classes), dtype=np.int64)
+
+    def add(self, maps: np.ndarray, classes: np.ndarray, gt: np.ndarray) -> None:
+        """maps (n, H, W) in [0, 1] for the image's classes `classes` (n,); gt (H, W)."""
+        valid = gt != self.ignore_index
+        g = gt[valid].astype(np.int64)
+        if g.size and g.max() >= self.k:
+            raise DataError(f"GT class index {g.max()} outside 0..{self.k - 1}")
+        if len(classes) == 0:
+            self.conf[:, :, 0] += np.bincount(g, minlength=self.k)
+            return
+        best = maps.argmax(0)[valid]
+        value = maps.max(0)[valid].astype(np.float64)
+        cls = np.asarray(classes, dtype=np.int64)[best]
+        n_bins = len(self.thresholds) + 1
+        bins = np.searchsorted(self.thresholds, value, side="left")  # thresholds below v
+        hist = np.bincount((g * self.k + cls) * n_bins + bins, minlength=self.k * self.k * n_bins)
+        hist = hist.reshape(self.k, self.k, n_bins)
+        # foreground at threshold i: pixels with more than i thresholds below their value
+        fg = np.cumsum(hist[:, :, ::-1], axis=-1)[:, :, ::-1][:, :, 1:]  # (K, K, T)
+        fg = fg.transpose(2, 0, 1)
+        self.conf += fg
+        self.conf[:, :, 0] += hist.sum((1, 2))[None, :] - fg.sum(2)
+
+    def miou_curve(self) -> np.ndarray:
+        return np.array([mean_iou(c) for c in self.conf])

@@ -1,0 +1,30 @@
+"""Reading images for the networks, with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """RGB PIL image (grey and CMYK converted); a missing or corrupt file is a DataError."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path} (it is listed in the data set; restore it or re-run prepare)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"cannot read image {path}: {err} (corrupt or truncated? replace or remove it)") from None
+
+
+def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
+    return TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)

@@ -1,0 +1,79 @@
+"""torchvision ResNets cut into the two pieces BAS needs: layers 1-3, and layer 4.
+
+Output stride 16 as in IRN and BAS: layer4's stride becomes 1 (no dilation), so a
+448 input gives 28x28 maps and layer3 and layer4 maps share one size. Output stride 8
+also sets layer3's stride to 1 (for small images, such as the synthetic set's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision import models
+
+from pipeline.errors import ConfigError
+from pipeline.log import get_logger
+
+DEPTHS = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50, 101: models.resnet101}
+
+
+class ResNetBackbone(nn.Module):
+    def __init__(self, resnet: models.ResNet, output_stride: int):
+        super().__init__()
+        if output_stride not in (8, 16):
+            raise ConfigError(f"localizer.backbone.output_stride must be 8 or 16, got {output_stride}")
+        _remove_stride(resnet.layer4)  # layer3 and layer4 maps share one size, as BAS needs
+        if output_stride == 8:
+            _remove_stride(resnet.layer3)
+        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
+        self.layer3_channels = _out_channels(resnet.layer3)
+        self.layer4_channels = _out_channels(resnet.layer4)
+
+    def forward_to_layer3(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer3(self.layer2(self.layer1(self.stem(x))))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x3 = self.forward_to_layer3(x)
+        return x3, self.layer4(x3)
+
+
+def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None = None) -> ResNetBackbone:
+    """`weights`: None (random init), a torchvision weights name ('IMAGENET1K_V1',
+    'DEFAULT'), or the path of a local torchvision ResNet state dict."""
+    if depth not in DEPTHS:
+        raise ConfigError(f"localizer.backbone.depth must be one of {sorted(DEPTHS)}, got {depth}")
+    builder = DEPTHS[depth]
+    if weights is None:  # the training stage says so loudly; loading trained weights needs no init
+        resnet = builder(weights=None)
+    elif Path(str(weights)).suffix in (".pth", ".pt") or Path(str(weights)).is_file():
+        path = Path(weights)
+        if not path.is_file():
+            raise ConfigError(f"localizer.backbone.weights: no file {path}")
+        resnet = builder(weights=None)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+        if [k for k in missing if not k.startswith("fc.")] or unexpected:
+            raise ConfigError(f"{path} is not a torchvision ResNet-{depth} state dict "
+                              f"(missing {missing[:3]}..., unexpected {unexpected[:3]}...)")
+        get_logger().info("backbone: ResNet-%d weights from %s", depth, path)
+    else:
+        resnet = builder(weights=weights)  # torchvision's weights API: downloads into the torch hub cache
+        get_logger().info("backbone: ResNet-%d with torchvision weights %s", depth, weights)
+    return ResNetBackbone(resnet, output_stride)
+
+
+def _remove_stride(layer: nn.Sequential) -> None:
+    block = layer[0]
+    conv = block.conv2 if isinstance(block, models.resnet.Bottleneck) else block.conv1
+    conv.stride = (1, 1)
+    if block.downsample is not None:
+        block.downsample[0].stride = (1, 1)
+
+
+def _out_channels(layer: nn.Sequential) -> int:
+    block = layer[-1]
+    return (block.bn3 if isinstance(block, models.resnet.Bottleneck) else block.bn2).num_features

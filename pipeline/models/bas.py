@@ -1,0 +1,70 @@
+"""The BAS localizer for multi-label WSSS (method.md section 1).
+
+Classifier (1x1 conv) on layer4 gives the CAM F; the generator (3x3 conv + sigmoid)
+on layer3 gives the class-wise foreground prediction map M. One positive class c per
+image is sampled; erasing M_c from the layer3 features and passing them through
+layer4 and the classifier *with frozen weights* gives the background activation S_bg,
+which L_bas suppresses relative to the full activation S.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
+from pipeline.models.backbone import ResNetBackbone
+
+
+@dataclass(frozen=True)
+class BASLossWeights:
+    mcls: float = 1.0
+    frg: float = 0.2
+    bas: float = 1.0
+    area: float = 1.2
+
+
+class BASLocalizer(nn.Module):
+    def __init__(self, backbone: ResNetBackbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
+        self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)
+
+    def heads(self) -> list[nn.Module]:
+        """Modules trained with the larger learning rate."""
+        return [self.classifier, self.generator]
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """Without labels: foreground maps M (B, C, h, w) in (0, 1). With labels: the
+        unweighted loss terms {mcls, frg, bas, area}."""
+        x3, x4 = self.backbone(images)
+        fpm = torch.sigmoid(self.generator(x3))
+        if labels is None:
+            return fpm
+        cam = self.classifier(x4)
+        scores = cam.mean((2, 3))
+        target = torch.multinomial(labels.float(), 1).squeeze(1)  # one positive class per image
+        rows = torch.arange(len(target), device=target.device)
+        fpm_c = fpm[rows, target]  # (B, h, w)
+        # Only M carries gradient into the background term: features detached, weights frozen.
+        bg_scores = self.frozen_scores(x3.detach() * (1 - fpm_c[:, None]))
+        return {
+            "mcls": multilabel_ce(scores, labels),
+            "frg": foreground_guidance_loss(cam, fpm_c, target),
+            "bas": background_activation_loss(bg_scores[rows, target], scores[rows, target]).mean(),
+            "area": area_loss(fpm_c).mean(),
+        }
+
+    def frozen_scores(self, x3: torch.Tensor) -> torch.Tensor:
+        """GAP class scores of layer4 + classifier with detached weights, in the current
+        mode, on copies of the BatchNorm buffers so the real running statistics stay."""
+        layer4 = self.backbone.layer4
+        state = {n: p.detach() for n, p in layer4.named_parameters()}
+        state.update({n: b.clone() for n, b in layer4.named_buffers()})
+        x4 = functional_call(layer4, state, (x3,))
+        return F.conv2d(x4, self.classifier.weight.detach()).mean((2, 3))

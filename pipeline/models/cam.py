@@ -1,0 +1,29 @@
+"""The CAM baseline: ResNet + 1x1 classifier on layer4, multilabel soft margin loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.models.backbone import ResNetBackbone
+
+
+class CAMClassifier(nn.Module):
+    def __init__(self, backbone: ResNetBackbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
+
+    def heads(self) -> list[nn.Module]:
+        """Modules trained with the larger learning rate."""
+        return [self.classifier]
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """Without labels: class activation maps (B, C, h, w), ReLU'd. With labels: loss terms."""
+        _, x4 = self.backbone(images)
+        cam = self.classifier(x4)
+        if labels is None:
+            return F.relu(cam)
+        scores = cam.mean((2, 3))
+        return {"soft_margin": F.multilabel_soft_margin_loss(scores, labels.float())}

@@ -1,0 +1,1 @@
+"""Training the localizers: data, optimisation, checkpoints."""

@@ -1,0 +1,107 @@
+"""Stage 3: class-wise foreground maps for every image of a split.
+
+Multi-scale + flip inference, maps resized to the image and summed, only the image's
+classes kept, each divided by its maximum. BAS exports its foreground prediction maps
+(optionally fused with a CAM baseline run's maps, as the paper's code does); the CAM
+baseline exports its ReLU'd class activation maps. One compressed file per image:
+`maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,) class
+indices 1..C. Sharded across processes under torchrun; resumes from files written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline import distributed
+from pipeline.atomic import save_npz
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError
+from pipeline.images import load_rgb, to_normalized_tensor
+from pipeline.log import get_logger, progress
+from pipeline.models import load_trained_localizer
+from pipeline.runner import StageContext, StageResult, read_manifest
+from stages.train_localizer import MODEL_FILE
+
+MAPS_DIR = "maps"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    split: str = "train"
+    scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
+    flip: bool = True
+    fuse_cam_run: str | None = None
+
+
+def export_maps(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(ExportSettings, ctx.section("export_maps"), "export_maps")
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    device = distributed.device()
+    model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE, device)
+    cam_model, fused_from = _cam_model_to_fuse(settings.fuse_cam_run, dataset.num_classes, device)
+
+    ids = dataset.split(settings.split)
+    out = ctx.out_dir / MAPS_DIR
+    shard = ids[distributed.rank()::distributed.world_size()]
+    todo = [i for i in shard if not (out / f"{i}.npz").is_file()]
+    if len(todo) < len(shard):
+        get_logger().info("export_maps: %d of %d maps already written, resuming", len(shard) - len(todo), len(shard))
+    for image_id in progress(todo, "export_maps", total=len(todo)):
+        image = to_normalized_tensor(load_rgb(dataset.image_path(image_id))).to(device)
+        classes = dataset.labels[image_id]
+        maps = class_maps(model, image, classes, settings.scales, settings.flip)
+        if cam_model is not None:
+            maps = _normalize(maps + class_maps(cam_model, image, classes, settings.scales, settings.flip))
+        save_npz(out / f"{image_id}.npz", maps=maps.cpu().numpy().astype(np.float16),
+                 classes=np.asarray(classes, dtype=np.int16))
+    distributed.barrier()  # every shard written before rank 0 counts and writes the manifest
+
+    written = sum((out / f"{i}.npz").is_file() for i in ids)
+    return StageResult(
+        artifacts={"maps": written, "images": len(ids), "reused": len(shard) - len(todo)},
+        info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
+              "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C"},
+    )
+
+
+@torch.inference_mode()
+def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: bool) -> torch.Tensor:
+    """(n, H, W) maps of the image's classes: summed over scales (and flips), max-normalised."""
+    _, h, w = image.shape
+    keep = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=image.device)
+    total = torch.zeros(len(classes), h, w, device=image.device)
+    if not classes:
+        return total
+    for scale in scales:
+        x = image[None] if scale == 1 else F.interpolate(image[None], scale_factor=scale, mode="bilinear",
+                                                         align_corners=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        maps = model(batch)[:, keep].float()
+        maps = maps[:1] + maps[1:].flip(-1) if flip else maps
+        total += F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return _normalize(total)
+
+
+def _normalize(maps: torch.Tensor) -> torch.Tensor:
+    return maps / (maps.flatten(1).amax(1)[:, None, None] + 1e-5)
+
+
+def _cam_model_to_fuse(run: str | None, num_classes: int, device):
+    if run is None:
+        return None, None
+    path = Path(run) / "train_localizer" / MODEL_FILE
+    manifest = read_manifest(path.parent)
+    if manifest is None or not path.is_file():
+        raise ConfigError(f"export_maps.fuse_cam_run: no finished train_localizer in {run} "
+                          f"(looked for {path} and its manifest.json); run the CAM config first")
+    model, method = load_trained_localizer(path, device)
+    if method != "cam" or model.classifier.out_channels != num_classes:
+        raise ConfigError(f"export_maps.fuse_cam_run: {path} is a '{method}' model with "
+                          f"{model.classifier.out_channels} classes, expected a CAM baseline with {num_classes}")
+    return model, {"run": str(run), "run_id": manifest["run_id"]}

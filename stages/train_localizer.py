@@ -1,0 +1,220 @@
+"""Stage 2: train the BAS localizer (or the CAM baseline) on image-level labels.
+
+Single process, or one process per device under `torchrun --nproc_per_node N
+run_pipeline.py --stage train_localizer` (DDP; `batch_size` is the total over all
+processes). A checkpoint is written after every epoch; an interrupted run resumes
+from the last one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from pipeline import distributed
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError, DataError
+from pipeline.log import get_logger, progress
+from pipeline.models import build_localizer, loss_weights
+from pipeline.runner import StageContext, StageResult
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.training.data import AugmentedLabelledImages
+from pipeline.training.optim import build_sgd, poly_schedule
+
+LAST_CHECKPOINT = "last.pth"
+MODEL_FILE = "model.pth"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int  # total over all processes
+    lr: float
+    split: str = "train"
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    resize_long: tuple[int, int] = (320, 640)
+    crop: int = 448
+    flip: bool = True
+    amp: str | None = "bf16"  # CUDA only: 'bf16', 'fp16' or None
+    channels_last: bool = True  # CUDA only
+    num_workers: int = 4
+    seed: int = 0
+    # Epochs at the start that train the classification loss alone. The paper needs
+    # none: its ImageNet-initialised classifier classifies from the start. From random
+    # init, L_bas means nothing until S > 0, and L_area would collapse the maps first.
+    classifier_warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ConfigError(f"train_localizer.amp must be 'bf16', 'fp16' or None, got {self.amp!r}")
+
+
+def train_localizer(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(TrainSettings, ctx.section("train_localizer"), "train_localizer")
+    localizer_cfg = ctx.section("localizer")
+    log = get_logger()
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    ids = dataset.split(settings.split)
+    usable = [i for i in ids if dataset.labels[i]]
+    if len(usable) < len(ids):
+        log.warning("train_localizer: %d of %d images have no class label and are skipped "
+                    "(BAS samples one positive class per image)", len(ids) - len(usable), len(ids))
+
+    world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
+    if settings.batch_size % world:
+        raise ConfigError(f"train_localizer.batch_size={settings.batch_size} is not divisible by {world} processes")
+    _seed_everything(settings.seed + rank)
+
+    if localizer_cfg["backbone"].get("weights") is None:
+        log.warning("train_localizer: the backbone starts from RANDOM weights (localizer.backbone.weights=None); "
+                    "real data needs ImageNet weights ('IMAGENET1K_V1' or a local .pth)")
+    model = build_localizer(localizer_cfg["method"], dataset.num_classes, localizer_cfg["backbone"]).to(device)
+    weights = loss_weights(localizer_cfg)
+    classification_only = {name: w for name, w in weights.items() if name in ("mcls", "soft_margin")}
+    on_cuda = device.type == "cuda"
+    if on_cuda and settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip)
+    sampler = (DistributedSampler(images, num_replicas=world, rank=rank, shuffle=True, seed=settings.seed, drop_last=True)
+               if world > 1 else RandomSampler(images, generator=torch.Generator().manual_seed(settings.seed)))
+    loader = DataLoader(images, batch_size=settings.batch_size // world, sampler=sampler, drop_last=True,
+                        num_workers=settings.num_workers, pin_memory=on_cuda,
+                        persistent_workers=settings.num_workers > 0,
+                        generator=torch.Generator().manual_seed(settings.seed + rank))
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise DataError(f"train_localizer: {len(usable)} labelled images in split '{settings.split}' make no "
+                        f"batch of {settings.batch_size}; lower train_localizer.batch_size")
+    total_steps = settings.epochs * steps_per_epoch
+
+    optimizer = build_sgd(model, model.heads(), settings.lr, settings.head_lr_mult,
+                          settings.momentum, settings.weight_decay)
+    scheduler = poly_schedule(optimizer, total_steps, settings.poly_power)
+    scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and settings.amp == "fp16")
+    net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
+
+    start_epoch, history = 0, []
+    last = ctx.out_dir / LAST_CHECKPOINT
+    if last.is_file():
+        state = load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, history = state["epoch"], state["history"]
+        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        log.info("train_localizer: resuming after epoch %d of %d from %s", start_epoch, settings.epochs, last)
+
+    log.info("train_localizer: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s",
+             localizer_cfg["method"], len(usable), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
+    model.train()
+    steps_done = 0
+    for epoch in range(start_epoch, settings.epochs):
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
+        t0 = time.perf_counter()
+        for step, (x, labels) in enumerate(progress(loader, f"train_localizer epoch {epoch + 1}/{settings.epochs}",
+                                                    total=steps_per_epoch)):
+            x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            if on_cuda and settings.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, settings.amp):
+                terms = net(x, labels)
+            active = weights if epoch >= settings.classifier_warmup_epochs else classification_only
+            loss = sum(w * terms[name].float() for name, w in active.items())
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); the last good checkpoint "
+                    f"{'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
+                    "Lower train_localizer.lr, or set train_localizer.amp=None."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            steps_done += 1
+            sums["loss"] += loss.detach()
+            for name, value in terms.items():
+                sums[name] += value.detach().float()
+        record = _epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
+                               steps_per_epoch * settings.batch_size)
+        history.append(record)
+        log.info("train_localizer epoch %d/%d: %s", epoch + 1, settings.epochs,
+                 ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                           if k != "epoch"))
+        rng_states = _gather_objects(torch.get_rng_state(), world)
+        if distributed.is_main():
+            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
+                            history=history, rng=rng_states)
+        distributed.barrier()
+
+    steps_per_rank = _gather_objects(start_epoch * steps_per_epoch + steps_done, world)
+    if distributed.is_main():
+        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), method=localizer_cfg["method"],
+                        num_classes=dataset.num_classes, backbone=dict(localizer_cfg["backbone"]))
+    return StageResult(
+        artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable),
+                   "epochs": settings.epochs, "steps": total_steps, "processes": world},
+        metrics={"final_loss": history[-1]["loss"], "history": history, "steps_per_rank": steps_per_rank},
+        info={"model": MODEL_FILE, "method": localizer_cfg["method"], "device": str(device)},
+    )
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _autocast(device: torch.device, amp: str | None):
+    if device.type != "cuda" or amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _epoch_record(sums, steps, epoch, optimizer, seconds, images) -> dict:
+    names = sorted(sums)
+    values = torch.stack([sums[n] for n in names])
+    if dist.is_initialized():
+        dist.all_reduce(values)
+        values /= dist.get_world_size()
+    record = {"epoch": epoch + 1}
+    record.update({n: float(v) / steps for n, v in zip(names, values.cpu())})
+    record["lr"] = optimizer.param_groups[0]["lr"]
+    record["images_per_s"] = round(images / seconds, 2)
+    if not all(math.isfinite(v) for v in record.values()):
+        raise TrainingDiverged(f"epoch {epoch + 1}: non-finite average loss {record}")
+    return record
+
+
+def _gather_objects(value, world: int) -> list:
+    """`value` from every rank, in rank order."""
+    if world == 1:
+        return [value]
+    values: list = [None] * world
+    dist.all_gather_object(values, value)
+    return values

@@ -1,0 +1,117 @@
+"""train_localizer, export_maps and evaluate_maps on a tiny synthetic set, on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import load_config
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.runner import Pipeline
+from stages import STAGES
+from stages.train_localizer import LAST_CHECKPOINT, TrainingDiverged
+from tests.conftest import TINY_CONFIG
+
+
+def manifest(run_dir, stage):
+    return json.loads((run_dir / stage / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = load_config(TINY_CONFIG)
+    Pipeline(STAGES, cfg, run_dir).run([s.name for s in STAGES])
+    return run_dir
+
+
+def test_exported_maps_round_trip(finished_run):
+    ds = PreparedDataset.load(finished_run / "prepare")
+    info = manifest(finished_run, "export_maps")
+    ids = ds.split(info["info"]["split"])
+    assert info["artifacts"]["maps"] == len(ids)
+    for image_id in ids:
+        with np.load(finished_run / "export_maps" / "maps" / f"{image_id}.npz") as saved:
+            maps, classes = saved["maps"], saved["classes"]
+        assert maps.dtype == np.float16 and maps.shape == (len(ds.labels[image_id]), *ds.load_mask(image_id).shape)
+        assert classes.tolist() == ds.labels[image_id]
+        assert (maps >= 0).all() and np.allclose(maps.reshape(len(classes), -1).max(1), 1.0, atol=1e-2)
+
+
+def test_map_evaluation_reports_a_sweep_and_says_it_used_gt(finished_run):
+    m = manifest(finished_run, "evaluate_maps")
+    curve = m["metrics"]["curve"]
+    assert len(curve) == 56 and curve[0][0] == pytest.approx(0.05) and curve[-1][0] == pytest.approx(0.60)
+    assert m["metrics"]["seed_miou"] == pytest.approx(max(c[1] for c in curve))
+    assert m["info"]["threshold_chosen_on_gt"] is True
+    assert 0 <= m["metrics"]["seed_miou"] <= 1
+
+
+def test_fixed_threshold_is_used_as_given(finished_run, tmp_path):
+    cfg = load_config(TINY_CONFIG, {"evaluate_maps.threshold": 0.33})
+    for stage in ("prepare", "train_localizer", "export_maps"):
+        os.symlink(finished_run / stage, tmp_path / stage)
+    p = Pipeline(STAGES, cfg, tmp_path)
+    assert [row[1] for row in p.plan(p.select("all"))] == ["skip", "skip", "skip", "run"]
+    p.run(["evaluate_maps"])
+    m = manifest(tmp_path, "evaluate_maps")
+    assert m["metrics"]["threshold"] == pytest.approx(0.33) and m["info"]["threshold_chosen_on_gt"] is False
+
+
+def test_training_history_logs_every_term(finished_run):
+    history = manifest(finished_run, "train_localizer")["metrics"]["history"]
+    assert set(history[0]) >= {"epoch", "loss", "mcls", "frg", "bas", "area", "lr", "images_per_s"}
+
+
+def test_nan_loss_stops_with_a_clear_error_keeps_last_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    cfg = load_config(TINY_CONFIG, {"train_localizer.epochs": 2})
+    p = Pipeline(STAGES, cfg, tmp_path)
+    p.run(["prepare"])
+
+    import pipeline.models.bas as bas_module
+
+    real_area, calls = bas_module.area_loss, []
+
+    def nan_in_second_epoch(fpm_c):
+        calls.append(1)
+        value = real_area(fpm_c)
+        return value * float("nan") if len(calls) > 3 else value  # 3 steps per epoch
+
+    monkeypatch.setattr(bas_module, "area_loss", nan_in_second_epoch)
+    with pytest.raises(TrainingDiverged, match="loss is nan at epoch 2, step 1.*last good checkpoint is"):
+        p.run(["train_localizer"])
+    saved = torch.load(tmp_path / "train_localizer" / LAST_CHECKPOINT, weights_only=True)
+    assert saved["epoch"] == 1
+
+    monkeypatch.setattr(bas_module, "area_loss", real_area)
+    p.run(["train_localizer"])
+    m = manifest(tmp_path, "train_localizer")
+    assert m["resumed"] is True and [h["epoch"] for h in m["metrics"]["history"]] == [1, 2]
+    assert m["artifacts"]["steps"] == 6
+
+
+def test_cam_baseline_config_changes_one_line_and_trains(tmp_path):
+    cfg = load_config(TINY_CONFIG, {"localizer.method": "cam"})
+    Pipeline(STAGES, cfg, tmp_path).run(["prepare", "train_localizer"])
+    history = manifest(tmp_path, "train_localizer")["metrics"]["history"]
+    assert set(history[0]) >= {"soft_margin", "loss"}
+    assert load_config("configs/default_cam.py").localizer.method == "cam"
+
+
+def test_two_process_gloo_ddp_runs_the_same_steps_on_each_rank(finished_run, tmp_path):
+    os.symlink(finished_run / "prepare", tmp_path / "prepare")
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "run_pipeline.py", "--config", TINY_CONFIG, "--work-dir", str(tmp_path),
+           "--stage", "train_localizer,export_maps"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    m = manifest(tmp_path, "train_localizer")
+    assert m["artifacts"]["processes"] == 2
+    assert m["metrics"]["steps_per_rank"] == [3, 3]  # 12 images, batch 4 = 2 per rank: 12 / 2 / 2
+    exported = manifest(tmp_path, "export_maps")
+    assert exported["artifacts"]["maps"] == exported["artifacts"]["images"] == 12

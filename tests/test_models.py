@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from pipeline.errors import ConfigError
+from pipeline.models import build_localizer, build_backbone
+
+
+def tiny_batch(classes=5):
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 64, 64)
+    labels = torch.zeros(4, classes)
+    labels[[0, 1, 2, 3], [0, 2, 4, 1]] = 1
+    labels[0, 3] = 1
+    return x, labels
+
+
+@pytest.mark.parametrize("depth, c3, c4", [(18, 256, 512), (50, 1024, 2048)])
+def test_backbone_output_stride_16_keeps_layer3_and_layer4_one_size(depth, c3, c4):
+    backbone = build_backbone(depth=depth, output_stride=16)
+    x3, x4 = backbone(torch.randn(1, 3, 64, 96))
+    assert x3.shape == (1, c3, 4, 6) and x4.shape == (1, c4, 4, 6)
+    assert build_backbone(depth=18, output_stride=8)(torch.randn(1, 3, 64, 64))[1].shape[-1] == 8
+
+
+def test_backbone_rejects_bad_settings(tmp_path):
+    with pytest.raises(ConfigError, match="depth"):
+        build_backbone(depth=20)
+    with pytest.raises(ConfigError, match="output_stride"):
+        build_backbone(depth=18, output_stride=32)
+    with pytest.raises(ConfigError, match="no file"):
+        build_backbone(depth=18, weights=str(tmp_path / "missing.pth"))
+
+
+def test_backbone_loads_a_local_torchvision_state_dict(tmp_path):
+    import torchvision
+
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    backbone = build_backbone(depth=18, weights=str(tmp_path / "r18.pth"))
+    assert torch.equal(backbone.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_bas_background_term_trains_only_the_generator_side():
+    """L_bas reaches the generator (and, through M, the layers under it, as in the
+    paper's code) but never layer4 or the classifier, whose weights are frozen for it."""
+    model = build_localizer("bas", 5, dict(depth=18, output_stride=16)).eval()
+    with torch.no_grad():  # positive scores, so that the ratio is neither 0 nor clamped to 1
+        model.classifier.weight.abs_()
+    x, labels = tiny_batch()
+    bas = model(x, labels)["bas"]
+    assert 0 < bas.item() < 1
+    bas.backward()
+    assert model.generator.weight.grad.abs().sum() > 0
+    assert model.classifier.weight.grad is None
+    assert all(p.grad is None for p in model.backbone.layer4.parameters())
+    assert model.backbone.layer3[0].conv1.weight.grad.abs().sum() > 0  # through M only
+
+
+def test_bas_erased_pass_leaves_batchnorm_statistics_alone():
+    model = build_localizer("bas", 5, dict(depth=18, output_stride=16)).train()
+    bn = model.backbone.layer4[0].bn1
+    before = bn.running_mean.clone(), bn.num_batches_tracked.clone()
+    model.frozen_scores(torch.randn(2, 256, 4, 4))
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.num_batches_tracked, before[1])
+
+
+@pytest.mark.parametrize("method, terms", [("bas", {"mcls", "frg", "bas", "area"}), ("cam", {"soft_margin"})])
+def test_models_return_maps_without_labels_and_terms_with(method, terms):
+    model = build_localizer(method, 5, dict(depth=18, output_stride=16))
+    x, labels = tiny_batch()
+    assert set(model(x, labels)) == terms
+    maps = model.eval()(x)
+    assert maps.shape == (4, 5, 4, 4) and (maps >= 0).all()
+
+
+@pytest.mark.parametrize("method", ["bas", "cam"])
+def test_a_few_steps_lower_the_loss(method):
+    """Ten SGD steps on one fixed batch: the weighted loss must fall."""
+    from pipeline.models import loss_weights
+    from pipeline.training.optim import build_sgd
+
+    torch.manual_seed(0)
+    model = build_localizer(method, 5, dict(depth=18, output_stride=16))
+    weights = loss_weights({"method": method, "bas_loss_weights": {}})
+    x, labels = tiny_batch()
+    optimizer = build_sgd(model, model.heads(), lr=0.01, head_lr_mult=10, momentum=0.9, weight_decay=1e-4)
+    losses = []
+    for _ in range(10):
+        loss = sum(weights[k] * v for k, v in model(x, labels).items())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_sgd_has_real_momentum_and_ten_times_head_lr():
+    from pipeline.training.optim import build_sgd
+
+    model = build_localizer("bas", 5, dict(depth=18))
+    opt = build_sgd(model, model.heads(), lr=0.005, head_lr_mult=10, momentum=0.9, weight_decay=1e-4)
+    backbone, heads = opt.param_groups
+    assert backbone["momentum"] == 0.9 and backbone["weight_decay"] == 1e-4
+    assert heads["lr"] == pytest.approx(0.05)
+    assert {id(p) for p in heads["params"]} == {id(model.classifier.weight), id(model.generator.weight)}
