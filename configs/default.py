@@ -11,10 +11,11 @@ localizer = dict(backbone=dict(depth=18, weights=None))  # no download here: ran
 train_localizer = dict(
     epochs=12,
     classifier_warmup_epochs=4,  # random init: let the classifier classify before BAS starts
-    lr=0.01,
+    lr=0.01,  # random init: every layer learns from scratch, so one learning rate for all
+    head_lr_mult=1.0,
     resize_long=(72, 96),  # at most the crop: a crop never cuts the decisive part away
     crop=96,
     amp=None,
     num_workers=1,
 )
-export_maps = dict(scales=(1.0, 0.5, 1.5))
+export_maps = dict(scales=(0.5, 0.75))  # the training scale is ~0.6 of the images'

@@ -41,7 +41,7 @@ class SyntheticSpec:
     objects_per_image: tuple[int, int] = (1, 3)
     classes_per_image: tuple[int, int] = (1, 2)
     body_radius: tuple[float, float] = (0.16, 0.32)  # fraction of the shorter side
-    part_radius: float = 0.32  # fraction of the body radius
+    part_radius: float = 0.42  # fraction of the body radius
     body_hue_spread: float = 0.07  # std of a body's hue around its class mean (hue circle = 1)
     body_angle_spread: float = 0.35  # std of the stripe angle around its class mean, radians
     distractors: tuple[int, int] = (2, 5)

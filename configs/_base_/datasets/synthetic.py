@@ -11,7 +11,7 @@ dataset = dict(
     objects_per_image=(1, 3),
     classes_per_image=(1, 2),
     body_radius=(0.16, 0.32),  # fraction of the shorter image side
-    part_radius=0.32,  # fraction of the body radius
+    part_radius=0.42,  # fraction of the body radius
     body_hue_spread=0.07,  # body hue std around the class mean (hue circle = 1)
     body_angle_spread=0.35,  # stripe angle std around the class mean, radians
     distractors=(2, 5),  # body-like background blobs per image
