@@ -5,6 +5,7 @@ _base_ = [
     './_base_/datasets/synthetic.py',
     './_base_/models/bas_r50.py',
     './_base_/schedules/localizer_paper.py',
+    './_base_/pseudo_masks.py',
 ]
 
 localizer = dict(backbone=dict(depth=18, weights=None))  # no download here: random init

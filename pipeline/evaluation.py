@@ -69,3 +69,48 @@ class SeedSweep:
 
     def miou_curve(self) -> np.ndarray:
         return np.array([mean_iou(c) for c in self.conf])
+
+
+def precision_recall(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: precision = TP / predicted, recall = TP / GT (NaN where undefined)."""
+    tp = np.diag(conf).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(conf.sum(0) > 0, tp / conf.sum(0), np.nan)
+        recall = np.where(conf.sum(1) > 0, tp / conf.sum(1), np.nan)
+    return precision, recall
+
+
+class MaskScore:
+    """Accumulates predicted masks that may hold `ignore_index` themselves (pseudo-masks).
+
+    Pixels ignored in GT are left out. Pixels the prediction ignores are counted apart
+    (`ignored_share`) and left out of the confusion matrix: mIoU "ignored excluded".
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        self.k, self.ignore_index = num_classes, ignore_index
+        self.conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.labelled_pixels = 0
+        self.ignored_pixels = 0
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        if pred.shape != gt.shape:
+            raise DataError(f"prediction {pred.shape} and GT {gt.shape} differ in size")
+        labelled = gt != self.ignore_index
+        ignored = labelled & (pred == self.ignore_index)
+        self.labelled_pixels += int(labelled.sum())
+        self.ignored_pixels += int(ignored.sum())
+        gt = np.where(ignored, self.ignore_index, gt)
+        self.conf += confusion_matrix(gt, np.where(ignored, 0, pred), self.k, self.ignore_index)
+
+    def summary(self, class_names: list[str]) -> dict:
+        iou = iou_per_class(self.conf)
+        precision, recall = precision_recall(self.conf)
+        as_dict = lambda v: {n: (None if np.isnan(x) else float(x)) for n, x in zip(class_names, v)}  # noqa: E731
+        return {
+            "miou": mean_iou(self.conf),
+            "ignored_share": self.ignored_pixels / max(self.labelled_pixels, 1),
+            "per_class_iou": as_dict(iou),
+            "precision": as_dict(precision),
+            "recall": as_dict(recall),
+        }

@@ -50,6 +50,9 @@ class Stage:
     reads: tuple[str, ...] = ()
     description: str = ""
     distributed: bool = False
+    # 'section.key' entries that say how to run, not what to compute (worker counts,
+    # parallel backends): left out of the fingerprint, so changing them re-runs nothing.
+    execution_keys: tuple[str, ...] = ()
 
     def load(self) -> Callable[["StageContext"], "StageResult"]:
         module, _, function = self.entry.partition(":")
@@ -129,7 +132,11 @@ class Pipeline:
     # ---- fingerprints and status -------------------------------------------------
 
     def section_hashes(self, stage: Stage) -> dict[str, str]:
-        return {sec: _hash(section_dict(self.cfg, sec)) for sec in stage.reads}
+        hashes = {}
+        for sec in stage.reads:
+            values = section_dict(self.cfg, sec)
+            hashes[sec] = _hash({k: v for k, v in values.items() if f"{sec}.{k}" not in stage.execution_keys})
+        return hashes
 
     def fingerprint(self, name: str) -> str:
         stage = self.stages[name]

@@ -20,6 +20,7 @@ STAGES = [
         reads=("localizer", "train_localizer"),
         description="the BAS localizer (or the CAM baseline) trained on image-level labels",
         distributed=True,
+        execution_keys=("train_localizer.num_workers",),
     ),
     Stage(
         name="export_maps",
@@ -35,5 +36,13 @@ STAGES = [
         upstream=("prepare", "export_maps"),
         reads=("evaluate_maps",),
         description="seed mIoU against GT over a background threshold sweep",
+    ),
+    Stage(
+        name="refine_masks",
+        entry="stages.refine_masks:refine_masks",
+        upstream=("prepare", "export_maps", "evaluate_maps"),
+        reads=("refine_masks",),
+        description="dense-CRF refinement into the pseudo-mask data set, scored against GT",
+        execution_keys=("refine_masks.n_jobs", "refine_masks.backend"),
     ),
 ]

@@ -131,3 +131,11 @@ def test_stage_must_declare_the_sections_it_reads(tmp_path):
 def test_upstream_must_be_declared_first(tmp_path):
     with pytest.raises(PipelineError, match="not declared before"):
         Pipeline(list(reversed(toy_stages.STAGES)), Config(dict()), tmp_path)
+
+
+def test_execution_keys_do_not_change_the_fingerprint(tmp_path):
+    stages = [Stage("count", "tests.toy_stages:count", reads=("toy",), execution_keys=("toy.workers",))]
+    cfg = lambda workers, items: Config(dict(toy=dict(items=items, scale=1, workers=workers)))  # noqa: E731
+    Pipeline(stages, cfg(1, 3), tmp_path).run(["count"])
+    assert Pipeline(stages, cfg(8, 3), tmp_path).status("count").state == "done"
+    assert Pipeline(stages, cfg(8, 4), tmp_path).status("count").state == "stale"

@@ -1,0 +1,55 @@
+"""Dense CRF refinement with pydensecrf, over an image's own labels only.
+
+CRF cost grows with the number of labels, so the score volume holds background plus
+the image's classes, never all 21 or 81. Two unary forms (method.md section 2):
+'probabilities' (unary_from_softmax; PSA/SEAM) and 'labels' (unary_from_labels on the
+argmax with gt_prob; IRN/BAS/AMN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pydensecrf.densecrf as dcrf
+from pydensecrf.utils import unary_from_labels, unary_from_softmax
+
+from pipeline.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class CRFParams:
+    unary: str = "probabilities"  # or 'labels'
+    iterations: int = 10
+    gaussian: tuple[float, float] = (3, 3)  # sxy, compat
+    bilateral: tuple[float, float, float] = (80, 13, 10)  # sxy, srgb, compat
+    gt_prob: float = 0.7  # 'labels' only: confidence given to the argmax label
+
+    def __post_init__(self) -> None:
+        if self.unary not in ("probabilities", "labels"):
+            raise ConfigError(f"refine_masks.crf.unary must be 'probabilities' or 'labels', got {self.unary!r}")
+
+
+def dense_crf(image: np.ndarray, scores: np.ndarray, params: CRFParams) -> np.ndarray:
+    """Refined label index (into the first axis of `scores`) for every pixel.
+
+    image (H, W, 3) uint8; scores (n, H, W), non-negative, larger = more likely.
+    """
+    n, h, w = scores.shape
+    if image.shape[:2] != (h, w):
+        raise ValueError(f"image {image.shape[:2]} and scores {(h, w)} differ in size")
+    if n == 1:
+        return np.zeros((h, w), dtype=np.int64)
+    crf = dcrf.DenseCRF2D(w, h, n)
+    if params.unary == "probabilities":
+        probs = scores / np.maximum(scores.sum(0, keepdims=True), 1e-8)
+        unary = unary_from_softmax(probs.astype(np.float32))
+    else:
+        unary = unary_from_labels(scores.argmax(0), n, gt_prob=params.gt_prob, zero_unsure=False)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    sxy, compat = params.gaussian
+    crf.addPairwiseGaussian(sxy=sxy, compat=compat)
+    sxy, srgb, compat = params.bilateral
+    crf.addPairwiseBilateral(sxy=sxy, srgb=srgb, rgbim=np.ascontiguousarray(image), compat=compat)
+    q = np.asarray(crf.inference(params.iterations)).reshape(n, h, w)
+    return q.argmax(0)

@@ -1,0 +1,162 @@
+"""Stage 5: refine the class maps with a dense CRF into a pseudo-mask data set.
+
+Output, a folder other tools read as is (`outputs/<run>/refine_masks/pseudo_masks/`):
+
+    SegmentationClass/<id>.png   palette PNGs, class indices, 0 background, 255 ignore,
+                                 at the image's full resolution
+    ImageSets/Segmentation/<split>.txt
+    dataset_card.json            classes, palette, image folder, counts, ignore share,
+                                 per-class pixel share, the stages it came from
+
+CPU-parallel with joblib (`n_jobs`, `backend`: loky, threading, multiprocessing, or
+dask/ray when their cluster client is set up). Per-image resume; images that fail
+are listed, and fail the stage unless `allow_failures`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed, parallel_config
+
+from pipeline.atomic import write_json, write_lines
+from pipeline.config import section_to_dataclass
+from pipeline.crf import CRFParams
+from pipeline.datasets.masks import IGNORE_INDEX, read_mask, save_mask
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError, DataError, UserError
+from pipeline.evaluation import MaskScore
+from pipeline.images import load_rgb
+from pipeline.log import get_logger, progress
+from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, pseudo_mask
+from pipeline.runner import StageContext, StageResult
+from stages.export_maps import MAPS_DIR
+
+PSEUDO_MASKS_DIR = "pseudo_masks"
+CARD = "dataset_card.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class RefineSettings:
+    background: str = "sweep"  # 'sweep': evaluate_maps' threshold; 'fixed': `threshold`; 'power': (1-max)^alpha
+    threshold: float = 0.30
+    alpha: float = 4.0
+    crf: dict = dataclasses.field(default_factory=dict)  # CRFParams keys
+    confident: dict | None = None  # ConfidentSplit keys, or None for one CRF per image
+    n_jobs: int = -1
+    backend: str = "loky"
+    allow_failures: bool = False
+
+
+def refine_masks(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(RefineSettings, ctx.section("refine_masks"), "refine_masks")
+    recipe = _recipe(settings, ctx)
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    split = ctx.upstream_manifest("export_maps")["info"]["split"]
+    ids = dataset.split(split)
+    maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
+    root = ctx.out_dir / PSEUDO_MASKS_DIR
+    mask_dir = root / "SegmentationClass"
+
+    todo = [i for i in ids if not (mask_dir / f"{i}.png").is_file()]
+    log = get_logger()
+    if len(todo) < len(ids):
+        log.info("refine_masks: %d of %d pseudo-masks already written, resuming", len(ids) - len(todo), len(ids))
+    jobs = (delayed(refine_one)(i, dataset.image_path(i), maps_dir / f"{i}.npz", mask_dir / f"{i}.png",
+                                recipe, dataset.palette) for i in todo)
+    failures = {}
+    try:
+        backend = parallel_config(backend=settings.backend, n_jobs=settings.n_jobs)  # registers dask / ray lazily
+    except (ValueError, KeyError, ImportError) as err:
+        raise ConfigError(f"refine_masks.backend={settings.backend!r}: {err}") from None
+    with backend:
+        results = Parallel(return_as="generator_unordered")(jobs)
+        for image_id, error in progress(results, "refine_masks: dense CRF", total=len(todo)):
+            if error is not None:
+                failures[image_id] = error
+    if failures:
+        listing = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])
+        if not settings.allow_failures:
+            raise DataError(f"refine_masks: {len(failures)} image(s) failed ({listing}). Fix them and re-run (done "
+                            "images are kept), or set refine_masks.allow_failures=True to leave them out.")
+        log.warning("refine_masks: %d image(s) failed and are left out: %s", len(failures), listing)
+
+    written = [i for i in ids if i not in failures]
+    pixels = np.zeros(256, dtype=np.int64)
+    score = MaskScore(len(dataset.classes), dataset.ignore_index)
+    scored = 0
+    for image_id in progress(written, "refine_masks: statistics and mIoU", total=len(written)):
+        mask = read_mask(mask_dir / f"{image_id}.png")
+        pixels += np.bincount(mask.ravel(), minlength=256)
+        gt = dataset.load_mask(image_id)
+        if gt is not None:
+            score.add(mask, gt)
+            scored += 1
+    write_lines(root / "ImageSets" / "Segmentation" / f"{split}.txt", written)
+
+    total = int(pixels.sum())
+    card = {
+        "name": f"{dataset.name} pseudo-masks",
+        "format": "palette PNG of class indices at full image resolution; 0 background, 255 ignore",
+        "classes": dataset.classes,
+        "palette": dataset.palette[: len(dataset.classes)].tolist(),
+        "ignore_index": IGNORE_INDEX,
+        "images_dir": str(dataset.image_dir.resolve()),
+        "image_suffix": dataset.image_suffix,
+        "masks_dir": "SegmentationClass",
+        "split": split,
+        "counts": {"images": len(written), "failed": len(failures), "listed": len(ids)},
+        "ignore_fraction": float(pixels[IGNORE_INDEX] / max(total, 1)),
+        "class_pixel_share": {name: float(pixels[k] / max(total, 1)) for k, name in enumerate(dataset.classes)},
+        "recipe": dataclasses.asdict(recipe),
+        "from_stages": {name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
+                        for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]},
+    }
+    write_json(root / CARD, card)
+
+    metrics = score.summary(dataset.classes) if scored else {}
+    seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
+    if scored:
+        metrics["seed_miou"] = seed
+        metrics["crf_gain"] = metrics["miou"] - seed
+        log.info("refine_masks: seed mIoU %.1f%% -> pseudo-mask mIoU %.1f%% (ignored excluded; %.1f%% ignored)",
+                 100 * seed, 100 * metrics["miou"], 100 * metrics["ignored_share"])
+    return StageResult(
+        artifacts={"pseudo_masks": len(written), "failed": len(failures), "reused": len(ids) - len(todo),
+                   "scored_against_gt": scored},
+        metrics=metrics,
+        info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "failed": failures,
+              "background_threshold": recipe.threshold},
+    )
+
+
+def refine_one(image_id: str, image_path: Path, maps_path: Path, out_path: Path, recipe: PseudoMaskRecipe,
+               palette: np.ndarray) -> tuple[str, str | None]:
+    """Write one pseudo-mask; returns (id, None) or (id, why it failed)."""
+    try:
+        image = np.array(load_rgb(image_path))  # writable: pydensecrf needs it
+        with np.load(maps_path) as saved:
+            maps, classes = saved["maps"].astype(np.float32), saved["classes"]
+        if maps.shape[1:] != image.shape[:2]:
+            raise DataError(f"maps {maps.shape[1:]} and image {image.shape[:2]} differ in size")
+        save_mask(out_path, pseudo_mask(image, maps, classes, recipe), palette)
+    except (UserError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        return image_id, f"{type(err).__name__}: {err}"
+    return image_id, None
+
+
+def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:
+    threshold = settings.threshold
+    if settings.background == "sweep":
+        threshold = ctx.upstream_manifest("evaluate_maps")["metrics"]["threshold"]
+    return PseudoMaskRecipe(
+        background=settings.background,
+        threshold=threshold,
+        alpha=settings.alpha,
+        crf=section_to_dataclass(CRFParams, settings.crf, "refine_masks.crf"),
+        confident=None if settings.confident is None
+        else section_to_dataclass(ConfidentSplit, settings.confident, "refine_masks.confident"),
+    )
