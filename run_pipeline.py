@@ -19,7 +19,7 @@ from pipeline import distributed
 from pipeline.config import load_config
 from pipeline.errors import UserError
 from pipeline.log import setup_logging
-from pipeline.runner import Pipeline
+from pipeline.runner import Pipeline, read_manifest
 from stages import STAGES
 
 
@@ -74,9 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    log.info("summary:")
-    for name, outcome, seconds in summary:
-        log.info("  %-20s %-16s %8.1f s", name, outcome, seconds)
+    if main_rank:
+        log.info("summary (%s):", run_dir)
+        for name, outcome, seconds in summary:
+            metrics = (read_manifest(run_dir / name) or {}).get("metrics", {})
+            scores = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items()
+                               if k.endswith("miou") and isinstance(v, float))
+            log.info("  %-20s %-16s %8.1f s  %s", name, outcome, seconds, scores)
     return 0
 
 

@@ -27,7 +27,10 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/default.py)")
-    cfg = Config.fromfile(str(path))
+    try:
+        cfg = Config.fromfile(str(path))
+    except (TypeError, KeyError, ValueError, SyntaxError, NameError, FileNotFoundError) as err:
+        raise ConfigError(f"cannot load config {path}: {err}") from None
     if overrides:
         check_override_keys(cfg, overrides)
         cfg.merge_from_dict(dict(overrides))
@@ -66,6 +69,9 @@ def check_top_level_keys(cfg: Config, known_sections: Iterable[str]) -> None:
 
 def section_to_dataclass(cls: type[T], section: Mapping[str, Any], name: str, drop: Iterable[str] = ()) -> T:
     """Build `cls` from a config section, with an error naming unknown or missing keys."""
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"'{name}' must be a dict of {', '.join(f.name for f in dataclasses.fields(cls))}, got "
+                          f"{section!r} (dict values cannot be given with --cfg-options; set them in a config file)")
     values = {k: _plain(v) for k, v in section.items() if k not in set(drop)}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:

@@ -19,6 +19,7 @@ class ConfidentSplit:
     """IRN-style: foreground seeds from a high threshold, background seeds from a low
     one, each CRF-refined; pixels where the two disagree become 255."""
 
+    enabled: bool = False
     fg_threshold: float = 0.30
     bg_threshold: float = 0.05
 
@@ -29,7 +30,7 @@ class PseudoMaskRecipe:
     threshold: float | None  # the constant background score ('sweep', 'fixed')
     alpha: float  # 'power': background = (1 - max)^alpha
     crf: CRFParams
-    confident: ConfidentSplit | None
+    confident: ConfidentSplit
 
     def __post_init__(self) -> None:
         if self.background not in BACKGROUND_MODES:
@@ -43,7 +44,7 @@ def pseudo_mask(image: np.ndarray, maps: np.ndarray, classes: np.ndarray, recipe
     def refined(background: np.ndarray) -> np.ndarray:
         return class_ids[dense_crf(image, np.concatenate([background[None], maps]), recipe.crf)]
 
-    if recipe.confident is not None:  # always constant thresholds, as in IRN
+    if recipe.confident.enabled:  # always constant thresholds, as in IRN
         fg = refined(np.full(maps.shape[1:], recipe.confident.fg_threshold, dtype=np.float32))
         bg = refined(np.full(maps.shape[1:], recipe.confident.bg_threshold, dtype=np.float32))
         return np.where(fg == bg, fg, IGNORE_INDEX).astype(np.uint8)

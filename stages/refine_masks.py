@@ -45,7 +45,7 @@ class RefineSettings:
     threshold: float = 0.30
     alpha: float = 4.0
     crf: dict = dataclasses.field(default_factory=dict)  # CRFParams keys
-    confident: dict | None = None  # ConfidentSplit keys, or None for one CRF per image
+    confident: dict = dataclasses.field(default_factory=dict)  # ConfidentSplit keys
     n_jobs: int = -1
     backend: str = "loky"
     allow_failures: bool = False
@@ -157,6 +157,5 @@ def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:
         threshold=threshold,
         alpha=settings.alpha,
         crf=section_to_dataclass(CRFParams, settings.crf, "refine_masks.crf"),
-        confident=None if settings.confident is None
-        else section_to_dataclass(ConfidentSplit, settings.confident, "refine_masks.confident"),
+        confident=section_to_dataclass(ConfidentSplit, settings.confident, "refine_masks.confident"),
     )

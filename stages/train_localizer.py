@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import random
 import time
 from collections import defaultdict
 
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from pipeline import distributed
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.log import get_logger, progress
 from pipeline.models import build_localizer, loss_weights
 from pipeline.runner import StageContext, StageResult
@@ -35,7 +36,7 @@ LAST_CHECKPOINT = "last.pth"
 MODEL_FILE = "model.pth"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -183,8 +184,6 @@ def train_localizer(ctx: StageContext) -> StageResult:
 
 
 def _seed_everything(seed: int) -> None:
-    import random
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

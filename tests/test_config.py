@@ -52,3 +52,5 @@ def test_section_to_dataclass_names_unknown_and_missing_keys():
         section_to_dataclass(Spec, {"size": 3, "nmae": "y"}, "sec")
     with pytest.raises(ConfigError, match="missing key.*sec.size"):
         section_to_dataclass(Spec, {}, "sec")
+    with pytest.raises(ConfigError, match="'sec' must be a dict of size, name"):
+        section_to_dataclass(Spec, ["size", 3], "sec")

@@ -54,7 +54,7 @@ def test_confident_split_marks_disagreement_as_ignored():
     x = np.arange(80, dtype=np.float32)
     maps = np.broadcast_to(np.clip((x - 20) / 40, 0, 1), (48, 80))[None].astype(np.float32)
     crf = CRFParams(unary="labels", bilateral=(5, 5, 3))  # local smoothing only
-    recipe = PseudoMaskRecipe("fixed", 0.3, 4.0, crf, ConfidentSplit(fg_threshold=0.8, bg_threshold=0.05))
+    recipe = PseudoMaskRecipe("fixed", 0.3, 4.0, crf, ConfidentSplit(True, fg_threshold=0.8, bg_threshold=0.05))
     mask = pseudo_mask(image, maps, np.array([3]), recipe)
     assert set(np.unique(mask)) == {0, 3, 255}
     row = mask[24]  # background left, uncertain between the two thresholds' edges, class right

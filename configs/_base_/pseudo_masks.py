@@ -8,9 +8,9 @@ refine_masks = dict(
     # Default: set (b), on probabilities (PSA/SEAM). The label-based IRN/BAS set (a) is
     # crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10)).
     crf=dict(unary='probabilities', iterations=10, gaussian=(3, 3), bilateral=(80, 13, 10), gt_prob=0.7),
-    # IRN-style confident/uncertain split: dict(fg_threshold=0.30, bg_threshold=0.05);
-    # pixels where the two refined masks disagree become 255 (ignored by the segmenter).
-    confident=None,
+    # IRN-style confident/uncertain split (enabled=True): foreground seeds from fg_threshold,
+    # background seeds from bg_threshold, each CRF-refined; where they disagree -> 255.
+    confident=dict(enabled=False, fg_threshold=0.30, bg_threshold=0.05),
     n_jobs=-1,  # joblib: all cores
     backend='loky',  # 'loky', 'threading', 'multiprocessing'; 'dask' / 'ray' with their client set up
     allow_failures=False,  # True: images that fail are listed in the manifest and left out
