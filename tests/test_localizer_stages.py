@@ -115,3 +115,29 @@ def test_two_process_gloo_ddp_runs_the_same_steps_on_each_rank(finished_run, tmp
     assert m["metrics"]["steps_per_rank"] == [3, 3]  # 12 images, batch 4 = 2 per rank: 12 / 2 / 2
     exported = manifest(tmp_path, "export_maps")
     assert exported["artifacts"]["maps"] == exported["artifacts"]["images"] == 12
+
+
+def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path):
+    from pipeline.errors import ConfigError
+
+    cam_run = tmp_path / "cam"
+    cam_run.mkdir()
+    (cam_run / "prepare").symlink_to(finished_run / "prepare")
+    Pipeline(STAGES, load_config(TINY_CONFIG, {"localizer.method": "cam"}), cam_run).run(["train_localizer"])
+
+    fused_run = tmp_path / "fused"
+    fused_run.mkdir()
+    for stage in ("prepare", "train_localizer"):
+        (fused_run / stage).symlink_to(finished_run / stage)
+    cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam_run": str(cam_run)})
+    Pipeline(STAGES, cfg, fused_run).run(["export_maps"])
+    fused_from = manifest(fused_run, "export_maps")["info"]["fused_with_cam"]
+    assert fused_from == {"run": str(cam_run), "run_id": manifest(cam_run, "train_localizer")["run_id"]}
+    image_id = PreparedDataset.load(finished_run / "prepare").split("train")[0]
+    with np.load(fused_run / "export_maps" / "maps" / f"{image_id}.npz") as a, \
+            np.load(finished_run / "export_maps" / "maps" / f"{image_id}.npz") as b:
+        assert a["maps"].shape == b["maps"].shape and not np.array_equal(a["maps"], b["maps"])
+
+    cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam_run": str(finished_run)})  # a BAS run
+    with pytest.raises(ConfigError, match="is a 'bas' model"):
+        Pipeline(STAGES, cfg, fused_run).run(["export_maps"], force=True)
