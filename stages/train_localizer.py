@@ -86,7 +86,9 @@ def train_localizer(ctx: StageContext) -> StageResult:
     if localizer_cfg["backbone"].get("weights") is None:
         log.warning("train_localizer: the backbone starts from RANDOM weights (localizer.backbone.weights=None); "
                     "real data needs ImageNet weights ('IMAGENET1K_V1' or a local .pth)")
-    model = build_localizer(localizer_cfg["method"], dataset.num_classes, localizer_cfg["backbone"]).to(device)
+    options = {"erased_bn": localizer_cfg["bas_erased_bn"]} if localizer_cfg["method"] == "bas" else {}
+    model = build_localizer(localizer_cfg["method"], dataset.num_classes, localizer_cfg["backbone"], **options)
+    model = model.to(device)
     weights = loss_weights(localizer_cfg)
     classification_only = {name: w for name, w in weights.items() if name in ("mcls", "soft_margin")}
     on_cuda = device.type == "cuda"

@@ -103,3 +103,18 @@ def test_sgd_has_real_momentum_and_ten_times_head_lr():
     assert backbone["momentum"] == 0.9 and backbone["weight_decay"] == 1e-4
     assert heads["lr"] == pytest.approx(0.05)
     assert {id(p) for p in heads["params"]} == {id(model.classifier.weight), id(model.generator.weight)}
+
+
+def test_erased_pass_batch_statistics_undo_a_uniform_erasure_running_ones_do_not():
+    """Why `localizer.bas_erased_bn` exists: with batch statistics, scaling every
+    feature by (1 - M) for a uniform M changes nothing; with running statistics it does."""
+    torch.manual_seed(0)
+    x3 = torch.rand(4, 256, 4, 4)
+    batch = build_localizer("bas", 5, dict(depth=18), erased_bn="batch").train()
+    assert torch.allclose(batch.frozen_scores(x3), batch.frozen_scores(0.5 * x3), atol=1e-3)
+    running = build_localizer("bas", 5, dict(depth=18), erased_bn="running").train()
+    running.load_state_dict(batch.state_dict())
+    bn = running.backbone.layer4[0].bn1
+    before = bn.running_mean.clone()
+    assert not torch.allclose(running.frozen_scores(x3), running.frozen_scores(0.5 * x3), atol=1e-3)
+    assert running.backbone.layer4.training and torch.equal(bn.running_mean, before)

@@ -29,8 +29,15 @@ class BASLossWeights:
 
 
 class BASLocalizer(nn.Module):
-    def __init__(self, backbone: ResNetBackbone, num_classes: int):
+    """`erased_bn`: BatchNorm statistics of the erased pass. 'batch' (the paper's code)
+    normalises the erased features by their own batch statistics, which undoes a uniform
+    erasure; 'running' uses the running statistics, so erasing lowers the activation."""
+
+    def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch"):
         super().__init__()
+        if erased_bn not in ("batch", "running"):
+            raise ValueError(f"localizer.bas_erased_bn must be 'batch' or 'running', got {erased_bn!r}")
+        self.erased_bn = erased_bn
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
         self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)
@@ -61,10 +68,15 @@ class BASLocalizer(nn.Module):
         }
 
     def frozen_scores(self, x3: torch.Tensor) -> torch.Tensor:
-        """GAP class scores of layer4 + classifier with detached weights, in the current
-        mode, on copies of the BatchNorm buffers so the real running statistics stay."""
+        """GAP class scores of layer4 + classifier with detached weights, on copies of
+        the BatchNorm buffers so the real running statistics stay."""
         layer4 = self.backbone.layer4
         state = {n: p.detach() for n, p in layer4.named_parameters()}
         state.update({n: b.clone() for n, b in layer4.named_buffers()})
-        x4 = functional_call(layer4, state, (x3,))
+        was_training = layer4.training
+        layer4.train(was_training and self.erased_bn == "batch")
+        try:
+            x4 = functional_call(layer4, state, (x3,))
+        finally:
+            layer4.train(was_training)
         return F.conv2d(x4, self.classifier.weight.detach()).mean((2, 3))
