@@ -71,6 +71,11 @@ class SeedSweep:
         return np.array([mean_iou(c) for c in self.conf])
 
 
+def per_class(class_names: list[str], values: np.ndarray) -> dict[str, float | None]:
+    """{class name: value}, NaN (undefined) as None so that it survives JSON."""
+    return {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, values)}
+
+
 def precision_recall(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per class: precision = TP / predicted, recall = TP / GT (NaN where undefined)."""
     tp = np.diag(conf).astype(np.float64)
@@ -104,13 +109,11 @@ class MaskScore:
         self.conf += confusion_matrix(gt, np.where(ignored, 0, pred), self.k, self.ignore_index)
 
     def summary(self, class_names: list[str]) -> dict:
-        iou = iou_per_class(self.conf)
         precision, recall = precision_recall(self.conf)
-        as_dict = lambda v: {n: (None if np.isnan(x) else float(x)) for n, x in zip(class_names, v)}  # noqa: E731
         return {
             "miou": mean_iou(self.conf),
             "ignored_share": self.ignored_pixels / max(self.labelled_pixels, 1),
-            "per_class_iou": as_dict(iou),
-            "precision": as_dict(precision),
-            "recall": as_dict(recall),
+            "per_class_iou": per_class(class_names, iou_per_class(self.conf)),
+            "precision": per_class(class_names, precision),
+            "recall": per_class(class_names, recall),
         }

@@ -208,7 +208,8 @@ class Pipeline:
             elif st.state == "done":
                 action, reason = "skip", st.reason
             else:
-                action, reason = ("resume" if "interrupted" in st.reason else "run"), f"{st.state}: {st.reason}"
+                resumes = st.manifest is None and (self.run_dir / name / IN_PROGRESS).is_file()
+                action, reason = ("resume" if resumes else "run"), f"{st.state}: {st.reason}"
             if action != "skip":
                 will_run.add(name)
             rows.append((name, action, reason))

@@ -11,11 +11,10 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.atomic import write_json
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import DataError
-from pipeline.evaluation import SeedSweep, iou_per_class
+from pipeline.evaluation import SeedSweep, iou_per_class, per_class
 from pipeline.log import progress
 from pipeline.runner import StageContext, StageResult
 from stages.export_maps import MAPS_DIR
@@ -56,15 +55,12 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
     else:
         chosen = int(np.flatnonzero(np.isclose(thresholds, settings.threshold))[0])
         source = "fixed in the config (evaluate_maps.threshold)"
-    iou = iou_per_class(sweep.conf[chosen])
-    write_json(ctx.out_dir / "threshold_curve.json",
-               [{"threshold": float(t), "miou": float(m)} for t, m in zip(thresholds, curve)])
     return StageResult(
         artifacts={"images_scored": len(with_gt), "images_without_gt": len(ids) - len(with_gt)},
         metrics={
             "seed_miou": float(curve[chosen]),
             "threshold": float(thresholds[chosen]),
-            "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(dataset.classes, iou)},
+            "per_class_iou": per_class(dataset.classes, iou_per_class(sweep.conf[chosen])),
             "curve": [[float(t), float(m)] for t, m in zip(thresholds, curve)],
         },
         info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold is None,

@@ -137,7 +137,7 @@ def refine_one(image_id: str, image_path: Path, maps_path: Path, out_path: Path,
                palette: np.ndarray) -> tuple[str, str | None]:
     """Write one pseudo-mask; returns (id, None) or (id, why it failed)."""
     try:
-        image = np.array(load_rgb(image_path))  # writable: pydensecrf needs it
+        image = np.array(load_rgb(image_path))  # a writable copy: pydensecrf needs one
         with np.load(maps_path) as saved:
             maps, classes = saved["maps"].astype(np.float32), saved["classes"]
         if maps.shape[1:] != image.shape[:2]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import random
 import time
 from collections import defaultdict
@@ -207,8 +206,6 @@ def _epoch_record(sums, steps, epoch, optimizer, seconds, images) -> dict:
     record.update({n: float(v) / steps for n, v in zip(names, values.cpu())})
     record["lr"] = optimizer.param_groups[0]["lr"]
     record["images_per_s"] = round(images / seconds, 2)
-    if not all(math.isfinite(v) for v in record.values()):
-        raise TrainingDiverged(f"epoch {epoch + 1}: non-finite average loss {record}")
     return record
 
 

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pipeline.atomic import write_json, write_lines
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask
+from pipeline.images import load_rgb
 
 INDEX_FILE = "dataset.json"
 LABELS_FILE = "labels.json"
@@ -53,8 +53,7 @@ class PreparedDataset:
         return path if path.is_file() else None
 
     def load_image(self, image_id: str) -> np.ndarray:
-        with Image.open(self.image_path(image_id)) as image:
-            return np.asarray(image.convert("RGB"))
+        return np.array(load_rgb(self.image_path(image_id)))
 
     def load_mask(self, image_id: str) -> np.ndarray | None:
         path = self.mask_path(image_id)
