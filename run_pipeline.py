@@ -5,6 +5,7 @@
     python run_pipeline.py --config configs/x.py --stage prepare --force
     python run_pipeline.py --status                         # done / stale / missing, and why
     python run_pipeline.py --cfg-options dataset.num_train=100 --dry-run
+    python run_pipeline.py --show 000123                    # one image's chain as a PNG panel
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from mmengine.config import DictAction
 
 from pipeline import distributed
 from pipeline.config import load_config
-from pipeline.errors import UserError
+from pipeline.atomic import save_image
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
+from pipeline.report.panels import chain_panel, load_chain
 from pipeline.runner import Pipeline, read_manifest
 from stages import STAGES
+from stages.report import HTML
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="the run folder (default: <work_dir>/<run_name> from the config)")
     parser.add_argument("--status", action="store_true", help="print each stage's state and why, then exit")
     parser.add_argument("--dry-run", action="store_true", help="print what the command would run, then exit")
+    parser.add_argument("--show", metavar="IMAGE_ID",
+                        help="write one image's chain (image, class maps, pseudo-mask, GT, segmenter prediction) "
+                             "as a PNG panel into <run>/show/ and exit")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="override config keys, e.g. dataset.num_train=100 (keys must exist)")
     return parser.parse_args(argv)
@@ -43,12 +51,44 @@ def run_dir_for(cfg, config_path: str, work_dir: str | None) -> Path:
     return Path(cfg.get("work_dir", "outputs")) / (cfg.get("run_name") or Path(config_path).stem)
 
 
+def show(run_dir: Path, image_id: str) -> Path:
+    """Draw one image's chain from whatever the run folder holds; returns the PNG's path."""
+    if read_manifest(run_dir / "prepare") is None:
+        raise PipelineError(f"--show needs a prepared data set in {run_dir}; run `--stage prepare` first")
+    dataset = PreparedDataset.load(run_dir / "prepare")
+    path = run_dir / "show" / f"{image_id}.png"
+    save_image(path, chain_panel(load_chain(run_dir, dataset, image_id), dataset.palette), format="PNG")
+    return path
+
+
+def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
+    """One row per stage: what happened, its time (this run's, or the earlier run's for a
+    skipped stage) and its headline figure; then the total."""
+    stages = {s.name: s for s in STAGES}
+    rows = [f"  {'stage':<20} {'outcome':<16} {'time':>9}  result"]
+    total = 0.0
+    for name, outcome, seconds in summary:
+        manifest = read_manifest(run_dir / name) or {}
+        if outcome.startswith("skipped"):
+            seconds = manifest.get("duration_s", 0.0)
+            outcome = "done earlier"
+        total += seconds
+        result = ""
+        headline = stages[name].headline
+        value = manifest.get("metrics", {}).get(headline[0]) if headline else None
+        if isinstance(value, float):
+            result = f"{headline[1]} {100 * value:.1f}%"
+        rows.append(f"  {name:<20} {outcome:<16} {seconds:>7.1f} s  {result}")
+    rows.append(f"  {'total':<20} {'':<16} {total:>7.1f} s")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.cfg_options)
         run_dir = run_dir_for(cfg, args.config, args.work_dir)
-        read_only = args.status or args.dry_run
+        read_only = args.status or args.dry_run or bool(args.show)
         if not read_only:
             distributed.init_from_env()  # under torchrun: one process per device
         main_rank = distributed.is_main()
@@ -61,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             for stage in STAGES:
                 st = pipeline.status(stage.name)
                 print(f"  {stage.name:<20} {st.state:<8} {st.reason}")
+            return 0
+        if args.show:
+            print(show(run_dir, args.show))
             return 0
         if args.dry_run:
             print(f"run folder: {run_dir}")
@@ -75,12 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if main_rank:
-        log.info("summary (%s):", run_dir)
-        for name, outcome, seconds in summary:
-            metrics = (read_manifest(run_dir / name) or {}).get("metrics", {})
-            scores = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items()
-                               if k.endswith("miou") and isinstance(v, float))
-            log.info("  %-20s %-16s %8.1f s  %s", name, outcome, seconds, scores)
+        log.info("summary of %s:\n%s", run_dir, summary_table(summary, run_dir))
+        if read_manifest(run_dir / "report"):
+            log.info("report: %s", (run_dir / "report" / HTML).resolve().as_uri())
     return 0
 
 

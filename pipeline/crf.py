@@ -27,7 +27,7 @@ class CRFParams:
 
     def __post_init__(self) -> None:
         if self.unary not in ("probabilities", "labels"):
-            raise ConfigError(f"refine_masks.crf.unary must be 'probabilities' or 'labels', got {self.unary!r}")
+            raise ConfigError(f"crf.unary must be 'probabilities' or 'labels', got {self.unary!r}")
 
 
 def dense_crf(image: np.ndarray, scores: np.ndarray, params: CRFParams) -> np.ndarray:

@@ -47,12 +47,17 @@ class Stage:
     name: str
     entry: str
     upstream: tuple[str, ...] = ()
+    # Stages used when they are done (the report shows the segmenter if it ran); once
+    # used, they count as upstream: re-running them makes this stage stale.
+    optional_upstream: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     description: str = ""
     distributed: bool = False
     # 'section.key' entries that say how to run, not what to compute (worker counts,
     # parallel backends): left out of the fingerprint, so changing them re-runs nothing.
     execution_keys: tuple[str, ...] = ()
+    # (metric key, label): the figure the run's summary table shows for this stage.
+    headline: tuple[str, str] | None = None
 
     def load(self) -> Callable[["StageContext"], "StageResult"]:
         module, _, function = self.entry.partition(":")
@@ -76,6 +81,7 @@ class StageContext:
     cfg: Config
     run_dir: Path
     out_dir: Path
+    available_upstream: tuple[str, ...] = ()  # upstream + the optional upstream stages that are done
 
     def section(self, name: str) -> dict:
         if name not in self.stage.reads:
@@ -86,9 +92,14 @@ class StageContext:
         return section_dict(self.cfg, name)
 
     def upstream_dir(self, name: str) -> Path:
-        if name not in self.stage.upstream:
+        if name not in self.stage.upstream + self.stage.optional_upstream:
             raise PipelineError(f"stage '{self.stage.name}' does not declare '{name}' as upstream")
+        if name not in self.available_upstream:
+            raise PipelineError(f"optional upstream '{name}' of '{self.stage.name}' is not done")
         return self.run_dir / name
+
+    def has_upstream(self, name: str) -> bool:
+        return name in self.available_upstream
 
     def upstream_manifest(self, name: str) -> dict:
         return read_manifest(self.upstream_dir(name))
@@ -120,7 +131,7 @@ class Pipeline:
             raise PipelineError("two stages share a name")
         seen: set[str] = set()
         for s in stages:
-            for u in s.upstream:
+            for u in s.upstream + s.optional_upstream:
                 if u not in seen:
                     raise PipelineError(f"stage '{s.name}' lists upstream '{u}', which is not declared before it")
             seen.add(s.name)
@@ -143,9 +154,13 @@ class Pipeline:
         return _hash({
             "stage": name,
             "sections": self.section_hashes(stage),
-            "upstream": {u: self.fingerprint(u) for u in stage.upstream},
+            "upstream": {u: self.fingerprint(u) for u in self.used_upstream(stage)},
             "version": __version__,
         })
+
+    def used_upstream(self, stage: Stage) -> list[str]:
+        """The required upstream stages, and the optional ones that are done."""
+        return [*stage.upstream, *(u for u in stage.optional_upstream if self.status(u).state == "done")]
 
     def status(self, name: str) -> StageStatus:
         stage = self.stages[name]
@@ -157,7 +172,7 @@ class Pipeline:
             return StageStatus("missing", "never run")
         if manifest["fingerprint"] != self.fingerprint(name):
             return StageStatus("stale", self._why_stale(stage, manifest), manifest)
-        for u in stage.upstream:
+        for u in self.used_upstream(stage):
             upstream = self.status(u)
             if upstream.state != "done":
                 return StageStatus("stale", f"upstream '{u}' is {upstream.state}", manifest)
@@ -173,8 +188,10 @@ class Pipeline:
         for sec, digest in self.section_hashes(stage).items():
             if old_sections.get(sec) != digest:
                 reasons.append(f"config section '{sec}' changed")
-        for u in stage.upstream:
-            if manifest.get("upstream", {}).get(u, {}).get("fingerprint") != self.fingerprint(u):
+        for u in self.used_upstream(stage):
+            if u not in manifest.get("upstream", {}):
+                reasons.append(f"upstream '{u}' finished after this stage")
+            elif manifest["upstream"][u].get("fingerprint") != self.fingerprint(u):
                 reasons.append(f"upstream '{u}' changed")
         return "; ".join(reasons) or "fingerprint changed"
 
@@ -200,7 +217,7 @@ class Pipeline:
             if name not in selected:
                 continue
             st = self.status(name)
-            rerun_upstream = [u for u in stage.upstream if u in will_run]
+            rerun_upstream = [u for u in stage.upstream + stage.optional_upstream if u in will_run]
             if force:
                 action, reason = "run", "--force"
             elif rerun_upstream:
@@ -246,9 +263,10 @@ class Pipeline:
     def _run_stage(self, stage: Stage, status: StageStatus, force: bool) -> float:
         out_dir = self.run_dir / stage.name
         fingerprint = self.fingerprint(stage.name)
+        used = self.used_upstream(stage)
         upstream = {
             u: {"fingerprint": self.fingerprint(u), "run_id": read_manifest(self.run_dir / u)["run_id"]}
-            for u in stage.upstream
+            for u in used
         }
         marker = out_dir / IN_PROGRESS
         resumable = (
@@ -268,7 +286,8 @@ class Pipeline:
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         self.log.info("[%s] %s (%s)", stage.name, "resuming" if resumable else "running", status.reason)
-        ctx = StageContext(stage=stage, cfg=self.cfg, run_dir=self.run_dir, out_dir=out_dir)
+        ctx = StageContext(stage=stage, cfg=self.cfg, run_dir=self.run_dir, out_dir=out_dir,
+                           available_upstream=tuple(used))
         try:
             result = stage.load()(ctx) if stage.distributed or distributed.is_main() else None
         except BaseException:

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import SeedSweep, iou_per_class, per_class
 from pipeline.log import progress
 from pipeline.runner import StageContext, StageResult
@@ -24,13 +24,16 @@ from stages.export_maps import MAPS_DIR
 class MapEvalSettings:
     threshold: float | None = None
     sweep: tuple[float, float, float] = (0.05, 0.60, 0.01)  # start, stop (inclusive), step
+    # Score only this split's images among the exported ones (VOC: maps of train_aug,
+    # scored on train as in the literature); None: every exported image with GT.
+    score_split: str | None = None
 
 
 def evaluate_maps(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(MapEvalSettings, ctx.section("evaluate_maps"), "evaluate_maps")
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     export = ctx.upstream_manifest("export_maps")
-    ids = dataset.split(export["info"]["split"])
+    ids = scored_ids(dataset, export["info"]["split"], settings.score_split)
     with_gt = [i for i in ids if dataset.mask_path(i) is not None]
 
     start, stop, step = settings.sweep
@@ -64,5 +67,18 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
             "curve": [[float(t), float(m)] for t, m in zip(thresholds, curve)],
         },
         info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold is None,
-              "split": export["info"]["split"]},
+              "split": export["info"]["split"], "score_split": settings.score_split},
     )
+
+
+def scored_ids(dataset: PreparedDataset, export_split: str, score_split: str | None) -> list[str]:
+    """The exported images that are scored: all, or those in `score_split`."""
+    ids = dataset.split(export_split)
+    if score_split is None:
+        return ids
+    subset = set(dataset.split(score_split))
+    scored = [i for i in ids if i in subset]
+    if not scored:
+        raise ConfigError(f"evaluate_maps.score_split={score_split!r} shares no image with the exported "
+                          f"split '{export_split}'")
+    return scored

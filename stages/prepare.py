@@ -1,4 +1,9 @@
-"""Stage 1: turn a data source into the prepared data set later stages read."""
+"""Stage 1: turn a data source into the prepared data set later stages read.
+
+`dataset.type`: 'synthetic' (generated here), 'voc12' (VOC 2012 + SBD), 'coco14'
+(COCO 2014) or 'folder' (a user's own data, pipeline/datasets/folder.py). Every type
+ends in the same format (pipeline/datasets/prepared.py), so later stages never ask.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,18 @@ from pipeline.atomic import save_image, write_lines
 from pipeline.config import section_to_dataclass
 from pipeline.errors import ConfigError
 from pipeline.datasets import synthetic
+from pipeline.datasets.coco import COCOSpec, prepare_coco14
+from pipeline.datasets.folder import FolderSpec, prepare_folder
+from pipeline.datasets.voc import VOCSpec, prepare_voc12
 from pipeline.datasets.masks import read_mask, save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.log import get_logger, progress
 from pipeline.runner import StageContext, StageResult
 
-DATASET_TYPES = ("synthetic",)
+# type -> (its config section as a dataclass, the loader writing the prepared data set)
+REAL_DATASETS = {"voc12": (VOCSpec, prepare_voc12), "coco14": (COCOSpec, prepare_coco14),
+                 "folder": (FolderSpec, prepare_folder)}
+DATASET_TYPES = ("synthetic", *REAL_DATASETS)
 
 
 def prepare(ctx: StageContext) -> StageResult:
@@ -22,6 +33,10 @@ def prepare(ctx: StageContext) -> StageResult:
     kind = dataset_cfg.get("type")
     if kind == "synthetic":
         return prepare_synthetic(ctx, dataset_cfg)
+    if kind in REAL_DATASETS:
+        spec_cls, loader = REAL_DATASETS[kind]
+        report = loader(section_to_dataclass(spec_cls, dataset_cfg, "dataset"), ctx.out_dir)
+        return StageResult(artifacts=report["artifacts"], info=report["info"])
     raise ConfigError(f"dataset.type = {kind!r} is not supported; choose one of: {', '.join(DATASET_TYPES)}")
 
 

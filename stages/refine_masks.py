@@ -33,6 +33,7 @@ from pipeline.images import load_rgb
 from pipeline.log import get_logger, progress
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, pseudo_mask
 from pipeline.runner import StageContext, StageResult
+from stages.evaluate_maps import scored_ids
 from stages.export_maps import MAPS_DIR
 
 PSEUDO_MASKS_DIR = "pseudo_masks"
@@ -85,13 +86,15 @@ def refine_masks(ctx: StageContext) -> StageResult:
         log.warning("refine_masks: %d image(s) failed and are left out: %s", len(failures), listing)
 
     written = [i for i in ids if i not in failures]
+    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
+    to_score = set(scored_ids(dataset, split, score_split))  # scored on the images the seeds were
     pixels = np.zeros(256, dtype=np.int64)
     score = MaskScore(len(dataset.classes), dataset.ignore_index)
     scored = 0
     for image_id in progress(written, "refine_masks: statistics and mIoU", total=len(written)):
         mask = read_mask(mask_dir / f"{image_id}.png")
         pixels += np.bincount(mask.ravel(), minlength=256)
-        gt = dataset.load_mask(image_id)
+        gt = dataset.load_mask(image_id) if image_id in to_score else None
         if gt is not None:
             score.add(mask, gt)
             scored += 1

@@ -15,6 +15,7 @@ def test_whole_pipeline_end_to_end_then_cached(tmp_path, capsys):
         assert (tmp_path / stage.name / "manifest.json").is_file(), stage.name
     assert (tmp_path / "config.py").is_file() and (tmp_path / "pipeline.log").is_file()
     first = json.loads((tmp_path / "prepare" / "manifest.json").read_text())["run_id"]
+    capsys.readouterr()  # the run's own output (mmengine logs to stdout)
 
     assert run_pipeline.main(["--status", *args]) == 0
     out = capsys.readouterr().out

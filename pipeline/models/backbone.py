@@ -43,27 +43,50 @@ class ResNetBackbone(nn.Module):
 def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None = None) -> ResNetBackbone:
     """`weights`: None (random init), a torchvision weights name ('IMAGENET1K_V1',
     'DEFAULT'), or the path of a local torchvision ResNet state dict."""
-    if depth not in DEPTHS:
-        raise ConfigError(f"localizer.backbone.depth must be one of {sorted(DEPTHS)}, got {depth}")
-    builder = DEPTHS[depth]
-    if weights is None:  # the training stage says so loudly; loading trained weights needs no init
-        resnet = builder(weights=None)
-    elif Path(str(weights)).suffix in (".pth", ".pt") or Path(str(weights)).is_file():
-        path = Path(weights)
+    resnet = DEPTHS[_check_depth(depth, "localizer.backbone.depth")](weights=None)
+    state = resnet_state_dict(depth, weights, "localizer.backbone.weights")
+    if state is not None:  # None: the training stage says so loudly; trained weights need no init
+        resnet.load_state_dict(state)
+    return ResNetBackbone(resnet, output_stride)
+
+
+def resnet_state_dict(depth: int, weights: str | None, key: str) -> dict[str, torch.Tensor] | None:
+    """A torchvision ResNet-`depth` state dict (classifier `fc.*` included when present).
+
+    `weights`: a torchvision weights name, fetched through torchvision's weights API
+    into the torch hub cache; the path of a local .pth holding such a state dict; or
+    None (random init: returns None). `key` names the config key in error messages.
+    """
+    _check_depth(depth, key)
+    if weights is None:
+        return None
+    path = Path(str(weights))
+    if path.suffix in (".pth", ".pt") or path.is_file():
         if not path.is_file():
-            raise ConfigError(f"localizer.backbone.weights: no file {path}")
-        resnet = builder(weights=None)
+            raise ConfigError(f"{key}: no file {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
-        missing, unexpected = resnet.load_state_dict(state, strict=False)
-        if [k for k in missing if not k.startswith("fc.")] or unexpected:
-            raise ConfigError(f"{path} is not a torchvision ResNet-{depth} state dict "
-                              f"(missing {missing[:3]}..., unexpected {unexpected[:3]}...)")
-        get_logger().info("backbone: ResNet-%d weights from %s", depth, path)
-    else:
-        resnet = builder(weights=weights)  # torchvision's weights API: downloads into the torch hub cache
-        get_logger().info("backbone: ResNet-%d with torchvision weights %s", depth, weights)
-    return ResNetBackbone(resnet, output_stride)
+        expected = DEPTHS[depth](weights=None).state_dict()
+        missing = [k for k in expected if k not in state and not k.startswith("fc.")]
+        unexpected = [k for k in state if k not in expected]
+        if missing or unexpected:
+            raise ConfigError(f"{key}: {path} is not a torchvision ResNet-{depth} state dict "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        get_logger().info("ResNet-%d weights from %s", depth, path)
+        return state
+    enum = models.get_model_weights(DEPTHS[depth])
+    if weights not in enum.__members__:  # DEFAULT is one of them
+        raise ConfigError(f"{key}={weights!r}: neither a torchvision weights name of ResNet-{depth} "
+                          f"({', '.join(enum.__members__)}) nor a .pth file")
+    entry = enum[weights]
+    get_logger().info("ResNet-%d with torchvision weights %s", depth, entry)
+    return entry.get_state_dict(progress=True, check_hash=True)  # torchvision's weights API: downloads once
+
+
+def _check_depth(depth: int, key: str) -> int:
+    if depth not in DEPTHS:
+        raise ConfigError(f"{key}: ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
+    return depth
 
 
 def _remove_stride(layer: nn.Sequential) -> None:

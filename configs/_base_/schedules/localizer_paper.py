@@ -28,4 +28,5 @@ evaluate_maps = dict(
     # manifest says so); a number fixes it.
     threshold=None,
     sweep=(0.05, 0.60, 0.01),  # start, stop (inclusive), step
+    score_split=None,  # None: every exported image with GT; VOC: 'train' (maps of train_aug)
 )

@@ -1,0 +1,34 @@
+# Segmenter schedule for PASCAL VOC 2012 (train_aug pseudo-masks, val GT): mmseg's
+# DeepLabV3+ VOC-aug recipe at 20k iterations (the WSSS papers' 20k-30k), batch 16,
+# crop 512, scales 0.5-2.0; test time as in WSSS papers: multi-scale + flip + dense CRF
+# with DeepLab's CRF parameters.
+train_segmenter = dict(
+    iters=20000,
+    batch_size=16,  # total over all processes
+    lr=0.01,
+    min_lr=1e-4,
+    momentum=0.9,
+    weight_decay=5e-4,
+    poly_power=0.9,
+    crop=(512, 512),
+    scale=(2048, 512),  # RandomResize base scale (long, short), times ratio_range; also the test scale
+    ratio_range=(0.5, 2.0),
+    cat_max_ratio=0.75,
+    photometric=True,
+    amp=False,  # CUDA only: fp16 autocast
+    checkpoint_interval=2000,
+    val_interval=None,  # None: evaluate_segmenter scores; a number also validates during training
+    log_interval=50,
+    num_workers=4,
+    seed=0,
+    val_split='val',
+)
+evaluate_segmenter = dict(
+    split='val',
+    scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
+    flip=True,
+    # DeepLab's CRF (pos_w 3, pos_xy_std 1, bi_w 4, bi_xy_std 67, bi_rgb_std 3); min_prob:
+    # classes below it everywhere in an image are left out of its CRF.
+    crf=dict(enabled=True, min_prob=0.01, unary='probabilities', iterations=10,
+             gaussian=(1, 3), bilateral=(67, 3, 4)),
+)

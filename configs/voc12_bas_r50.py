@@ -1,0 +1,20 @@
+# BAS on PASCAL VOC 2012 + SBD, the paper's setting for every stage, on GPU:
+#   python run_pipeline.py --config configs/voc12_bas_r50.py --cfg-options dataset.data_root=/data
+#   torchrun --nproc_per_node 4 run_pipeline.py --config configs/voc12_bas_r50.py ...
+# The localizer trains on train_aug (10,582) and exports train_aug maps (the segmenter's
+# training set); seeds and pseudo-masks are scored on VOC train (1,464) as in the
+# literature; the segmenter on VOC val (1,449) GT.
+_base_ = [
+    './_base_/runtime.py',
+    './_base_/datasets/voc12.py',
+    './_base_/models/bas_r50.py',
+    './_base_/schedules/localizer_paper.py',
+    './_base_/pseudo_masks.py',
+    './_base_/models/deeplabv3plus_r101.py',
+    './_base_/schedules/segmenter_voc12_20k.py',
+    './_base_/report.py',
+]
+
+train_localizer = dict(split='train_aug')
+export_maps = dict(split='train_aug')
+evaluate_maps = dict(score_split='train')

@@ -1,0 +1,167 @@
+"""Checks shared by the real-data loaders: layouts, images, masks, and counted skips.
+
+A problem with the whole source (a missing folder, an empty list, an unknown class) is
+an error that says what to fix. A problem with one item (an image listed but absent,
+a corrupt file, a mask of another size, an image without labels) is an error too,
+unless `dataset.on_bad_item='skip'`: then the item is left out and counted by reason,
+and the counts go to the log and the manifest. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.datasets.masks import IGNORE_INDEX, save_mask
+from pipeline.errors import ConfigError, DataError
+from pipeline.log import get_logger, progress
+
+BAD_ITEM_POLICIES = ("error", "skip")
+
+
+@dataclasses.dataclass
+class Skips:
+    """Items left out, by reason (with `policy='error'` the first one raises instead)."""
+
+    policy: str = "error"
+    items: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.policy not in BAD_ITEM_POLICIES:
+            raise ConfigError(f"dataset.on_bad_item must be one of {BAD_ITEM_POLICIES}, got {self.policy!r}")
+
+    def add(self, reason: str, item: str, detail: str) -> None:
+        if self.policy == "error":
+            raise DataError(f"{detail}. Fix or remove it, or set dataset.on_bad_item='skip' to leave such "
+                            "items out (they are counted and reported).")
+        self.items.setdefault(reason, []).append(item)
+
+    def counts(self) -> dict[str, int]:
+        return {reason: len(ids) for reason, ids in sorted(self.items.items())}
+
+    def report(self, what: str) -> dict:
+        """Log and return the skips: counts and the first few ids per reason."""
+        if self.items:
+            get_logger().warning("%s: left out %s", what, ", ".join(f"{n} ({r})" for r, n in self.counts().items()))
+        return {reason: {"count": len(ids), "examples": ids[:10]} for reason, ids in sorted(self.items.items())}
+
+
+def check_layout(name: str, root: Path, required: dict[str, str], hint: str = "") -> None:
+    """One error listing everything missing under `root` ({relative path: what it is})."""
+    if not root.is_dir():
+        raise DataError(f"{name}: data root {root} does not exist. Set dataset.data_root to the folder "
+                        f"that holds it (e.g. --cfg-options dataset.data_root=/data). {hint}".strip())
+    missing = [f"{what}: {root / rel}" for rel, what in required.items() if not (root / rel).exists()]
+    if missing:
+        raise DataError(f"{name}: the layout under {root} is incomplete; missing:\n  - " + "\n  - ".join(missing)
+                        + (f"\n{hint}" if hint else ""))
+
+
+def read_list(path: Path) -> list[str]:
+    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"{path} lists no images; it should hold one image id per line")
+    return ids
+
+
+Problem = tuple[str, str]  # (short reason for the counts, detail for the message)
+
+
+def inspect_image(path: Path) -> tuple[tuple[int, int] | None, Problem | None]:
+    """((width, height), None) for a readable image (grey and CMYK included: stages
+    convert to RGB), else (None, the problem)."""
+    if not path.is_file():
+        return None, ("missing image", f"{path}: image listed but not found")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes fully: a truncated JPEG fails here
+            return image.size, None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return None, ("corrupt image", f"{path}: cannot decode ({err})")
+
+
+def check_images(paths: dict[str, Path], skips: Skips, n_jobs: int = -1,
+                 what: str = "prepare") -> dict[str, tuple[int, int]]:
+    """Decode every image once (in parallel); returns {id: (width, height)} of the good ones."""
+    ids = list(paths)
+    jobs = (delayed(inspect_image)(paths[i]) for i in ids)
+    results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=64)(jobs)
+    sizes = {}
+    for image_id, (size, problem) in zip(ids, progress(results, f"{what}: checking images", total=len(ids))):
+        if problem is None:
+            sizes[image_id] = size
+        else:
+            skips.add(problem[0], image_id, problem[1])
+    return sizes
+
+
+def rgb_to_index(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:
+    """Class indices of a colour-coded mask, by exact palette colour (255 = ignore colour)."""
+    codes = {tuple(int(v) for v in palette[k]): k for k in range(len(palette) - 1, -1, -1)}
+    flat = rgb.reshape(-1, 3)
+    colours, inverse = np.unique(flat, axis=0, return_inverse=True)
+    unknown = [tuple(int(v) for v in c) for c in colours if tuple(int(v) for v in c) not in codes]
+    if unknown:
+        raise DataError(f"{path}: RGB mask holds colours outside the palette, e.g. {unknown[:3]}; give masks as "
+                        "palette or grey PNGs of class indices")
+    lut = np.array([codes[tuple(int(v) for v in c)] for c in colours], dtype=np.uint8)
+    return lut[inverse.ravel()].reshape(rgb.shape[:2])
+
+
+def load_index_mask(path: Path, palette: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(class indices, was colour-coded) from a palette, grey or RGB PNG."""
+    with Image.open(path) as image:
+        if image.mode in ("P", "L"):
+            return np.asarray(image, dtype=np.uint8).copy(), False
+        if image.mode in ("RGB", "RGBA"):
+            return rgb_to_index(np.asarray(image.convert("RGB")), palette, path), True
+        raise DataError(f"{path}: mask mode {image.mode}; expected a palette, grey or RGB PNG")
+
+
+def place_mask(src: Path, dst: Path, palette: np.ndarray, num_classes: int,
+               image_size: tuple[int, int] | None) -> tuple[bool, Problem | None]:
+    """Make `dst` the prepared GT mask for `src`: a symlink to a valid index PNG, or a
+    converted copy of a colour-coded one. Returns (converted, problem or None)."""
+    try:
+        mask, converted = load_index_mask(src, palette)
+    except (OSError, UnidentifiedImageError) as err:
+        return False, ("corrupt mask", f"{src}: cannot decode ({err})")
+    except DataError as err:
+        return False, ("bad mask", str(err))
+    if image_size is not None and mask.shape != (image_size[1], image_size[0]):
+        return False, ("mask size mismatch", f"{src}: mask {mask.shape[::-1]} vs image {image_size} (w, h)")
+    bad = np.setdiff1d(np.unique(mask), [*range(num_classes + 1), IGNORE_INDEX])
+    if bad.size:
+        return False, ("mask label out of range",
+                       f"{src}: label(s) {bad.tolist()} outside 0..{num_classes} and {IGNORE_INDEX}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    if converted:
+        save_mask(dst, mask, palette)
+    else:
+        dst.symlink_to(src.resolve())
+    return converted, None
+
+
+def place_masks(pairs: dict[str, tuple[Path, Path]], palette: np.ndarray, num_classes: int,
+                sizes: dict[str, tuple[int, int]], skips: Skips, n_jobs: int = -1, what: str = "prepare") -> int:
+    """`place_mask` for every id (in parallel); returns how many were colour-coded and converted."""
+    ids = list(pairs)
+    jobs = (delayed(place_mask)(*pairs[i], palette, num_classes, sizes.get(i)) for i in ids)
+    results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=64)(jobs)
+    converted = 0
+    for image_id, (was_rgb, problem) in zip(ids, progress(results, f"{what}: GT masks", total=len(ids))):
+        converted += was_rgb
+        if problem is not None:
+            skips.add(problem[0], image_id, problem[1])
+    return converted
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size

@@ -1,0 +1,90 @@
+"""One image's way through the pipeline as a row of labelled tiles.
+
+image | a heat overlay per image-level class | pseudo-mask | GT | segmenter prediction,
+each read from the run folder when that stage produced it. `--show IMAGE_ID` and the
+report's galleries draw the same panel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image, ImageDraw
+
+from pipeline.datasets.masks import read_mask
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import DataError
+from pipeline.evaluation import confusion_matrix, iou_per_class
+
+MAPS = "export_maps/maps"
+PSEUDO_MASKS = "refine_masks/pseudo_masks/SegmentationClass"
+PREDICTIONS = "evaluate_segmenter/predictions"
+CAPTION_HEIGHT = 16
+
+
+@dataclasses.dataclass
+class ImageChain:
+    """What the run folder holds for one image (None where a stage did not produce it)."""
+
+    image_id: str
+    image: np.ndarray
+    maps: list[tuple[str, np.ndarray]]  # (class name, (H, W) map in [0, 1])
+    pseudo_mask: np.ndarray | None
+    gt: np.ndarray | None
+    prediction: np.ndarray | None
+
+
+def load_chain(run_dir: Path, dataset: PreparedDataset, image_id: str) -> ImageChain:
+    if image_id not in dataset.labels:
+        raise DataError(f"image '{image_id}' is not in the prepared data set of {run_dir}")
+    maps = []
+    npz = run_dir / MAPS / f"{image_id}.npz"
+    if npz.is_file():
+        with np.load(npz) as saved:
+            maps = [(dataset.classes[int(c)], m.astype(np.float32)) for c, m in zip(saved["classes"], saved["maps"])]
+
+    def mask(folder: str) -> np.ndarray | None:
+        path = run_dir / folder / f"{image_id}.png"
+        return read_mask(path) if path.is_file() else None
+
+    return ImageChain(image_id, dataset.load_image(image_id), maps, mask(PSEUDO_MASKS), dataset.load_mask(image_id),
+                      mask(PREDICTIONS))
+
+
+def image_miou(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:
+    """mIoU of one image over the classes in its GT or prediction (ignored pixels left out)."""
+    valid = pred != ignore_index
+    conf = confusion_matrix(np.where(valid, gt, ignore_index), np.where(valid, pred, 0), num_classes, ignore_index)
+    return float(np.nanmean(iou_per_class(conf))) if conf.sum() else float("nan")
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    colour = colormaps["jet"](np.clip(heat, 0, 1))[..., :3] * 255
+    return (image * (1 - alpha) + colour * alpha).astype(np.uint8)
+
+
+def _tile(array: np.ndarray, caption: str, height: int) -> Image.Image:
+    image = Image.fromarray(array)
+    width = max(1, round(image.width * height / image.height))
+    tile = Image.new("RGB", (width, height + CAPTION_HEIGHT), "white")
+    tile.paste(image.resize((width, height), Image.NEAREST), (0, CAPTION_HEIGHT))
+    ImageDraw.Draw(tile).text((2, 2), caption, fill="black")
+    return tile
+
+
+def chain_panel(chain: ImageChain, palette: np.ndarray, height: int = 160) -> Image.Image:
+    """The tiles side by side, 4 px apart."""
+    tiles = [_tile(chain.image, chain.image_id, height)]
+    tiles += [_tile(heat_overlay(chain.image, m), f"map: {name}", height) for name, m in chain.maps]
+    for caption, mask in (("pseudo-mask", chain.pseudo_mask), ("GT", chain.gt), ("segmenter", chain.prediction)):
+        if mask is not None:
+            tiles.append(_tile(palette[mask], caption, height))
+    panel = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), tiles[0].height), "white")
+    x = 0
+    for tile in tiles:
+        panel.paste(tile, (x, 0))
+        x += tile.width + 4
+    return panel

@@ -1,0 +1,63 @@
+"""Segmenter predictions as WSSS papers make them: multi-scale + flip, optional dense CRF.
+
+Scales multiply mmseg's test resize (the training base scale, keep_ratio), as in
+mmseg's TTA; class probabilities are averaged at the image's own size. The CRF runs on
+the classes that reach `min_prob` somewhere in the image (the others cannot win a
+pixel), so its cost follows the image's content, not the data set's class count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.crf import CRFParams, dense_crf
+from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
+
+
+def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """mmcv's keep-ratio rescale: the largest size that fits (long, short) = scale."""
+    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+@dataclasses.dataclass
+class Predictor:
+    model: torch.nn.Module  # an mmseg segmentor (EncoderDecoder), in eval mode
+    base_scale: tuple[int, int]
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    device: torch.device = torch.device("cpu")
+
+    @torch.no_grad()
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(K, H, W) float32 class probabilities for an (H, W, 3) uint8 RGB image."""
+        h, w = image.shape[:2]
+        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float() / 255
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        base_h, base_w = rescale_size(h, w, self.base_scale)
+        total = 0
+        for s in self.scales:
+            size = (max(int(base_h * s + 0.5), 1), max(int(base_w * s + 0.5), 1))
+            xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            if self.flip:
+                xs = torch.cat([xs, xs.flip(3)])
+            meta = dict(img_shape=size, ori_shape=size, pad_shape=size)
+            logits = self.model.inference(xs, [meta] * len(xs))
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            probs = logits.softmax(1)
+            total = total + probs[0] + (probs[1].flip(2) if self.flip else 0)
+        return (total / (len(self.scales) * (2 if self.flip else 1))).float().cpu().numpy()
+
+
+def crf_labels(image: np.ndarray, probs: np.ndarray, params: CRFParams, min_prob: float = 0.01) -> np.ndarray:
+    """Dense-CRF labels over the classes that reach `min_prob` somewhere."""
+    present = np.flatnonzero(probs.reshape(len(probs), -1).max(1) >= min_prob)
+    if len(present) == 0:
+        present = np.array([int(probs.reshape(len(probs), -1).max(1).argmax())])
+    return present[dense_crf(image, probs[present], params)]

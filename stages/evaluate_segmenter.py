@@ -1,0 +1,144 @@
+"""Stage 7: the segmenter's mIoU on real GT (the val split), predictions as palette PNGs.
+
+Predictions use the test-time recipe in `evaluate_segmenter` (scales, flip, dense CRF).
+Scores come from the pipeline's evaluator and, as a cross-check, from mmseg's own
+IoUMetric on the same predictions; the manifest holds both. Per-image resume: written
+predictions are read back instead of being predicted again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from pipeline import distributed
+from pipeline.config import section_to_dataclass
+from pipeline.crf import CRFParams
+from pipeline.datasets.masks import read_mask, save_mask
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError
+from pipeline.evaluation import MaskScore
+from pipeline.log import get_logger, progress
+from pipeline.runner import StageContext, StageResult
+from pipeline.segmenter.inference import Predictor, crf_labels
+from stages.train_segmenter import MMSEG_CONFIG, MODEL_FILE
+
+PREDICTIONS_DIR = "predictions"
+RAW_PREDICTIONS_DIR = "predictions_without_crf"  # written when the CRF is on
+AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
+
+
+@dataclasses.dataclass(frozen=True)
+class SegEvalSettings:
+    split: str = "val"
+    scales: tuple[float, ...] = (1.0,)  # multipliers of the training base scale
+    flip: bool = False
+    crf: dict = dataclasses.field(default_factory=dict)  # enabled, min_prob, and CRFParams keys
+
+
+def evaluate_segmenter(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(SegEvalSettings, ctx.section("evaluate_segmenter"), "evaluate_segmenter")
+    crf = dict(settings.crf)
+    use_crf, min_prob = bool(crf.pop("enabled", False)), float(crf.pop("min_prob", 0.01))
+    crf_params = section_to_dataclass(CRFParams, crf, "evaluate_segmenter.crf")
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    if settings.split not in dataset.splits:
+        raise ConfigError(f"evaluate_segmenter.split={settings.split!r}: the prepared data set has the splits "
+                          f"{', '.join(dataset.splits)}")
+    ids = dataset.split(settings.split)
+    log = get_logger()
+
+    out_final = ctx.out_dir / PREDICTIONS_DIR
+    out_raw = ctx.out_dir / RAW_PREDICTIONS_DIR
+    todo = [i for i in ids if not (out_final / f"{i}.png").is_file()
+            or (use_crf and not (out_raw / f"{i}.png").is_file())]
+    if len(todo) < len(ids):
+        log.info("evaluate_segmenter: %d of %d predictions already written, resuming", len(ids) - len(todo), len(ids))
+    if todo:
+        predictor = _predictor(ctx, settings)
+        for image_id in progress(todo, "evaluate_segmenter: predict", total=len(todo)):
+            image = dataset.load_image(image_id)
+            probs = predictor.probabilities(image)
+            raw = probs.argmax(0).astype(np.uint8)
+            if use_crf:
+                save_mask(out_raw / f"{image_id}.png", raw, dataset.palette)
+                final = crf_labels(image, probs, crf_params, min_prob).astype(np.uint8)
+            else:
+                final = raw
+            save_mask(out_final / f"{image_id}.png", final, dataset.palette)
+
+    k = len(dataset.classes)
+    scores = {"final": MaskScore(k, dataset.ignore_index)}
+    if use_crf:
+        scores["without_crf"] = MaskScore(k, dataset.ignore_index)
+    iou_metric = _iou_metric(dataset)
+    scored = 0
+    for image_id in progress(ids, "evaluate_segmenter: score", total=len(ids)):
+        gt = dataset.load_mask(image_id)
+        if gt is None:
+            continue
+        final = read_mask(out_final / f"{image_id}.png")
+        scores["final"].add(final, gt)
+        iou_metric.process({}, [{"pred_sem_seg": {"data": torch.from_numpy(final)[None]},
+                                 "gt_sem_seg": {"data": torch.from_numpy(gt)[None]}}])
+        if use_crf:
+            scores["without_crf"].add(read_mask(out_raw / f"{image_id}.png"), gt)
+        scored += 1
+
+    metrics: dict = {}
+    info: dict = {"split": settings.split, "predictions": PREDICTIONS_DIR, "test_time": dataclasses.asdict(settings)}
+    if scored:
+        metrics = scores["final"].summary(dataset.classes)
+        del metrics["ignored_share"]  # predictions never hold the ignore label
+        if use_crf:
+            metrics["miou_without_crf"] = scores["without_crf"].summary(dataset.classes)["miou"]
+        mmseg_miou = iou_metric.compute_metrics(iou_metric.results)["mIoU"]  # percent, 2 decimals
+        metrics["mmseg_iou_metric_miou"] = mmseg_miou / 100
+        agrees = abs(100 * metrics["miou"] - mmseg_miou) <= AGREEMENT
+        info["mmseg_iou_metric_agrees"] = agrees
+        if not agrees:
+            log.warning("evaluate_segmenter: mIoU %.3f%% differs from mmseg's IoUMetric %.2f%%",
+                        100 * metrics["miou"], mmseg_miou)
+        log.info("evaluate_segmenter: segmenter mIoU on %s GT: %.1f%% (%d images; mmseg IoUMetric %.2f%%)%s",
+                 settings.split, 100 * metrics["miou"], scored, mmseg_miou,
+                 f", {100 * metrics['miou_without_crf']:.1f}% without the CRF" if use_crf else "")
+    else:
+        log.warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing scored",
+                    settings.split)
+    return StageResult(
+        artifacts={"predictions": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored},
+        metrics=metrics,
+        info=info,
+    )
+
+
+def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules()
+    train_dir = ctx.upstream_dir("train_segmenter")
+    cfg = Config.fromfile(str(train_dir / MMSEG_CONFIG))
+    cfg.model.backbone.init_cfg = None  # trained weights follow
+    if cfg.model.backbone.norm_cfg.type == "SyncBN":  # trained under torchrun; one process here
+        for part in ("backbone", "decode_head", "auxiliary_head"):
+            if part in cfg.model:
+                cfg.model[part].norm_cfg = dict(type="BN", requires_grad=True)
+    model = MODELS.build(cfg.model)
+    state = torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict(state)
+    device = distributed.device()
+    model.to(device).eval()
+    base_scale = tuple(ctx.upstream_manifest("train_segmenter")["info"]["base_scale"])
+    return Predictor(model, base_scale=base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device)
+
+
+def _iou_metric(dataset: PreparedDataset):
+    from mmseg.evaluation import IoUMetric
+
+    metric = IoUMetric(iou_metrics=["mIoU"], ignore_index=dataset.ignore_index)
+    metric.dataset_meta = {"classes": dataset.classes}
+    return metric

@@ -1,0 +1,179 @@
+"""Stage 8: one HTML page that shows what the run did and where its masks are good or bad.
+
+`<run>/report/index.html` (+ the PNGs it shows, in `report/images/`): the stages with
+status, time and fingerprint; the mIoU chain seed -> pseudo-mask -> segmenter with
+per-class IoU; the background-threshold sweep; galleries of the best, worst and
+random images by per-image mIoU (image, class-map heat overlays, pseudo-mask, GT,
+segmenter prediction); the pseudo-mask data set's card. `report.compare_runs` adds other
+run folders (e.g. the CAM baseline) side by side: their numbers and the same images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.atomic import save_image, write_text
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.masks import read_mask
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError
+from pipeline.log import progress
+from pipeline.report.page import document, esc, figure, percent, pre_json, table
+from pipeline.report.panels import PREDICTIONS, PSEUDO_MASKS, chain_panel, image_miou, load_chain
+from pipeline.report.plots import sweep_plot
+from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
+from stages.refine_masks import CARD, PSEUDO_MASKS_DIR
+
+HTML = "index.html"
+IMAGES = "images"
+THIS_RUN = "this run"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    gallery_size: int = 4  # images in each of: best, worst, random
+    tile_height: int = 128
+    seed: int = 0  # the random gallery's draw
+    compare_runs: tuple[str, ...] = ()  # other run folders, shown side by side
+
+
+def report(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(ReportSettings, ctx.section("report"), "report")
+    runs = {THIS_RUN: ctx.run_dir}
+    for folder in settings.compare_runs:
+        path = Path(folder)
+        if read_manifest(path / "refine_masks") is None:
+            raise ConfigError(f"report.compare_runs: {path} is not a run folder with a finished refine_masks stage")
+        runs[path.name] = path
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    images = ctx.out_dir / IMAGES
+    config = '; config: <a href="../config.py">config.py</a>' if (ctx.run_dir / "config.py").is_file() else ""
+    body = [f"<h1>Pipeline report: {esc(ctx.run_dir.resolve())}</h1>",
+            f'<p class="note">Generated {datetime.now(timezone.utc).isoformat(timespec="seconds")}; '
+            f"data set {esc(dataset.name)}, {len(dataset.classes) - 1} classes{config}.</p>"]
+    body.append(_stages_section(ctx))
+    body.append(_numbers_section(runs, dataset.classes, images))
+
+    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
+    split = ctx.upstream_manifest("export_maps")["info"]["split"]
+    scored = [i for i in dataset.split(score_split or split) if i in set(dataset.split(split))]
+    pseudo_dir = ctx.run_dir / PSEUDO_MASKS
+    body.append("<h2>Pseudo-masks: best, worst and random images</h2>"
+                '<p class="note">Per-image mIoU of the pseudo-mask against GT (classes in either; '
+                "ignored pixels left out). Tiles: image, each image-level class map as a heat overlay, "
+                "pseudo-mask, GT, and the segmenter's prediction when the image was predicted.</p>")
+    picks = _galleries(scored, lambda i: read_mask(pseudo_dir / f"{i}.png"), dataset, settings)
+    body.append(_gallery_html(picks, runs, dataset, settings, images, "pseudo"))
+
+    if ctx.has_upstream("evaluate_segmenter"):
+        seg = ctx.upstream_manifest("evaluate_segmenter")
+        pred_dir = ctx.run_dir / PREDICTIONS
+        body.append(f"<h2>Segmenter on '{esc(seg['info']['split'])}': best, worst and random images</h2>"
+                    '<p class="note">Per-image mIoU of the prediction against GT.</p>')
+        picks = _galleries(dataset.split(seg["info"]["split"]), lambda i: read_mask(pred_dir / f"{i}.png"),
+                           dataset, settings)
+        body.append(_gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter"))
+    else:
+        body.append('<h2>Segmenter</h2><p class="note">evaluate_segmenter has not run for this report.</p>')
+
+    card = json.loads((ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR / CARD).read_text())
+    body.append("<h2>The pseudo-mask data set</h2>"
+                f'<p class="note">Folder: {esc((ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR).resolve())}'
+                "</p>" + pre_json(card))
+    skipped = ctx.upstream_manifest("prepare")["info"].get("skipped")
+    if skipped:
+        body.append("<h3>Items prepare left out</h3>" + pre_json(skipped))
+    write_text(ctx.out_dir / HTML, document(f"Report: {ctx.run_dir.name}", "\n".join(body)))
+    return StageResult(artifacts={"images": len(list(images.glob("*.png")))},
+                       info={"html": HTML, "compared_with": [str(p) for p in runs.values()][1:]})
+
+
+def _stages_section(ctx: StageContext) -> str:
+    from stages import STAGES
+
+    pipeline = Pipeline(STAGES, ctx.cfg, ctx.run_dir)
+    rows = []
+    for stage in STAGES:
+        if stage.name == ctx.stage.name:
+            continue
+        st = pipeline.status(stage.name)
+        m = st.manifest or {}
+        rows.append([stage.name, f'<span class="{st.state}">{esc(st.state)}</span>',
+                     f"{m['duration_s']:.1f} s" if "duration_s" in m else "–", esc(m.get("fingerprint", "–")),
+                     esc(m.get("finished_at", "–")), esc(stage.description)])
+    return "<h2>Stages</h2>" + table(["stage", "state", "time", "fingerprint", "finished", "what"], rows, raw=True)
+
+
+def _numbers_section(runs: dict[str, Path], classes: list[str], images: Path) -> str:
+    chains = {name: _chain_numbers(path) for name, path in runs.items()}
+    rows = [[name, f"{percent(c['seed'])} (t = {c['threshold']})" if c["seed"] is not None else "–",
+             percent(c["pseudo"]), percent(c["segmenter"])] for name, c in chains.items()]
+    html = ("<h2>mIoU chain</h2>" + table(["run", "seed mIoU (%)", "pseudo-mask mIoU (%)",
+                                           "segmenter val mIoU (%)"], rows)
+            + '<p class="note">Seeds and pseudo-masks are scored on the training images with GT; the threshold t '
+              "is chosen on GT when evaluate_maps sweeps it (as in the WSSS literature). The segmenter is scored "
+              "on the val GT.</p>")
+    header = ["class"] + [f"{part} ({name})" if len(runs) > 1 else part
+                          for name in chains for part in ("seed", "pseudo-mask", "segmenter")]
+    rows = [[c] + [percent((chains[name][part + "_per_class"] or {}).get(c))
+                   for name in chains for part in ("seed", "pseudo", "segmenter")] for c in classes]
+    html += "<h3>Per-class IoU (%)</h3>" + table(header, rows)
+    curves = {name: c["curve"] for name, c in chains.items() if c["curve"]}
+    if curves:
+        sweep_plot(curves, {n: c["threshold"] for n, c in chains.items() if c["curve"]}, images / "sweep.png")
+        html += "<h3>Background threshold sweep</h3>" + figure(f"{IMAGES}/sweep.png", "seed mIoU against t")
+    return html
+
+
+def _chain_numbers(run_dir: Path) -> dict:
+    def metrics(stage: str) -> dict:
+        return (read_manifest(run_dir / stage) or {}).get("metrics", {})
+
+    seeds, pseudo, seg = metrics("evaluate_maps"), metrics("refine_masks"), metrics("evaluate_segmenter")
+    return {"seed": seeds.get("seed_miou"), "threshold": seeds.get("threshold"), "curve": seeds.get("curve"),
+            "pseudo": pseudo.get("miou"), "segmenter": seg.get("miou"), "seed_per_class": seeds.get("per_class_iou"),
+            "pseudo_per_class": pseudo.get("per_class_iou"), "segmenter_per_class": seg.get("per_class_iou")}
+
+
+def _galleries(ids: list[str], predicted, dataset: PreparedDataset, settings: ReportSettings) -> dict:
+    """{'best' | 'worst' | 'random': [(id, per-image mIoU)]} over the ids with GT."""
+    scores = []
+    for image_id in progress(ids, "report: per-image mIoU", total=len(ids)):
+        gt = dataset.load_mask(image_id)
+        if gt is not None:
+            scores.append((image_id, image_miou(predicted(image_id), gt, len(dataset.classes))))
+    scores = [s for s in scores if s[1] == s[1]]
+    if not scores:
+        return {}
+    ranked = sorted(scores, key=lambda s: (-s[1], s[0]))
+    k = settings.gallery_size
+    rng = np.random.default_rng(settings.seed)
+    sample = [scores[i] for i in sorted(rng.choice(len(scores), size=min(k, len(scores)), replace=False))]
+    return {"best": ranked[:k], "worst": ranked[::-1][:k], "random": sample}
+
+
+def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, settings: ReportSettings,
+                  images: Path, prefix: str) -> str:
+    """Each picked image's panel, and below it the same image in every compared run."""
+    if not picks:
+        return '<p class="note">No image with GT to rank.</p>'
+    datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(path / "prepare")
+                for name, path in runs.items()}
+    html = []
+    for gallery, items in picks.items():
+        html.append(f"<h3>{gallery}</h3>")
+        for image_id, _ in items:
+            for name, run_dir in runs.items():
+                chain = load_chain(run_dir, datasets[name], image_id)
+                mask = chain.pseudo_mask if prefix == "pseudo" else chain.prediction
+                file = f"{prefix}_{image_id}{'' if name == THIS_RUN else '_' + name}.png"
+                save_image(images / file, chain_panel(chain, dataset.palette, settings.tile_height), format="PNG")
+                score = "–" if mask is None or chain.gt is None else \
+                    f"{100 * image_miou(mask, chain.gt, len(dataset.classes)):.1f}%"
+                html.append(figure(f"{IMAGES}/{file}", f"{image_id} ({name}): per-image mIoU {score}"))
+    return "\n".join(html)

@@ -1,0 +1,117 @@
+"""Stage 6: train the final segmenter (mmseg DeepLab) on the pseudo-mask data set.
+
+The stage writes an ordinary mmseg config (`segmenter_config.py`: train data = the
+pseudo-masks, val data = the real GT, never pseudo-masks) and trains it with
+mmengine's Runner: iteration-based loop, poly lr, checkpoints in `work/`, resume from
+the last one after an interruption. Under torchrun, mmengine's 'pytorch' launcher
+joins the process group the pipeline opened (SyncBN on CUDA). The final weights go to
+`model.pth` (a plain state dict) for evaluate_segmenter.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import distributed
+from pipeline.atomic import atomic_path, write_lines
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import PipelineError
+from pipeline.log import get_logger
+from pipeline.runner import StageContext, StageResult
+from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
+from pipeline.segmenter.mmseg_config import SegmenterData, SegmenterModel, SegmenterSchedule, build_mmseg_config
+from pipeline.segmenter.weights import write_backbone_init
+from stages.refine_masks import CARD, PSEUDO_MASKS_DIR
+
+MMSEG_CONFIG = "segmenter_config.py"
+MODEL_FILE = "model.pth"
+BACKBONE_INIT = "backbone_init.pth"
+WORK_DIR = "work"  # mmengine's checkpoints and logs
+VAL_LIST = "val_with_gt.txt"
+
+
+def train_segmenter(ctx: StageContext) -> StageResult:
+    model = section_to_dataclass(SegmenterModel, ctx.section("segmenter"), "segmenter")
+    schedule = section_to_dataclass(SegmenterSchedule, ctx.section("train_segmenter"), "train_segmenter")
+    val_split = schedule.val_split
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    pseudo = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR
+    card = json.loads((pseudo / CARD).read_text())
+    log = get_logger()
+
+    val_ids = dataset.split(val_split) if val_split in dataset.splits else []
+    val_with_gt = [i for i in val_ids if dataset.mask_path(i) is not None]
+    if len(val_with_gt) < len(val_ids):
+        log.warning("train_segmenter: %d of %d '%s' images have no GT mask and are left out of validation",
+                    len(val_ids) - len(val_with_gt), len(val_ids), val_split)
+    data = SegmenterData(
+        classes=card["classes"],
+        palette=card["palette"],
+        train_images=Path(card["images_dir"]),
+        train_masks=(pseudo / card["masks_dir"]).resolve(),
+        train_list=(pseudo / "ImageSets" / "Segmentation" / f"{card['split']}.txt").resolve(),
+        val_images=dataset.image_dir.resolve() if val_with_gt else None,
+        val_masks=dataset.mask_dir.resolve() if val_with_gt else None,
+        val_list=(ctx.out_dir / VAL_LIST).resolve() if val_with_gt else None,
+        image_suffix=dataset.image_suffix,
+        ignore_index=dataset.ignore_index,
+    )
+
+    init = None if model.weights is None else (ctx.out_dir / BACKBONE_INIT).resolve()
+    if distributed.is_main():
+        if val_with_gt:
+            write_lines(ctx.out_dir / VAL_LIST, val_with_gt)
+        if init is not None and not init.is_file():
+            write_backbone_init(model.depth, model.weights, init)
+    distributed.barrier()
+    if init is None:
+        log.warning("!" * 78)
+        log.warning("train_segmenter: the backbone starts from RANDOM INIT (segmenter.weights=None, "
+                    "allowed by segmenter.allow_random_init). Expect far lower mIoU than with ImageNet weights.")
+        log.warning("!" * 78)
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    cfg = Config(build_mmseg_config(model, schedule, data, work_dir=(ctx.out_dir / WORK_DIR).resolve(),
+                                    backbone_checkpoint=init, world_size=distributed.world_size(),
+                                    cuda=torch.cuda.is_available()))
+    if distributed.is_main():
+        with atomic_path(ctx.out_dir / MMSEG_CONFIG) as tmp:
+            cfg.dump(str(tmp))
+    log.info("train_segmenter: %s ResNet-%d, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
+             "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3", model.depth,
+             schedule.iters, schedule.batch_size, card["counts"]["images"], ctx.out_dir / MMSEG_CONFIG)
+
+    with mmengine_checkpoint_globals():  # resume loads mmengine's own checkpoints
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+
+    losses = _loss_history(runner)
+    if not np.all(np.isfinite(losses)):
+        raise PipelineError("train_segmenter: the loss became NaN/inf; lower train_segmenter.lr")
+    if distributed.is_main():
+        net = runner.model.module if hasattr(runner.model, "module") else runner.model
+        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        with atomic_path(ctx.out_dir / MODEL_FILE) as tmp:
+            torch.save({"state_dict": state, "meta": {"classes": card["classes"], "iters": schedule.iters}}, tmp)
+    window = max(1, min(len(losses) // 5, 50))
+    return StageResult(
+        artifacts={"iterations": schedule.iters, "train_images": card["counts"]["images"],
+                   "val_images": len(val_with_gt)},
+        metrics={"loss_start": float(np.mean(losses[:window])), "loss_end": float(np.mean(losses[-window:]))},
+        info={"mmseg_config": MMSEG_CONFIG, "model": MODEL_FILE, "backbone_init": str(model.weights),
+              "val_split": val_split, "base_scale": list(schedule.scale), "world_size": distributed.world_size(),
+              "norm": cfg.model.backbone.norm_cfg.type},
+    )
+
+
+def _loss_history(runner) -> np.ndarray:
+    """Per-iteration total loss, as mmengine's message hub logged it (kept across resume)."""
+    values, _counts = runner.message_hub.get_scalar("train/loss").data
+    return np.asarray(values, dtype=np.float64)

@@ -1,0 +1,255 @@
+"""prepare on real-format trees (VOC + SBD, COCO, own folder), and on bad input."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.config import load_config
+from pipeline.datasets.masks import read_mask, voc_palette
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError, DataError
+from pipeline.images import load_rgb
+from pipeline.runner import Pipeline
+from stages import STAGES
+from tests import fake_trees as ft
+from tests.conftest import TINY_CONFIG
+
+
+def prepare(tmp_path, config, **dataset):
+    overrides = {f"dataset.{k}": v for k, v in dataset.items()}
+    cfg = load_config(config, overrides)
+    run = tmp_path / "run"
+    Pipeline(STAGES, cfg, run).run(["prepare"], force=True)
+    manifest = json.loads((run / "prepare" / "manifest.json").read_text())
+    return PreparedDataset.load(run / "prepare"), manifest
+
+
+def voc(tmp_path, **dataset):
+    return prepare(tmp_path, "configs/voc12_bas_r50.py", **{"data_root": str(tmp_path / "data"), "n_jobs": 1, **dataset})
+
+
+# ---- VOC 2012 + SBD ------------------------------------------------------------------------
+
+def test_voc_with_sbd_gives_lists_labels_and_masks(tmp_path):
+    ft.make_voc(tmp_path / "data")
+    ds, m = voc(tmp_path)
+    assert ds.split("train") == ft.VOC_TRAIN and ds.split("val") == ft.VOC_VAL
+    assert ds.split("train_aug") == ft.TRAIN_AUG  # (VOC train + SBD train + SBD val) - VOC val
+    assert ds.labels["2007_000002"] == [12, 15] and ds.labels["2008_000007"] == [3]  # dog, person; bird once
+    assert ds.classes[0] == "background" and len(ds.classes) == 21
+    # VOC's own mask where there is one (void border kept), SBD's converted mask elsewhere
+    assert np.array_equal(ds.load_mask("2007_000003"), ft.voc_mask_of("2007_000003"))
+    assert np.array_equal(ds.load_mask("2008_000006"), ft.voc_mask_of("2008_000006", sbd=True))
+    aug = tmp_path / "data" / "VOCdevkit" / "VOC2012" / "SegmentationClassAug"
+    assert sorted(p.stem for p in aug.glob("*.png")) == ["2008_000006", "2008_000007", "2008_000008"]
+    assert Image.open(aug / "2008_000006.png").mode == "P"
+    assert m["artifacts"]["sbd_masks_converted"] == 3 and m["artifacts"]["train_aug_images"] == 6
+
+    _, again = voc(tmp_path)  # the conversion is cached
+    assert again["artifacts"]["sbd_masks_converted"] == 0
+
+
+def test_voc_without_sbd_uses_voc_train(tmp_path, caplog):
+    ft.make_voc(tmp_path / "data", sbd=False)
+    ds, _ = voc(tmp_path, sbd_dir=None)
+    assert ds.split("train_aug") == ft.VOC_TRAIN
+    assert "no SBD" in caplog.text
+
+
+def test_missing_folders_are_listed_in_one_message(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    shutil.rmtree(root / "VOCdevkit" / "VOC2012" / "Annotations")
+    shutil.rmtree(root / "VOCdevkit" / "VOC2012" / "SegmentationClass")
+    with pytest.raises(DataError, match=r"incomplete; missing:\n.*Annotations\n.*SegmentationClass"):
+        voc(tmp_path)
+    with pytest.raises(DataError, match="data root .* does not exist"):
+        voc(tmp_path, data_root=str(tmp_path / "nowhere"))
+    shutil.rmtree(root / "benchmark_RELEASE" / "dataset" / "cls")
+    (root / "VOCdevkit" / "VOC2012" / "Annotations").mkdir()
+    (root / "VOCdevkit" / "VOC2012" / "SegmentationClass").mkdir()
+    with pytest.raises(DataError, match=r"(?s)SBD: .*missing:\n.*cls.*sbd_dir=None"):
+        voc(tmp_path)
+
+
+def test_bad_images_are_errors_or_counted_skips(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    images = root / "VOCdevkit" / "VOC2012" / "JPEGImages"
+    (images / "2007_000002.jpg").unlink()  # listed but absent
+    data = (images / "2007_000003.jpg").read_bytes()
+    (images / "2007_000003.jpg").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(DataError, match="2007_000002.jpg: image listed but not found.*on_bad_item='skip'"):
+        voc(tmp_path)
+    ds, m = voc(tmp_path, on_bad_item="skip")
+    assert ds.split("train") == ["2007_000001"]
+    assert m["info"]["skipped"] == {"corrupt image": {"count": 1, "examples": ["2007_000003"]},
+                                    "missing image": {"count": 1, "examples": ["2007_000002"]}}
+    assert m["artifacts"]["skipped"] == 2
+
+
+def test_grey_and_cmyk_jpegs_are_accepted_as_rgb(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    images = root / "VOCdevkit" / "VOC2012" / "JPEGImages"
+    ft.write_jpeg(images / "2007_000001.jpg", 0, mode="L")
+    ft.write_jpeg(images / "2007_000002.jpg", 1, mode="CMYK")
+    ds, m = voc(tmp_path)
+    assert m["artifacts"]["skipped"] == 0
+    for image_id in ("2007_000001", "2007_000002"):
+        assert ds.load_image(image_id).shape == (ft.H, ft.W, 3)
+
+
+def test_rgb_masks_are_converted_and_foreign_colours_refused(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    seg = root / "VOCdevkit" / "VOC2012" / "SegmentationClass"
+    mask = ft.voc_mask_of("2007_000001")
+    Image.fromarray(voc_palette()[mask]).save(seg / "2007_000001.png")  # colour-coded RGB
+    rgb = voc_palette()[ft.voc_mask_of("2007_000002")]
+    rgb[0, 0] = (1, 2, 3)
+    Image.fromarray(rgb).save(seg / "2007_000002.png")
+    with pytest.raises(DataError, match=r"2007_000002.png: RGB mask holds colours outside the palette"):
+        voc(tmp_path)
+    ds, m = voc(tmp_path, on_bad_item="skip")
+    assert m["artifacts"]["rgb_masks_converted"] == 1
+    assert np.array_equal(ds.load_mask("2007_000001"), mask)
+    assert m["info"]["skipped"]["bad mask"]["examples"] == ["2007_000002"]
+
+
+def test_mask_labels_outside_the_classes_and_wrong_sizes(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    seg = root / "VOCdevkit" / "VOC2012" / "SegmentationClass"
+    bad = ft.voc_mask_of("2007_000001")
+    bad[0, 0] = 30
+    Image.fromarray(bad, mode="L").save(seg / "2007_000001.png")
+    Image.fromarray(np.zeros((5, 5), np.uint8), mode="L").save(seg / "2007_000002.png")
+    ds, m = voc(tmp_path, on_bad_item="skip")
+    assert m["info"]["skipped"]["mask label out of range"]["examples"] == ["2007_000001"]
+    assert m["info"]["skipped"]["mask size mismatch"]["examples"] == ["2007_000002"]
+
+
+def test_annotation_problems(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    ann = root / "VOCdevkit" / "VOC2012" / "Annotations"
+    ft.write_xml(ann / "2007_000001.xml", [])  # no objects
+    with pytest.raises(DataError, match="2007_000001.xml: annotation has no objects"):
+        voc(tmp_path)
+    _, m = voc(tmp_path, on_bad_item="skip")
+    assert m["info"]["skipped"]["no objects"]["count"] == 1
+    ft.write_xml(ann / "2007_000002.xml", ["unicorn"])
+    with pytest.raises(DataError, match="2007_000002.xml: unknown class 'unicorn'"):
+        voc(tmp_path, on_bad_item="skip")  # a wrong class list is never skipped
+
+
+def test_empty_list_is_an_error(tmp_path):
+    root = ft.make_voc(tmp_path / "data")
+    (root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt").write_text("\n")
+    with pytest.raises(DataError, match="val.txt lists no images"):
+        voc(tmp_path)
+
+
+# ---- COCO 2014 -----------------------------------------------------------------------------
+
+def coco(tmp_path, **dataset):
+    return prepare(tmp_path, "configs/coco14_bas_r50.py", **{"data_root": str(tmp_path / "coco"), "n_jobs": 1, **dataset})
+
+
+def test_coco_categories_masks_overlap_and_crowd(tmp_path):
+    ft.make_coco(tmp_path / "coco")
+    with pytest.raises(DataError, match="COCO_train2014_000000000002.jpg has only crowd annotations"):
+        coco(tmp_path)
+    ds, m = coco(tmp_path, on_bad_item="skip")
+    assert ds.classes == ["background", "person", "car", "toothbrush"]  # ids 1, 3, 90 -> 1, 2, 3
+    first, fourth = "COCO_train2014_000000000001", "COCO_train2014_000000000004"
+    assert ds.split("train") == [first, fourth] and ds.split("val") == ["COCO_val2014_000000000005"]
+    assert ds.labels[first] == [1, 2] and ds.labels[fourth] == [3]
+    mask = ds.load_mask(first)
+    assert mask[12, 12] == 2  # the small car is painted over the big person
+    assert mask[3, 5] == 1 and mask[28, 1] == 0
+    assert mask[5, 35] == 255 and mask[5, 31] == 1  # crowd is 255 only where no instance is
+    assert (ds.load_mask(fourth)[:, 5:15] == 3).all() and (ds.load_mask(fourth)[:, 15:] == 0).all()  # raw RLE
+    assert ds.load_image(first).shape == (ft.H, ft.W, 3)
+    assert m["info"]["skipped"]["only crowd annotations"]["count"] == 1
+
+
+def test_coco_crowd_exclusion_and_the_all_images_list(tmp_path):
+    ft.make_coco(tmp_path / "coco")
+    ds, _ = coco(tmp_path, crowd="exclude", image_list="all", on_bad_item="skip")
+    assert "COCO_train2014_000000000003" in ds.split("train")  # no annotation: kept, background only
+    assert ds.labels["COCO_train2014_000000000003"] == []
+    assert ds.load_mask("COCO_train2014_000000000001")[5, 35] == 0
+    with pytest.raises(ConfigError, match="dataset.crowd"):
+        coco(tmp_path, crowd="drop")
+
+
+# ---- a user's own folder ---------------------------------------------------------------------
+
+def tiny_on(tmp_path, dataset: dict):
+    """The tiny test config with its data set replaced."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.dataset = {"n_jobs": 1, "on_bad_item": "error", **dataset}
+    return cfg
+
+
+def folder(tmp_path, **dataset):
+    cfg = tiny_on(tmp_path, dict(type="folder", data_root=str(tmp_path / "mine"), image_suffix=".jpg", **dataset))
+    run = tmp_path / "run"
+    Pipeline(STAGES, cfg, run).run(["prepare"], force=True)
+    return PreparedDataset.load(run / "prepare"), json.loads((run / "prepare" / "manifest.json").read_text())
+
+
+def test_own_folder_with_names_indices_optional_masks(tmp_path):
+    ft.make_folder(tmp_path / "mine")
+    ds, m = folder(tmp_path)
+    assert ds.classes == ["background", "apple", "banana"] and ds.split("train") == ["p1", "p2", "p3", "p4"]
+    assert ds.labels == {"p1": [1], "p2": [1, 2], "p3": [2], "p4": [2]}
+    assert ds.load_mask("p1")[10, 10] == 1 and ds.load_mask("p2") is None
+    splits = tmp_path / "mine" / "splits"
+    splits.mkdir()
+    (splits / "train.txt").write_text("p2\np3\np4\n")
+    (splits / "val.txt").write_text("p1\n")
+    ds, _ = folder(tmp_path)
+    assert ds.split("val") == ["p1"] and ds.split("train") == ["p2", "p3", "p4"]
+
+
+@pytest.mark.parametrize("row, message", [
+    ("p5,cherry", "labels.csv:6: unknown class 'cherry'"),
+    ("p5,7", "labels.csv:6: label 7 is outside the class range 1..2"),
+    ("p1,apple", "labels.csv:6: image 'p1' is listed twice"),
+])
+def test_own_folder_label_errors_name_the_line(tmp_path, row, message):
+    root = ft.make_folder(tmp_path / "mine")
+    with (root / "labels.csv").open("a") as f:
+        f.write(row + "\n")
+    with pytest.raises(DataError, match=message):
+        folder(tmp_path)
+
+
+def test_own_folder_image_without_labels_is_a_counted_skip(tmp_path):
+    root = ft.make_folder(tmp_path / "mine")
+    with (root / "labels.csv").open("a") as f:
+        f.write("p9,\n")
+    with pytest.raises(DataError, match="image 'p9' has no label"):
+        folder(tmp_path)
+    ds, m = folder(tmp_path, on_bad_item="skip")
+    assert "p9" not in ds.split("train") and m["artifacts"]["skipped"] == 1
+
+
+# ---- every later stage runs unchanged on a real-format data set -----------------------------
+
+def test_the_whole_pipeline_runs_on_a_voc_tree(tmp_path):
+    ft.make_voc(tmp_path / "data")
+    cfg = tiny_on(tmp_path, dict(type="voc12", data_root=str(tmp_path / "data"), voc_dir="VOCdevkit/VOC2012",
+                                 sbd_dir="benchmark_RELEASE/dataset", aug_masks_dir=None))
+    cfg.train_localizer.split = cfg.export_maps.split = "train_aug"
+    cfg.evaluate_maps.score_split = "train"
+    run = tmp_path / "run"
+    Pipeline(STAGES, cfg, run).run([s.name for s in STAGES])
+    read = lambda stage: json.loads((run / stage / "manifest.json").read_text())
+    assert read("export_maps")["artifacts"]["maps"] == len(ft.TRAIN_AUG)
+    assert read("evaluate_maps")["artifacts"]["images_scored"] == len(ft.VOC_TRAIN)
+    assert read("refine_masks")["artifacts"]["scored_against_gt"] == len(ft.VOC_TRAIN)
+    assert read("train_segmenter")["artifacts"]["train_images"] == len(ft.TRAIN_AUG)
+    assert read("evaluate_segmenter")["artifacts"]["scored_against_gt"] == len(ft.VOC_VAL)

@@ -1,0 +1,83 @@
+"""The report stage and --show, on a tiny end-to-end run; the page in headless Chromium."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import run_pipeline
+from pipeline.config import load_config
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.runner import Pipeline
+from stages import STAGES
+from tests.conftest import TINY_CONFIG
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reported")
+    Pipeline(STAGES, load_config(TINY_CONFIG), run_dir).run([s.name for s in STAGES])
+    return run_dir
+
+
+def referenced_files(html_path):
+    html = html_path.read_text()
+    return re.findall(r'(?:src|href)="([^"#:]+)"', html)
+
+
+def test_report_shows_every_part_and_every_image_it_refers_to_exists(reported_run):
+    page = reported_run / "report" / "index.html"
+    html = page.read_text()
+    for part in ("Stages", "mIoU chain", "Per-class IoU", "Background threshold sweep", "best", "worst", "random",
+                 "Segmenter on 'val'", "The pseudo-mask data set", "train_segmenter"):
+        assert part in html, part
+    files = referenced_files(page)
+    assert len([f for f in files if f.endswith(".png")]) >= 1 + 2 * 3  # sweep + two galleries of 3 kinds
+    for ref in files:
+        assert (page.parent / ref).is_file(), ref
+    m = json.loads((reported_run / "report" / "manifest.json").read_text())
+    assert set(m["upstream"]) >= {"refine_masks", "evaluate_segmenter"}  # the optional one is used when done
+
+
+def test_report_compares_two_runs_side_by_side(reported_run, tmp_path):
+    other = tmp_path / "cam_run"
+    shutil.copytree(reported_run, other, symlinks=True, ignore=shutil.ignore_patterns("report"))
+    cfg = load_config(TINY_CONFIG, {"report.compare_runs": [str(other)]})
+    Pipeline(STAGES, cfg, reported_run).run(["report"])
+    page = reported_run / "report" / "index.html"
+    html = page.read_text()
+    assert "this run" in html and "cam_run" in html and "seed (cam_run)" in html
+    assert any(f.endswith("_cam_run.png") for f in referenced_files(page))
+    for ref in referenced_files(page):
+        assert (page.parent / ref).is_file(), ref
+
+
+def test_show_writes_one_panel(reported_run, capsys):
+    image_id = PreparedDataset.load(reported_run / "prepare").split("train")[0]
+    assert run_pipeline.main(["--config", TINY_CONFIG, "--work-dir", str(reported_run), "--show", image_id]) == 0
+    path = reported_run / "show" / f"{image_id}.png"
+    assert str(path) in capsys.readouterr().out
+    with Image.open(path) as panel:
+        assert panel.width > 4 * panel.height  # image, maps, pseudo-mask, GT side by side
+    assert run_pipeline.main(["--config", TINY_CONFIG, "--work-dir", str(reported_run), "--show", "nope"]) == 2
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+def test_report_opens_in_headless_chromium_without_errors(reported_run, tmp_path):
+    shot = tmp_path / "shot.png"
+    page = (reported_run / "report" / "index.html").resolve()
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
+         "--v=0", f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), result.stderr[-2000:]
+    for problem in ("ERR_FILE_NOT_FOUND", "Uncaught", "Failed to load resource"):
+        assert problem not in result.stderr, result.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.std() > 5 and (pixels < 128).mean() > 0.005  # text, tables and images drawn, not blank
