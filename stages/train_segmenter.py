@@ -44,6 +44,9 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     card = json.loads((pseudo / CARD).read_text())
     log = get_logger()
 
+    if val_split not in dataset.splits:
+        log.warning("train_segmenter: the data set has no split '%s' (train_segmenter.val_split); the mmseg "
+                    "config gets no validation part", val_split)
     val_ids = dataset.split(val_split) if val_split in dataset.splits else []
     val_with_gt = [i for i in val_ids if dataset.mask_path(i) is not None]
     if len(val_with_gt) < len(val_ids):
