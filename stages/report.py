@@ -45,10 +45,14 @@ class ReportSettings:
 def report(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(ReportSettings, ctx.section("report"), "report")
     runs = {THIS_RUN: ctx.run_dir}
-    for folder in settings.compare_runs:
+    # `--cfg-options report.compare_runs=outputs/x` gives one string, not a tuple.
+    folders = (settings.compare_runs,) if isinstance(settings.compare_runs, str) else settings.compare_runs
+    for folder in folders:
         path = Path(folder)
         if read_manifest(path / "refine_masks") is None:
             raise ConfigError(f"report.compare_runs: {path} is not a run folder with a finished refine_masks stage")
+        if path.name in runs:
+            raise ConfigError(f"report.compare_runs: two runs are named '{path.name}'; rename one run folder")
         runs[path.name] = path
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     images = ctx.out_dir / IMAGES

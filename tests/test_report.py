@@ -58,6 +58,15 @@ def test_report_compares_two_runs_side_by_side(reported_run, tmp_path):
         assert (page.parent / ref).is_file(), ref
 
 
+def test_one_compared_run_can_be_given_on_the_command_line(reported_run, tmp_path):
+    other = tmp_path / "cam_run"
+    shutil.copytree(reported_run, other, symlinks=True, ignore=shutil.ignore_patterns("report"))
+    argv = ["--config", TINY_CONFIG, "--work-dir", str(reported_run), "--stage", "report"]
+    assert run_pipeline.main(argv + ["--cfg-options", f"report.compare_runs={tmp_path}"]) == 2  # not a run
+    assert run_pipeline.main(argv + ["--cfg-options", f"report.compare_runs={other}"]) == 0
+    assert "seed (cam_run)" in (reported_run / "report" / "index.html").read_text()
+
+
 def test_show_writes_one_panel(reported_run, capsys):
     image_id = PreparedDataset.load(reported_run / "prepare").split("train")[0]
     assert run_pipeline.main(["--config", TINY_CONFIG, "--work-dir", str(reported_run), "--show", image_id]) == 0
@@ -72,6 +81,7 @@ def test_show_writes_one_panel(reported_run, capsys):
 def test_report_opens_in_headless_chromium_without_errors(reported_run, tmp_path):
     shot = tmp_path / "shot.png"
     page = (reported_run / "report" / "index.html").resolve()
+    assert page.is_file()
     result = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
          "--v=0", f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri()],
