@@ -22,10 +22,8 @@ from pipeline.atomic import save_image
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
-from pipeline.report.panels import chain_panel, load_chain
 from pipeline.runner import Pipeline, read_manifest
 from stages import STAGES
-from stages.report import HTML
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +51,9 @@ def run_dir_for(cfg, config_path: str, work_dir: str | None) -> Path:
 
 def show(run_dir: Path, image_id: str) -> Path:
     """Draw one image's chain from whatever the run folder holds; returns the PNG's path."""
+    from pipeline.report.panels import chain_panel  # plotting and stage imports only for --show
+    from stages.report import load_chain
+
     if read_manifest(run_dir / "prepare") is None:
         raise PipelineError(f"--show needs a prepared data set in {run_dir}; run `--stage prepare` first")
     dataset = PreparedDataset.load(run_dir / "prepare")
@@ -119,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if main_rank:
         log.info("summary of %s:\n%s", run_dir, summary_table(summary, run_dir))
-        if read_manifest(run_dir / "report"):
-            log.info("report: %s", (run_dir / "report" / HTML).resolve().as_uri())
+        report = read_manifest(run_dir / "report")
+        if report:
+            log.info("report: %s", (run_dir / "report" / report["info"]["html"]).resolve().as_uri())
     return 0
 
 

@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import SeedSweep, iou_per_class, per_class
 from pipeline.log import progress
 from pipeline.runner import StageContext, StageResult
-from stages.export_maps import MAPS_DIR
+from stages.export_maps import MAPS_DIR, read_maps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +44,7 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
     sweep = SeedSweep(len(dataset.classes), thresholds, dataset.ignore_index)
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     for image_id in progress(with_gt, "evaluate_maps", total=len(with_gt)):
-        with np.load(maps_dir / f"{image_id}.npz") as saved:
-            maps, classes = saved["maps"].astype(np.float32), saved["classes"]
+        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
         gt = dataset.load_mask(image_id)
         if gt.shape != maps.shape[1:]:
             raise DataError(f"{maps_dir / (image_id + '.npz')}: maps {maps.shape[1:]} differ from GT {gt.shape}")

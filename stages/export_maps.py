@@ -31,6 +31,12 @@ from stages.train_localizer import MODEL_FILE
 MAPS_DIR = "maps"
 
 
+def read_maps(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(maps (n, H, W) float32, classes (n,)) from one file `export_maps` wrote."""
+    with np.load(path) as saved:
+        return saved["maps"].astype(np.float32), saved["classes"]
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
     split: str = "train"

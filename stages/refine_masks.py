@@ -34,9 +34,10 @@ from pipeline.log import get_logger, progress
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, pseudo_mask
 from pipeline.runner import StageContext, StageResult
 from stages.evaluate_maps import scored_ids
-from stages.export_maps import MAPS_DIR
+from stages.export_maps import MAPS_DIR, read_maps
 
 PSEUDO_MASKS_DIR = "pseudo_masks"
+MASKS_SUBDIR = "SegmentationClass"  # inside PSEUDO_MASKS_DIR, as in a VOC tree
 CARD = "dataset_card.json"
 
 
@@ -60,7 +61,7 @@ def refine_masks(ctx: StageContext) -> StageResult:
     ids = dataset.split(split)
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     root = ctx.out_dir / PSEUDO_MASKS_DIR
-    mask_dir = root / "SegmentationClass"
+    mask_dir = root / MASKS_SUBDIR
 
     todo = [i for i in ids if not (mask_dir / f"{i}.png").is_file()]
     log = get_logger()
@@ -109,7 +110,7 @@ def refine_masks(ctx: StageContext) -> StageResult:
         "ignore_index": IGNORE_INDEX,
         "images_dir": str(dataset.image_dir.resolve()),
         "image_suffix": dataset.image_suffix,
-        "masks_dir": "SegmentationClass",
+        "masks_dir": MASKS_SUBDIR,
         "split": split,
         "counts": {"images": len(written), "failed": len(failures), "listed": len(ids)},
         "ignore_fraction": float(pixels[IGNORE_INDEX] / max(total, 1)),
@@ -141,8 +142,7 @@ def refine_one(image_id: str, image_path: Path, maps_path: Path, out_path: Path,
     """Write one pseudo-mask; returns (id, None) or (id, why it failed)."""
     try:
         image = np.array(load_rgb(image_path))  # a writable copy: pydensecrf needs one
-        with np.load(maps_path) as saved:
-            maps, classes = saved["maps"].astype(np.float32), saved["classes"]
+        maps, classes = read_maps(maps_path)
         if maps.shape[1:] != image.shape[:2]:
             raise DataError(f"maps {maps.shape[1:]} and image {image.shape[:2]} differ in size")
         save_mask(out_path, pseudo_mask(image, maps, classes, recipe), palette)

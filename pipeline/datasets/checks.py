@@ -40,6 +40,12 @@ class Skips:
                             "items out (they are counted and reported).")
         self.items.setdefault(reason, []).append(item)
 
+    def ids(self) -> set[str]:
+        return {i for group in self.items.values() for i in group}
+
+    def total(self) -> int:
+        return sum(len(group) for group in self.items.values())
+
     def counts(self) -> dict[str, int]:
         return {reason: len(ids) for reason, ids in sorted(self.items.items())}
 
@@ -101,14 +107,14 @@ def check_images(paths: dict[str, Path], skips: Skips, n_jobs: int = -1,
 
 def rgb_to_index(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:
     """Class indices of a colour-coded mask, by exact palette colour (255 = ignore colour)."""
-    codes = {tuple(int(v) for v in palette[k]): k for k in range(len(palette) - 1, -1, -1)}
-    flat = rgb.reshape(-1, 3)
-    colours, inverse = np.unique(flat, axis=0, return_inverse=True)
-    unknown = [tuple(int(v) for v in c) for c in colours if tuple(int(v) for v in c) not in codes]
+    codes = {tuple(palette[k].tolist()): k for k in range(len(palette) - 1, -1, -1)}
+    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    keys = [tuple(c) for c in colours.tolist()]
+    unknown = [k for k in keys if k not in codes]
     if unknown:
         raise DataError(f"{path}: RGB mask holds colours outside the palette, e.g. {unknown[:3]}; give masks as "
                         "palette or grey PNGs of class indices")
-    lut = np.array([codes[tuple(int(v) for v in c)] for c in colours], dtype=np.uint8)
+    lut = np.array([codes[k] for k in keys], dtype=np.uint8)
     return lut[inverse.ravel()].reshape(rgb.shape[:2])
 
 
@@ -160,8 +166,3 @@ def place_masks(pairs: dict[str, tuple[Path, Path]], palette: np.ndarray, num_cl
         if problem is not None:
             skips.add(problem[0], image_id, problem[1])
     return converted
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        return image.size

@@ -172,7 +172,7 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
                    labels={i: v for i, v in labels.items() if i in kept})
     return {
         "artifacts": {"train_images": len(splits["train"]), "val_images": len(splits["val"]), "masks_drawn": drawn,
-                      "masks_reused": reused, "skipped": sum(skips.counts().values())},
+                      "masks_reused": reused, "skipped": skips.total()},
         "info": {"classes": classes, "skipped": skips.report("prepare"), "crowd": spec.crowd,
                  "image_list": spec.image_list, "masks_dir": str(masks_dir)},
     }

@@ -92,8 +92,9 @@ def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
     sources = {i: root / "masks" / f"{i}.png" for i in sizes if (root / "masks" / f"{i}.png").is_file()}
     converted = place_masks({i: (src, mask_dir / f"{i}.png") for i, src in sources.items()}, palette,
                             len(classes), sizes, skips, spec.n_jobs)
-    bad = {i for group in skips.items.values() for i in group}
+    bad = skips.ids()
     usable = [i for i in labels if i in sizes and i not in bad]
+    usable_set = set(usable)
 
     if (root / "splits").is_dir():
         splits = {p.stem: read_list(p) for p in sorted((root / "splits").glob("*.txt"))}
@@ -102,7 +103,7 @@ def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
             if unknown:
                 raise DataError(f"{root / 'splits' / (name + '.txt')}: {len(unknown)} id(s) without a row in "
                                 f"labels.csv, e.g. {unknown[:3]}")
-        splits = {name: [i for i in ids if i in set(usable)] for name, ids in splits.items()}
+        splits = {name: [i for i in ids if i in usable_set] for name, ids in splits.items()}
     else:
         splits = {"train": usable}
     for name, ids in splits.items():
@@ -114,6 +115,6 @@ def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
     return {
         "artifacts": {**{f"{n}_images": len(v) for n, v in splits.items()},
                       "masks": sum(1 for i in usable if i in sources), "rgb_masks_converted": converted,
-                      "skipped": sum(skips.counts().values())},
+                      "skipped": skips.total()},
         "info": {"classes": ["background", *classes], "skipped": skips.report("prepare")},
     }

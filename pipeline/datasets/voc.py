@@ -150,7 +150,7 @@ def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
     mask_dir = out_dir / "masks"
     converted = place_masks({i: (src, mask_dir / f"{i}.png") for i, src in sources.items()}, palette,
                             len(CLASSES) - 1, sizes, skips, spec.n_jobs)
-    bad = {i for group in skips.items.values() for i in group}
+    bad = skips.ids()
     kept = {name: [i for i in split if i in sizes and i not in bad] for name, split in splits.items()}
     for name, split in kept.items():
         if not split:
@@ -161,7 +161,7 @@ def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
     return {
         "artifacts": {**{f"{n}_images": len(v) for n, v in kept.items()}, "masks": len(sources) - len(bad & set(sources)),
                       "sbd_masks_converted": len(to_convert), "rgb_masks_converted": converted,
-                      "skipped": sum(skips.counts().values())},
+                      "skipped": skips.total()},
         "info": {"classes": list(CLASSES), "skipped": skips.report("prepare"), "sbd": spec.sbd_dir is not None,
                  "aug_masks_dir": str(aug_dir)},
     }

@@ -1,33 +1,26 @@
 """One image's way through the pipeline as a row of labelled tiles.
 
 image | a heat overlay per image-level class | pseudo-mask | GT | segmenter prediction,
-each read from the run folder when that stage produced it. `--show IMAGE_ID` and the
-report's galleries draw the same panel.
+each present when that stage produced it (the report stage's `load_chain` reads them
+from a run folder). `--show IMAGE_ID` and the report's galleries draw the same panel.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
-from pipeline.datasets.masks import read_mask
-from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import DataError
 from pipeline.evaluation import confusion_matrix, iou_per_class
 
-MAPS = "export_maps/maps"
-PSEUDO_MASKS = "refine_masks/pseudo_masks/SegmentationClass"
-PREDICTIONS = "evaluate_segmenter/predictions"
 CAPTION_HEIGHT = 16
 
 
 @dataclasses.dataclass
 class ImageChain:
-    """What the run folder holds for one image (None where a stage did not produce it)."""
+    """What a run holds for one image (None where a stage did not produce it)."""
 
     image_id: str
     image: np.ndarray
@@ -35,23 +28,6 @@ class ImageChain:
     pseudo_mask: np.ndarray | None
     gt: np.ndarray | None
     prediction: np.ndarray | None
-
-
-def load_chain(run_dir: Path, dataset: PreparedDataset, image_id: str) -> ImageChain:
-    if image_id not in dataset.labels:
-        raise DataError(f"image '{image_id}' is not in the prepared data set of {run_dir}")
-    maps = []
-    npz = run_dir / MAPS / f"{image_id}.npz"
-    if npz.is_file():
-        with np.load(npz) as saved:
-            maps = [(dataset.classes[int(c)], m.astype(np.float32)) for c, m in zip(saved["classes"], saved["maps"])]
-
-    def mask(folder: str) -> np.ndarray | None:
-        path = run_dir / folder / f"{image_id}.png"
-        return read_mask(path) if path.is_file() else None
-
-    return ImageChain(image_id, dataset.load_image(image_id), maps, mask(PSEUDO_MASKS), dataset.load_mask(image_id),
-                      mask(PREDICTIONS))
 
 
 def image_miou(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:

@@ -57,7 +57,8 @@ class Predictor:
 
 def crf_labels(image: np.ndarray, probs: np.ndarray, params: CRFParams, min_prob: float = 0.01) -> np.ndarray:
     """Dense-CRF labels over the classes that reach `min_prob` somewhere."""
-    present = np.flatnonzero(probs.reshape(len(probs), -1).max(1) >= min_prob)
+    peaks = probs.reshape(len(probs), -1).max(1)
+    present = np.flatnonzero(peaks >= min_prob)
     if len(present) == 0:
-        present = np.array([int(probs.reshape(len(probs), -1).max(1).argmax())])
+        present = np.array([int(peaks.argmax())])
     return present[dense_crf(image, probs[present], params)]

@@ -153,25 +153,15 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
     return cfg
 
 
-# avg_non_ignore: the loss averages over labelled pixels only (pseudo-masks may hold 255).
 def _model(model: SegmenterModel, data: SegmenterData, norm_cfg: dict, backbone_checkpoint: Path | None,
            crop: tuple[int, int]) -> dict:
     expansion = 4 if model.depth >= 50 else 1
     channels = model.head_channels or (512 if model.depth >= 50 else 128)
     strides, dilations = STRIDES[model.output_stride]
-    num_classes = len(data.classes)
-    head = dict(
-        in_channels=512 * expansion,
-        in_index=3,
-        channels=channels,
-        dilations=tuple(model.aspp_dilations),
-        dropout_ratio=model.dropout,
-        num_classes=num_classes,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        ignore_index=data.ignore_index,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, avg_non_ignore=True),
-    )
+    common = dict(num_classes=len(data.classes), dropout_ratio=model.dropout, norm_cfg=norm_cfg,
+                  align_corners=False, ignore_index=data.ignore_index)
+    head = dict(in_channels=512 * expansion, in_index=3, channels=channels, dilations=tuple(model.aspp_dilations),
+                loss_decode=_cross_entropy(1.0), **common)
     if model.head == "deeplabv3plus":
         head.update(type="DepthwiseSeparableASPPHead", c1_in_channels=64 * expansion,
                     c1_channels=48 if model.depth >= 50 else 12)
@@ -207,21 +197,14 @@ def _model(model: SegmenterModel, data: SegmenterData, norm_cfg: dict, backbone_
         test_cfg=dict(mode="whole"),
     )
     if model.auxiliary_head:
-        cfg["auxiliary_head"] = dict(
-            type="FCNHead",
-            in_channels=256 * expansion,
-            in_index=2,
-            channels=channels // 2,
-            num_convs=1,
-            concat_input=False,
-            dropout_ratio=model.dropout,
-            num_classes=num_classes,
-            norm_cfg=norm_cfg,
-            align_corners=False,
-            ignore_index=data.ignore_index,
-            loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=0.4, avg_non_ignore=True),
-        )
+        cfg["auxiliary_head"] = dict(type="FCNHead", in_channels=256 * expansion, in_index=2, channels=channels // 2,
+                                     num_convs=1, concat_input=False, loss_decode=_cross_entropy(0.4), **common)
     return cfg
+
+
+def _cross_entropy(weight: float) -> dict:
+    # avg_non_ignore: the loss averages over labelled pixels only (pseudo-masks may hold 255).
+    return dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=weight, avg_non_ignore=True)
 
 
 def _train_pipeline(schedule: SegmenterSchedule) -> list[dict]:
