@@ -63,8 +63,8 @@ def show(run_dir: Path, image_id: str) -> Path:
 
 
 def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
-    """One row per stage: what happened, its time (this run's, or the earlier run's for a
-    skipped stage) and its headline figure; then the total."""
+    """One row per stage: what happened, its time (over every attempt, also for a stage
+    done by an earlier invocation) and its headline figure; then the total."""
     stages = {s.name: s for s in STAGES}
     rows = [f"  {'stage':<20} {'outcome':<16} {'time':>9}  result"]
     total = 0.0
@@ -73,6 +73,9 @@ def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
         if outcome.startswith("skipped"):
             seconds = manifest.get("duration_s", 0.0)
             outcome = "done earlier"
+        attempts = len(manifest.get("attempts", ()))
+        if attempts > 1:
+            outcome = f"{outcome}, {attempts} tries"
         total += seconds
         result = ""
         headline = stages[name].headline

@@ -26,6 +26,7 @@ train_localizer = dict(
     crop=96,
     amp=None,
     num_workers=1,
+    checkpoint_every_steps=5,
 )
 export_maps = dict(scales=(0.5, 0.75))  # the training scale is ~0.6 of the images'
 segmenter = dict(

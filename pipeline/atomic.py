@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -52,9 +53,15 @@ def save_image(path: str | os.PathLike, image: Image.Image, **save_kwargs: Any) 
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Like np.savez_compressed, but byte-identical for identical arrays (numpy stamps
+    each member with the current time; here the time is fixed)."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:  # a file object stops numpy from appending ".npz"
-            np.savez_compressed(f, **arrays)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(member, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
 def is_temporary(path: str | os.PathLike) -> bool:

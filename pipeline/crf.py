@@ -35,11 +35,16 @@ def dense_crf(image: np.ndarray, scores: np.ndarray, params: CRFParams) -> np.nd
 
     image (H, W, 3) uint8; scores (n, H, W), non-negative, larger = more likely.
     """
+    return dense_crf_marginals(image, scores, params).argmax(0)
+
+
+def dense_crf_marginals(image: np.ndarray, scores: np.ndarray, params: CRFParams) -> np.ndarray:
+    """The CRF's (n, H, W) marginal probabilities after inference (argmax = `dense_crf`)."""
     n, h, w = scores.shape
     if image.shape[:2] != (h, w):
         raise ValueError(f"image {image.shape[:2]} and scores {(h, w)} differ in size")
     if n == 1:
-        return np.zeros((h, w), dtype=np.int64)
+        return np.ones((1, h, w), dtype=np.float32)
     crf = dcrf.DenseCRF2D(w, h, n)
     if params.unary == "probabilities":
         probs = scores / np.maximum(scores.sum(0, keepdims=True), 1e-8)
@@ -51,5 +56,4 @@ def dense_crf(image: np.ndarray, scores: np.ndarray, params: CRFParams) -> np.nd
     crf.addPairwiseGaussian(sxy=sxy, compat=compat)
     sxy, srgb, compat = params.bilateral
     crf.addPairwiseBilateral(sxy=sxy, srgb=srgb, rgbim=np.ascontiguousarray(image), compat=compat)
-    q = np.asarray(crf.inference(params.iterations)).reshape(n, h, w)
-    return q.argmax(0)
+    return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(n, h, w)

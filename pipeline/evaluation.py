@@ -71,6 +71,13 @@ class SeedSweep:
         return np.array([mean_iou(c) for c in self.conf])
 
 
+def image_miou(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:
+    """mIoU of one image over the classes in its GT or prediction (ignored pixels left out)."""
+    valid = pred != ignore_index
+    conf = confusion_matrix(np.where(valid, gt, ignore_index), np.where(valid, pred, 0), num_classes, ignore_index)
+    return float(np.nanmean(iou_per_class(conf))) if conf.sum() else float("nan")
+
+
 def per_class(class_names: list[str], values: np.ndarray) -> dict[str, float | None]:
     """{class name: value}, NaN (undefined) as None so that it survives JSON."""
     return {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, values)}

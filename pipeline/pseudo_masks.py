@@ -7,11 +7,11 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.crf import CRFParams, dense_crf
+from pipeline.crf import CRFParams, dense_crf_marginals
 from pipeline.datasets.masks import IGNORE_INDEX
 from pipeline.errors import ConfigError
 
-BACKGROUND_MODES = ("sweep", "fixed", "power")
+BACKGROUND_MODES = ("chosen", "fixed", "power")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,11 +26,14 @@ class ConfidentSplit:
 
 @dataclasses.dataclass(frozen=True)
 class PseudoMaskRecipe:
-    background: str  # 'sweep' | 'fixed' | 'power'
-    threshold: float | None  # the constant background score ('sweep', 'fixed')
+    background: str  # 'chosen' | 'fixed' | 'power'
+    threshold: float | None  # the constant background score ('chosen', 'fixed')
     alpha: float  # 'power': background = (1 - max)^alpha
     crf: CRFParams
     confident: ConfidentSplit
+    # Pixels whose label the CRF gives less than this marginal probability become 255
+    # (ignored by the segmenter); 0 keeps every pixel.
+    min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if self.background not in BACKGROUND_MODES:
@@ -42,13 +45,40 @@ def pseudo_mask(image: np.ndarray, maps: np.ndarray, classes: np.ndarray, recipe
     class_ids = np.concatenate([[0], np.asarray(classes, dtype=np.int64)])
 
     def refined(background: np.ndarray) -> np.ndarray:
-        return class_ids[dense_crf(image, np.concatenate([background[None], maps]), recipe.crf)]
+        q = dense_crf_marginals(image, np.concatenate([background[None], maps]), recipe.crf)
+        labels = class_ids[q.argmax(0)]
+        return np.where(q.max(0) >= recipe.min_confidence, labels, IGNORE_INDEX)
 
     if recipe.confident.enabled:  # always constant thresholds, as in IRN
         fg = refined(np.full(maps.shape[1:], recipe.confident.fg_threshold, dtype=np.float32))
         bg = refined(np.full(maps.shape[1:], recipe.confident.bg_threshold, dtype=np.float32))
         return np.where(fg == bg, fg, IGNORE_INDEX).astype(np.uint8)
+    return refined(background_score(maps, recipe)).astype(np.uint8)
+
+
+def background_score(maps: np.ndarray, recipe: PseudoMaskRecipe) -> np.ndarray:
+    """(H, W): a constant threshold, or (1 - max class map) ** alpha ('power')."""
     if recipe.background == "power":
         peak = maps.max(0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
-        return refined((1.0 - peak) ** recipe.alpha).astype(np.uint8)
-    return refined(np.full(maps.shape[1:], recipe.threshold, dtype=np.float32)).astype(np.uint8)
+        return ((1.0 - peak) ** recipe.alpha).astype(np.float32)
+    return np.full(maps.shape[1:], recipe.threshold, dtype=np.float32)
+
+
+def seed_mask(maps: np.ndarray, classes: np.ndarray, recipe: PseudoMaskRecipe) -> np.ndarray:
+    """The seeds before the CRF: argmax over [background score, class maps]."""
+    class_ids = np.concatenate([[0], np.asarray(classes, dtype=np.int64)])
+    return class_ids[np.concatenate([background_score(maps, recipe)[None], maps]).argmax(0)].astype(np.uint8)
+
+
+def agreement(seeds: np.ndarray, refined: np.ndarray) -> float:
+    """Per-image quality without GT: the mean IoU between the seeds and the refined
+    mask over the labels either holds (refined pixels at 255 left out). The CRF moves
+    labels where the maps disagree with the image's colours and edges, so a mask the
+    CRF had to change much is one the maps were unsure of."""
+    valid = refined != IGNORE_INDEX
+    a, b = seeds[valid].astype(np.int64), refined[valid].astype(np.int64)
+    labels = np.union1d(np.unique(a), np.unique(b))
+    if labels.size == 0:
+        return float("nan")
+    ious = [np.sum((a == k) & (b == k)) / np.sum((a == k) | (b == k)) for k in labels]
+    return float(np.mean(ious))

@@ -269,21 +269,23 @@ class Pipeline:
             for u in used
         }
         marker = out_dir / IN_PROGRESS
+        identity = {"fingerprint": fingerprint, "upstream": upstream}
+        previous = json.loads(marker.read_text()) if marker.is_file() else {}
         resumable = (
             not force
             and status.manifest is None
-            and marker.is_file()
-            and json.loads(marker.read_text()) == {"fingerprint": fingerprint, "upstream": upstream}
+            and {k: previous.get(k) for k in identity} == identity
         )
+        attempts = _closed_attempts(previous.get("attempts", []), out_dir) if resumable else []
+        started = datetime.now(timezone.utc)
         distributed.barrier()  # every rank has read the marker before rank 0 rewrites it
         if distributed.is_main():
             if out_dir.exists() and not resumable:
                 shutil.rmtree(out_dir)  # outputs of another config or upstream: never mix them
             out_dir.mkdir(parents=True, exist_ok=True)
-            write_json(marker, {"fingerprint": fingerprint, "upstream": upstream})
+            write_json(marker, {**identity, "attempts": [*attempts, {"started_at": started.isoformat()}]})
         distributed.barrier()
 
-        started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         self.log.info("[%s] %s (%s)", stage.name, "resuming" if resumable else "running", status.reason)
         ctx = StageContext(stage=stage, cfg=self.cfg, run_dir=self.run_dir, out_dir=out_dir,
@@ -291,13 +293,19 @@ class Pipeline:
         try:
             result = stage.load()(ctx) if stage.distributed or distributed.is_main() else None
         except BaseException:
+            seconds = time.perf_counter() - t0
             self.log.error("[%s] failed after %.1f s; finished items are kept and a re-run resumes",
-                           stage.name, time.perf_counter() - t0)
+                           stage.name, seconds)
+            if distributed.is_main() and marker.is_file():
+                write_json(marker, {**identity, "attempts": [
+                    *attempts, {"started_at": started.isoformat(), "seconds": round(seconds, 3)}]})
             raise
         if not distributed.is_main():
             distributed.barrier()  # rank 0 writes the manifest
             return time.perf_counter() - t0
         seconds = time.perf_counter() - t0
+        attempts.append({"started_at": started.isoformat(), "seconds": round(seconds, 3)})
+        total = sum(a["seconds"] for a in attempts)
         manifest = {
             "stage": stage.name,
             "fingerprint": fingerprint,
@@ -306,9 +314,10 @@ class Pipeline:
             "section_hashes": self.section_hashes(stage),
             "config": {sec: section_dict(self.cfg, sec) for sec in stage.reads},
             "upstream": upstream,
-            "started_at": started.isoformat(timespec="seconds"),
+            "started_at": attempts[0]["started_at"],
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(seconds, 3),
+            "duration_s": round(total, 3),  # over every attempt
+            "attempts": attempts,
             "resumed": resumable,
             "artifacts": result.artifacts,
             "metrics": result.metrics,
@@ -317,6 +326,20 @@ class Pipeline:
         write_json(out_dir / MANIFEST, manifest)  # last: the stage counts as done from here
         marker.unlink()
         distributed.barrier()
-        self.log.info("[%s] done in %.1f s: %s", stage.name, seconds,
+        self.log.info("[%s] done in %.1f s%s: %s", stage.name, total,
+                      f" over {len(attempts)} attempts" if len(attempts) > 1 else "",
                       ", ".join(f"{k}={v}" for k, v in result.artifacts.items()))
-        return seconds
+        return total
+
+
+def _closed_attempts(attempts: list[dict], out_dir: Path) -> list[dict]:
+    """Earlier attempts with their duration. One that was killed (SIGKILL, power loss)
+    could not record it: it is counted up to the last file it wrote, a lower bound."""
+    closed = []
+    for attempt in attempts:
+        if "seconds" not in attempt:
+            begun = datetime.fromisoformat(attempt["started_at"]).timestamp()
+            last_write = max((p.stat().st_mtime for p in out_dir.rglob("*") if p.is_file()), default=begun)
+            attempt = {**attempt, "seconds": round(max(last_write - begun, 0.0), 3), "killed": True}
+        closed.append(attempt)
+    return closed

@@ -1,8 +1,13 @@
-"""Stage 4: seed mIoU of the exported maps against GT, over a background threshold sweep.
+"""Stage 4: the background threshold t of the seeds argmax([t, class maps]), and the
+seeds' mIoU against GT where GT exists.
 
-Seeds are argmax([t, class maps]). With `threshold=None` the best t of the sweep is
-kept and used downstream: that choice looks at GT, as the WSSS literature does, and
-the manifest says so. A fixed threshold is the alternative that does not.
+`threshold='auto'` (the default) picks t without GT: Otsu's threshold of the pooled
+histogram of every pixel's strongest class-map value over the exported images (the t
+that best splits those values into two groups, foreground and background; see
+`otsu_threshold`). `threshold='oracle'` keeps the best t of the GT sweep, as the WSSS
+literature does: an optimistic figure that looks at GT, and the manifest says so. A
+number fixes t. Whatever the choice, images with GT are scored over the whole sweep,
+so the manifest gives the chosen t's seed mIoU next to the oracle's, and the gap.
 """
 
 from __future__ import annotations
@@ -15,59 +20,117 @@ from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import SeedSweep, iou_per_class, per_class
-from pipeline.log import progress
+from pipeline.log import get_logger, progress
 from pipeline.runner import StageContext, StageResult
 from stages.export_maps import MAPS_DIR, read_maps
+
+THRESHOLD_RULES = ("auto", "oracle")
+HISTOGRAM_BINS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
 class MapEvalSettings:
-    threshold: float | None = None
-    sweep: tuple[float, float, float] = (0.05, 0.60, 0.01)  # start, stop (inclusive), step
+    threshold: float | str = "auto"  # 'auto' (no GT), 'oracle' (best on GT), or a number
+    sweep: tuple[float, float, float] = (0.05, 0.95, 0.01)  # start, stop (inclusive), step
     # Score only this split's images among the exported ones (VOC: maps of train_aug,
     # scored on train as in the literature); None: every exported image with GT.
     score_split: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threshold, str) and self.threshold not in THRESHOLD_RULES:
+            raise ConfigError(f"evaluate_maps.threshold must be 'auto', 'oracle' or a number, got {self.threshold!r}")
 
 
 def evaluate_maps(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(MapEvalSettings, ctx.section("evaluate_maps"), "evaluate_maps")
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     export = ctx.upstream_manifest("export_maps")
-    ids = scored_ids(dataset, export["info"]["split"], settings.score_split)
-    with_gt = [i for i in ids if dataset.mask_path(i) is not None]
+    exported = dataset.split(export["info"]["split"])
+    scored = set(scored_ids(dataset, export["info"]["split"], settings.score_split))
+    log = get_logger()
 
+    maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
+    histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    for image_id in progress(exported, "evaluate_maps: map histogram", total=len(exported)):
+        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+        if len(classes):
+            bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
+            histogram += np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
+    auto = otsu_threshold(histogram)
+
+    if settings.threshold == "auto":
+        threshold, source = auto, "auto: Otsu's threshold of the strongest class-map values (no GT)"
+    elif settings.threshold == "oracle":
+        threshold = None
+        source = "oracle: best of the sweep, chosen on GT (as in the WSSS literature): an optimistic figure"
+    else:
+        threshold, source = float(settings.threshold), "fixed in the config (evaluate_maps.threshold)"
     start, stop, step = settings.sweep
     grid = set(np.round(np.arange(start, stop + step / 2, step), 6).tolist())
-    if settings.threshold is not None:
-        grid.add(float(settings.threshold))
-    thresholds = np.array(sorted(grid))
-    sweep = SeedSweep(len(dataset.classes), thresholds, dataset.ignore_index)
-    maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
-    for image_id in progress(with_gt, "evaluate_maps", total=len(with_gt)):
-        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+    if threshold is not None:
+        grid.add(threshold)
+    sweep = SeedSweep(len(dataset.classes), np.array(sorted(grid)), dataset.ignore_index)
+    with_gt = 0
+    for image_id in progress([i for i in exported if i in scored], "evaluate_maps: seeds against GT"):
         gt = dataset.load_mask(image_id)
+        if gt is None:
+            continue
+        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
         if gt.shape != maps.shape[1:]:
             raise DataError(f"{maps_dir / (image_id + '.npz')}: maps {maps.shape[1:]} differ from GT {gt.shape}")
         sweep.add(maps, classes, gt)
+        with_gt += 1
+    if threshold is None and not with_gt:
+        raise ConfigError("evaluate_maps.threshold='oracle' picks t on GT, and no exported image has a GT "
+                          "mask; use threshold='auto' (no GT needed) or a number")
 
-    curve = sweep.miou_curve()
-    if settings.threshold is None:
-        chosen = int(np.nanargmax(curve))
-        source = "best of the sweep, chosen on GT (as in the WSSS literature): an optimistic figure"
-    else:
-        chosen = int(np.flatnonzero(np.isclose(thresholds, settings.threshold))[0])
-        source = "fixed in the config (evaluate_maps.threshold)"
-    return StageResult(
-        artifacts={"images_scored": len(with_gt), "images_without_gt": len(ids) - len(with_gt)},
-        metrics={
+    metrics: dict = {"auto_threshold": auto}
+    if with_gt:
+        curve = sweep.miou_curve()
+        best = int(np.nanargmax(curve))
+        chosen = best if threshold is None else int(np.flatnonzero(np.isclose(sweep.thresholds, threshold))[0])
+        threshold = float(sweep.thresholds[chosen])
+        grid_edges = (sweep.thresholds[0], sweep.thresholds[-1])
+        if sweep.thresholds[best] in grid_edges:
+            log.warning("evaluate_maps: the best threshold on GT, %.2f, lies on the edge of the sweep %s; widen "
+                        "evaluate_maps.sweep", sweep.thresholds[best], settings.sweep)
+        metrics.update({
             "seed_miou": float(curve[chosen]),
-            "threshold": float(thresholds[chosen]),
+            "oracle_threshold": float(sweep.thresholds[best]),
+            "oracle_seed_miou": float(curve[best]),
+            "gap_to_oracle": float(curve[best] - curve[chosen]),
             "per_class_iou": per_class(dataset.classes, iou_per_class(sweep.conf[chosen])),
-            "curve": [[float(t), float(m)] for t, m in zip(thresholds, curve)],
-        },
-        info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold is None,
+            "curve": [[float(t), float(m)] for t, m in zip(sweep.thresholds, curve)],
+        })
+        log.info("evaluate_maps: t = %.3f (%s): seed mIoU %.1f%% on %d images with GT; the oracle t = %.2f gives "
+                 "%.1f%% (%.1f points above)", threshold, settings.threshold, 100 * curve[chosen], with_gt,
+                 sweep.thresholds[best], 100 * curve[best], 100 * (curve[best] - curve[chosen]))
+    else:
+        log.info("evaluate_maps: t = %.3f (%s); no exported image has GT, so nothing is scored", threshold,
+                 settings.threshold)
+    metrics["threshold"] = threshold
+    return StageResult(
+        artifacts={"images": len(exported), "images_scored": with_gt, "images_without_gt": len(exported) - with_gt},
+        metrics=metrics,
+        info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold == "oracle",
               "split": export["info"]["split"], "score_split": settings.score_split},
     )
+
+
+def otsu_threshold(histogram: np.ndarray) -> float:
+    """Otsu's threshold of a histogram over [0, 1]: the cut that maximises the variance
+    between the two groups it makes (equivalently, minimises the spread within them)."""
+    counts = histogram.astype(np.float64)
+    centres = (np.arange(len(counts)) + 0.5) / len(counts)
+    below = np.cumsum(counts)[:-1]
+    above = counts.sum() - below
+    if counts.sum() == 0:
+        return 0.5
+    mass_below = np.cumsum(counts * centres)[:-1]
+    mean_below = mass_below / np.maximum(below, 1)
+    mean_above = ((counts * centres).sum() - mass_below) / np.maximum(above, 1)
+    between = below * above * (mean_below - mean_above) ** 2
+    return round(float((np.argmax(between) + 1) / len(counts)), 6)
 
 
 def scored_ids(dataset: PreparedDataset, export_split: str, score_split: str | None) -> list[str]:

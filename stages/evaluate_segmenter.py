@@ -1,4 +1,4 @@
-"""Stage 7: the segmenter's mIoU on real GT (the val split), predictions as palette PNGs.
+"""Stage 7: the segmenter's predictions as palette PNGs, scored on real GT where it exists.
 
 Predictions use the test-time recipe in `evaluate_segmenter` (scales, flip, dense CRF).
 Scores come from the pipeline's evaluator and, as a cross-check, from mmseg's own
@@ -32,7 +32,7 @@ AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
 
 @dataclasses.dataclass(frozen=True)
 class SegEvalSettings:
-    split: str = "val"
+    split: str = "auto"  # a split name; 'auto': 'val' where the data set has it, else the pseudo-masks' split
     scales: tuple[float, ...] = (1.0,)  # multipliers of the training base scale
     flip: bool = False
     crf: dict = dataclasses.field(default_factory=dict)  # enabled, min_prob, and CRFParams keys
@@ -44,11 +44,16 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
     use_crf, min_prob = bool(crf.pop("enabled", False)), float(crf.pop("min_prob", 0.01))
     crf_params = section_to_dataclass(CRFParams, crf, "evaluate_segmenter.crf")
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    if settings.split not in dataset.splits:
-        raise ConfigError(f"evaluate_segmenter.split={settings.split!r}: the prepared data set has the splits "
-                          f"{', '.join(dataset.splits)}")
-    ids = dataset.split(settings.split)
     log = get_logger()
+    split = settings.split
+    if split == "auto":
+        split = "val" if "val" in dataset.splits else ctx.upstream_manifest("train_segmenter")["info"]["train_split"]
+        log.info("evaluate_segmenter: split 'auto' -> '%s'%s", split, "" if split == "val" else
+                 " (the data set has no 'val': predicting the images the segmenter trained on)")
+    if split not in dataset.splits:
+        raise ConfigError(f"evaluate_segmenter.split={split!r}: the prepared data set has the splits "
+                          f"{', '.join(dataset.splits)} (or use 'auto')")
+    ids = dataset.split(split)
 
     out_final = ctx.out_dir / PREDICTIONS_DIR
     out_raw = ctx.out_dir / RAW_PREDICTIONS_DIR
@@ -88,7 +93,8 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
         scored += 1
 
     metrics: dict = {}
-    info: dict = {"split": settings.split, "predictions": PREDICTIONS_DIR, "test_time": dataclasses.asdict(settings)}
+    info: dict = {"split": split, "images_without_gt": len(ids) - scored, "predictions": PREDICTIONS_DIR,
+                  "test_time": dataclasses.asdict(settings)}
     if scored:
         metrics = scores["final"].summary(dataset.classes)
         del metrics["ignored_share"]  # predictions never hold the ignore label
@@ -102,11 +108,11 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
             log.warning("evaluate_segmenter: mIoU %.3f%% differs from mmseg's IoUMetric %.2f%%",
                         100 * metrics["miou"], mmseg_miou)
         log.info("evaluate_segmenter: segmenter mIoU on %s GT: %.1f%% (%d images; mmseg IoUMetric %.2f%%)%s",
-                 settings.split, 100 * metrics["miou"], scored, mmseg_miou,
+                 split, 100 * metrics["miou"], scored, mmseg_miou,
                  f", {100 * metrics['miou_without_crf']:.1f}% without the CRF" if use_crf else "")
     else:
         log.warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing scored",
-                    settings.split)
+                    split)
     return StageResult(
         artifacts={"predictions": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored},
         metrics=metrics,

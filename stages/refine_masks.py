@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
+from scipy.stats import spearmanr
 
 from pipeline.atomic import write_json, write_lines
 from pipeline.config import section_to_dataclass
@@ -28,10 +29,10 @@ from pipeline.crf import CRFParams
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError, UserError
-from pipeline.evaluation import MaskScore
+from pipeline.evaluation import MaskScore, image_miou as single_image_miou
 from pipeline.images import load_rgb
 from pipeline.log import get_logger, progress
-from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, pseudo_mask
+from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
 from pipeline.runner import StageContext, StageResult
 from stages.evaluate_maps import scored_ids
 from stages.export_maps import MAPS_DIR, read_maps
@@ -43,11 +44,12 @@ CARD = "dataset_card.json"
 
 @dataclasses.dataclass(frozen=True)
 class RefineSettings:
-    background: str = "sweep"  # 'sweep': evaluate_maps' threshold; 'fixed': `threshold`; 'power': (1-max)^alpha
+    background: str = "chosen"  # 'chosen': evaluate_maps' threshold; 'fixed': `threshold`; 'power': (1-max)^alpha
     threshold: float = 0.30
     alpha: float = 4.0
     crf: dict = dataclasses.field(default_factory=dict)  # CRFParams keys
     confident: dict = dataclasses.field(default_factory=dict)  # ConfidentSplit keys
+    min_confidence: float = 0.0  # CRF marginal below which a pixel becomes 255 (0: off)
     n_jobs: int = -1
     backend: str = "loky"
     allow_failures: bool = False
@@ -91,14 +93,17 @@ def refine_masks(ctx: StageContext) -> StageResult:
     to_score = set(scored_ids(dataset, split, score_split))  # scored on the images the seeds were
     pixels = np.zeros(256, dtype=np.int64)
     score = MaskScore(len(dataset.classes), dataset.ignore_index)
-    scored = 0
-    for image_id in progress(written, "refine_masks: statistics and mIoU", total=len(written)):
+    quality, image_miou = {}, {}
+    for image_id in progress(written, "refine_masks: quality, statistics and mIoU", total=len(written)):
         mask = read_mask(mask_dir / f"{image_id}.png")
         pixels += np.bincount(mask.ravel(), minlength=256)
+        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+        quality[image_id] = agreement(seed_mask(maps, classes, recipe), mask)
         gt = dataset.load_mask(image_id) if image_id in to_score else None
         if gt is not None:
             score.add(mask, gt)
-            scored += 1
+            image_miou[image_id] = single_image_miou(mask, gt, len(dataset.classes), dataset.ignore_index)
+    scored = len(image_miou)
     write_lines(root / "ImageSets" / "Segmentation" / f"{split}.txt", written)
 
     total = int(pixels.sum())
@@ -116,6 +121,12 @@ def refine_masks(ctx: StageContext) -> StageResult:
         "ignore_fraction": float(pixels[IGNORE_INDEX] / max(total, 1)),
         "class_pixel_share": {name: float(pixels[k] / max(total, 1)) for k, name in enumerate(dataset.classes)},
         "recipe": dataclasses.asdict(recipe),
+        "quality": {
+            "score": "agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
+                     "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
+            "mean": _nanmean(quality.values()),
+            "per_image": {i: None if np.isnan(q) else round(q, 4) for i, q in quality.items()},
+        },
         "from_stages": {name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
                         for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]},
     }
@@ -123,9 +134,11 @@ def refine_masks(ctx: StageContext) -> StageResult:
 
     metrics = score.summary(dataset.classes) if scored else {}
     seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
+    metrics["quality_mean"] = _nanmean(quality.values())
     if scored:
         metrics["seed_miou"] = seed
         metrics["crf_gain"] = metrics["miou"] - seed
+        metrics["quality_rank_correlation"] = rank_correlation(quality, image_miou)
         log.info("refine_masks: seed mIoU %.1f%% -> pseudo-mask mIoU %.1f%% (ignored excluded; %.1f%% ignored)",
                  100 * seed, 100 * metrics["miou"], 100 * metrics["ignored_share"])
     return StageResult(
@@ -135,6 +148,20 @@ def refine_masks(ctx: StageContext) -> StageResult:
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "failed": failures,
               "background_threshold": recipe.threshold},
     )
+
+
+def _nanmean(values) -> float | None:
+    values = np.array([v for v in values if v == v], dtype=np.float64)
+    return float(values.mean()) if values.size else None
+
+
+def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) -> float | None:
+    """Spearman's rho between the GT-free quality score and the true per-image mIoU."""
+    pairs = [(quality[i], m) for i, m in image_miou.items() if m == m and quality.get(i, np.nan) == quality.get(i)]
+    if len(pairs) < 3:
+        return None
+    rho = spearmanr(*zip(*pairs)).statistic
+    return None if np.isnan(rho) else float(rho)
 
 
 def refine_one(image_id: str, image_path: Path, maps_path: Path, out_path: Path, recipe: PseudoMaskRecipe,
@@ -153,7 +180,7 @@ def refine_one(image_id: str, image_path: Path, maps_path: Path, out_path: Path,
 
 def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:
     threshold = settings.threshold
-    if settings.background == "sweep":
+    if settings.background == "chosen":
         threshold = ctx.upstream_manifest("evaluate_maps")["metrics"]["threshold"]
     return PseudoMaskRecipe(
         background=settings.background,
@@ -161,4 +188,5 @@ def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:
         alpha=settings.alpha,
         crf=section_to_dataclass(CRFParams, settings.crf, "refine_masks.crf"),
         confident=section_to_dataclass(ConfidentSplit, settings.confident, "refine_masks.confident"),
+        min_confidence=settings.min_confidence,
     )

@@ -24,7 +24,8 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.log import progress
 from pipeline.report.page import document, esc, figure, percent, pre_json, table
-from pipeline.report.panels import ImageChain, chain_panel, image_miou
+from pipeline.evaluation import image_miou
+from pipeline.report.panels import ImageChain, chain_panel
 from pipeline.report.plots import sweep_plot
 from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
 from stages.evaluate_maps import scored_ids
@@ -73,11 +74,20 @@ def report(ctx: StageContext) -> StageResult:
     scored = scored_ids(dataset, ctx.upstream_manifest("export_maps")["info"]["split"],
                         ctx.upstream_manifest("evaluate_maps")["info"].get("score_split"))
     pseudo_dir = ctx.run_dir / PSEUDO_MASKS
-    body.append("<h2>Pseudo-masks: best, worst and random images</h2>"
-                '<p class="note">Per-image mIoU of the pseudo-mask against GT (classes in either; '
-                "ignored pixels left out). Tiles: image, each image-level class map as a heat overlay, "
-                "pseudo-mask, GT, and the segmenter's prediction when the image was predicted.</p>")
     picks = _galleries(scored, lambda i: read_mask(pseudo_dir / f"{i}.png"), dataset, settings)
+    if picks:
+        body.append("<h2>Pseudo-masks: best, worst and random images</h2>"
+                    '<p class="note">Per-image mIoU of the pseudo-mask against GT (classes in either; '
+                    "ignored pixels left out). Tiles: image, each image-level class map as a heat overlay, "
+                    "pseudo-mask, GT, and the segmenter's prediction when the image was predicted.</p>")
+    else:  # no GT: rank by the GT-free quality score instead
+        card = json.loads((ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR / CARD).read_text())
+        picks = _ranked({i: q for i, q in card["quality"]["per_image"].items() if q is not None}, settings)
+        body.append("<h2>Pseudo-masks: highest, lowest and random quality score</h2>"
+                    '<p class="note">No image has GT, so images are ranked by the GT-free quality score of the '
+                    f"data-set card ({esc(card['quality']['score'])}). Tiles: image, each image-level class map "
+                    "as a heat overlay, pseudo-mask, and the segmenter's prediction when the image was "
+                    "predicted.</p>")
     body.append(_gallery_html(picks, runs, dataset, settings, images, "pseudo"))
 
     if ctx.has_upstream("evaluate_segmenter"):
@@ -87,7 +97,11 @@ def report(ctx: StageContext) -> StageResult:
                     '<p class="note">Per-image mIoU of the prediction against GT.</p>')
         picks = _galleries(dataset.split(seg["info"]["split"]), lambda i: read_mask(pred_dir / f"{i}.png"),
                            dataset, settings)
-        body.append(_gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter"))
+        if picks:
+            body.append(_gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter"))
+        else:
+            body.append(f'<p class="note">No \'{esc(seg["info"]["split"])}\' image has GT: the predictions are in '
+                        f'{esc((ctx.run_dir / PREDICTIONS).resolve())}, unscored.</p>')
     else:
         body.append('<h2>Segmenter</h2><p class="note">evaluate_segmenter has not run for this report.</p>')
 
@@ -139,18 +153,21 @@ def _stages_section(ctx: StageContext) -> str:
 
 def _numbers_section(runs: dict[str, Path], classes: list[str], images: Path) -> str:
     chains = {name: _chain_numbers(path) for name, path in runs.items()}
-    rows = [[name, f"{percent(c['seed'])} (t = {c['threshold']})" if c["seed"] is not None else "–",
-             percent(c["pseudo"]), percent(c["segmenter"])] for name, c in chains.items()]
-    html = ("<h2>mIoU chain</h2>" + table(["run", "seed mIoU (%)", "pseudo-mask mIoU (%)",
-                                           "segmenter val mIoU (%)"], rows)
-            + '<p class="note">Seeds and pseudo-masks are scored on the training images with GT; the threshold t '
-              "is chosen on GT when evaluate_maps sweeps it (as in the WSSS literature). The segmenter is scored "
-              "on the val GT.</p>")
+    html = "<h2>Background threshold and mIoU chain</h2>"
+    rows = [[name, _threshold_cell(c), percent(c["seed"]), percent(c["oracle_seed"]), percent(c["pseudo"]),
+             percent(c["segmenter"])] for name, c in chains.items()]
+    html += (table(["run", "threshold t", "seed mIoU (%)", "oracle seed mIoU (%)", "pseudo-mask mIoU (%)",
+                    "segmenter mIoU (%)"], rows)
+             + '<p class="note">Seeds and pseudo-masks are scored on the training images with GT, the segmenter on '
+               "the split evaluate_segmenter predicted. The oracle column is the best t of the sweep on GT (the "
+               "WSSS literature's optimistic figure); t itself is chosen as its cell says. – : no image with GT."
+               "</p>")
     header = ["class"] + [f"{part} ({name})" if len(runs) > 1 else part
                           for name in chains for part in ("seed", "pseudo-mask", "segmenter")]
     rows = [[c] + [percent((chains[name][part + "_per_class"] or {}).get(c))
                    for name in chains for part in ("seed", "pseudo", "segmenter")] for c in classes]
-    html += "<h3>Per-class IoU (%)</h3>" + table(header, rows)
+    if any(chains[name][part + "_per_class"] for name in chains for part in ("seed", "pseudo", "segmenter")):
+        html += "<h3>Per-class IoU (%)</h3>" + table(header, rows)
     curves = {name: c["curve"] for name, c in chains.items() if c["curve"]}
     if curves:
         sweep_plot(curves, {n: c["threshold"] for n, c in chains.items() if c["curve"]}, images / "sweep.png")
@@ -158,12 +175,21 @@ def _numbers_section(runs: dict[str, Path], classes: list[str], images: Path) ->
     return html
 
 
+def _threshold_cell(chain: dict) -> str:
+    if chain["threshold"] is None:
+        return "–"
+    how = {"auto": "auto, no GT", "oracle": "oracle, on GT"}.get(chain["rule"], "fixed")
+    return f"{chain['threshold']:.3f} ({how})"
+
+
 def _chain_numbers(run_dir: Path) -> dict:
     def metrics(stage: str) -> dict:
         return (read_manifest(run_dir / stage) or {}).get("metrics", {})
 
     seeds, pseudo, seg = metrics("evaluate_maps"), metrics("refine_masks"), metrics("evaluate_segmenter")
+    rule = (read_manifest(run_dir / "evaluate_maps") or {}).get("config", {}).get("evaluate_maps", {}).get("threshold")
     return {"seed": seeds.get("seed_miou"), "threshold": seeds.get("threshold"), "curve": seeds.get("curve"),
+            "rule": rule, "oracle_seed": seeds.get("oracle_seed_miou"),
             "pseudo": pseudo.get("miou"), "segmenter": seg.get("miou"), "seed_per_class": seeds.get("per_class_iou"),
             "pseudo_per_class": pseudo.get("per_class_iou"), "segmenter_per_class": seg.get("per_class_iou")}
 
@@ -175,7 +201,12 @@ def _galleries(ids: list[str], predicted, dataset: PreparedDataset, settings: Re
         gt = dataset.load_mask(image_id)
         if gt is not None:
             scores.append((image_id, image_miou(predicted(image_id), gt, len(dataset.classes))))
-    scores = [s for s in scores if s[1] == s[1]]
+    return _ranked(dict(scores), settings)
+
+
+def _ranked(scores: dict[str, float], settings: ReportSettings) -> dict:
+    """{'best' | 'worst' | 'random': [(id, score)]}, NaN scores left out."""
+    scores = [(i, v) for i, v in scores.items() if v == v]
     if not scores:
         return {}
     ranked = sorted(scores, key=lambda s: (-s[1], s[0]))
@@ -189,19 +220,22 @@ def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, 
                   images: Path, prefix: str) -> str:
     """Each picked image's panel, and below it the same image in every compared run."""
     if not picks:
-        return '<p class="note">No image with GT to rank.</p>'
+        return '<p class="note">No image to rank.</p>'
     datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(path / "prepare")
                 for name, path in runs.items()}
     html = []
     for gallery, items in picks.items():
         html.append(f"<h3>{gallery}</h3>")
-        for image_id, _ in items:
+        for image_id, value in items:
             for name, run_dir in runs.items():
                 chain = load_chain(run_dir, datasets[name], image_id)
                 mask = chain.pseudo_mask if prefix == "pseudo" else chain.prediction
                 file = f"{prefix}_{image_id}{'' if name == THIS_RUN else '_' + name}.png"
                 save_image(images / file, chain_panel(chain, dataset.palette, settings.tile_height), format="PNG")
-                score = "–" if mask is None or chain.gt is None else \
-                    f"{100 * image_miou(mask, chain.gt, len(dataset.classes)):.1f}%"
-                html.append(figure(f"{IMAGES}/{file}", f"{image_id} ({name}): per-image mIoU {score}"))
+                if chain.gt is None:
+                    caption = f"quality score {value:.3f}" if name == THIS_RUN else "no GT"
+                else:
+                    caption = "per-image mIoU " + ("–" if mask is None else
+                                                   f"{100 * image_miou(mask, chain.gt, len(dataset.classes)):.1f}%")
+                html.append(figure(f"{IMAGES}/{file}", f"{image_id} ({name}): {caption}"))
     return "\n".join(html)

@@ -2,23 +2,22 @@
 
 Single process, or one process per device under `torchrun --nproc_per_node N
 run_pipeline.py --stage train_localizer` (DDP; `batch_size` is the total over all
-processes). A checkpoint is written after every epoch; an interrupted run resumes
-from the last one.
+processes). A checkpoint is written after every epoch (and every
+`checkpoint_every_steps` steps); an interrupted run resumes from the last one and ends
+with the same weights as an uninterrupted run: every random draw is a function of the
+seed and the position in training (`pipeline/training/randomness.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import random
 import time
-from collections import defaultdict
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 
 from pipeline import distributed
 from pipeline.config import section_to_dataclass
@@ -30,8 +29,10 @@ from pipeline.runner import StageContext, StageResult
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.data import AugmentedLabelledImages
 from pipeline.training.optim import build_sgd, poly_schedule
+from pipeline.training.randomness import EpochBatches, seed_step
 
 LAST_CHECKPOINT = "last.pth"
+CLASSIFICATION_TERMS = ("mcls", "soft_margin")
 MODEL_FILE = "model.pth"
 
 
@@ -60,6 +61,9 @@ class TrainSettings:
     # none: its ImageNet-initialised classifier classifies from the start. From random
     # init, L_bas means nothing until S > 0, and L_area would collapse the maps first.
     classifier_warmup_epochs: int = 0
+    # A checkpoint every N optimisation steps inside an epoch (0: only at epoch ends);
+    # a resumed run continues at the next sample, with the same random draws.
+    checkpoint_every_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.amp not in (None, "bf16", "fp16"):
@@ -80,7 +84,7 @@ def train_localizer(ctx: StageContext) -> StageResult:
     world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
     if settings.batch_size % world:
         raise ConfigError(f"train_localizer.batch_size={settings.batch_size} is not divisible by {world} processes")
-    _seed_everything(settings.seed + rank)
+    torch.manual_seed(settings.seed)  # the heads' init; every later draw comes from pipeline.training.randomness
 
     if localizer_cfg["backbone"].get("weights") is None:
         log.warning("train_localizer: the backbone starts from RANDOM weights (localizer.backbone.weights=None); "
@@ -89,19 +93,14 @@ def train_localizer(ctx: StageContext) -> StageResult:
     model = build_localizer(localizer_cfg["method"], dataset.num_classes, localizer_cfg["backbone"], **options)
     model = model.to(device)
     weights = loss_weights(localizer_cfg)
-    classification_only = {name: w for name, w in weights.items() if name in ("mcls", "soft_margin")}
     on_cuda = device.type == "cuda"
     if on_cuda and settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
     images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip)
-    sampler = (DistributedSampler(images, num_replicas=world, rank=rank, shuffle=True, seed=settings.seed, drop_last=True)
-               if world > 1 else RandomSampler(images, generator=torch.Generator().manual_seed(settings.seed)))
-    loader = DataLoader(images, batch_size=settings.batch_size // world, sampler=sampler, drop_last=True,
-                        num_workers=settings.num_workers, pin_memory=on_cuda,
-                        persistent_workers=settings.num_workers > 0,
-                        generator=torch.Generator().manual_seed(settings.seed + rank))
-    steps_per_epoch = len(loader)
+    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, rank, world)
+    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda)
+    steps_per_epoch = len(batches)
     if steps_per_epoch == 0:
         raise DataError(f"train_localizer: {len(usable)} labelled images in split '{settings.split}' make no "
                         f"batch of {settings.batch_size}; lower train_localizer.batch_size")
@@ -113,7 +112,8 @@ def train_localizer(ctx: StageContext) -> StageResult:
     scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and settings.amp == "fp16")
     net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
 
-    start_epoch, history = 0, []
+    # Position in training: `done` steps finished; the running epoch's loss sums so far.
+    done, history, sums = 0, [], {}
     last = ctx.out_dir / LAST_CHECKPOINT
     if last.is_file():
         state = load_checkpoint(last)
@@ -121,27 +121,36 @@ def train_localizer(ctx: StageContext) -> StageResult:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        start_epoch, history = state["epoch"], state["history"]
-        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
-        log.info("train_localizer: resuming after epoch %d of %d from %s", start_epoch, settings.epochs, last)
+        done, history, sums = state["steps_done"], state["history"], state["epoch_sums"]
+        log.info("train_localizer: resuming after step %d of %d (epoch %d, step %d) from %s", done, total_steps,
+                 done // steps_per_epoch + 1, done % steps_per_epoch, last)
+
+    def save(epoch_sums: dict) -> None:
+        if distributed.is_main():
+            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), steps_done=done,
+                            history=history, epoch_sums={k: v.cpu() for k, v in epoch_sums.items()})
+        distributed.barrier()
 
     log.info("train_localizer: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s",
              localizer_cfg["method"], len(usable), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
     model.train()
-    steps_done = 0
-    for epoch in range(start_epoch, settings.epochs):
-        if isinstance(sampler, DistributedSampler):
-            sampler.set_epoch(epoch)
-        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
+    steps_this_attempt = 0
+    for epoch in range(done // steps_per_epoch, settings.epochs):
+        skip = done - epoch * steps_per_epoch
+        batches.start(epoch, skip)
+        sums = {k: v.to(device) for k, v in sums.items()} if skip else {}
+        active = weights if epoch >= settings.classifier_warmup_epochs else warmup_weights(weights)
         t0 = time.perf_counter()
         for step, (x, labels) in enumerate(progress(loader, f"train_localizer epoch {epoch + 1}/{settings.epochs}",
-                                                    total=steps_per_epoch)):
+                                                    total=steps_per_epoch - skip), start=skip):
+            seed_step(settings.seed, rank, done)
             x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             if on_cuda and settings.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, settings.amp):
                 terms = net(x, labels)
-            active = weights if epoch >= settings.classifier_warmup_epochs else classification_only
+            # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
             loss = sum(w * terms[name].float() for name, w in active.items())
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -155,39 +164,37 @@ def train_localizer(ctx: StageContext) -> StageResult:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            steps_done += 1
-            sums["loss"] += loss.detach()
-            for name, value in terms.items():
-                sums[name] += value.detach().float()
+            done += 1
+            steps_this_attempt += 1
+            for name, value in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float()
+            every = settings.checkpoint_every_steps
+            if every and done % every == 0 and step + 1 < steps_per_epoch:
+                save(sums)
         record = _epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
-                               steps_per_epoch * settings.batch_size)
+                               (steps_per_epoch - skip) * settings.batch_size)
         history.append(record)
         log.info("train_localizer epoch %d/%d: %s", epoch + 1, settings.epochs,
                  ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
                            if k != "epoch"))
-        rng_states = _gather_objects(torch.get_rng_state(), world)
-        if distributed.is_main():
-            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
-                            history=history, rng=rng_states)
-        distributed.barrier()
+        save({})
 
-    steps_per_rank = _gather_objects(start_epoch * steps_per_epoch + steps_done, world)
+    steps_per_rank = _gather_objects(steps_this_attempt, world)
     if distributed.is_main():
         save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), method=localizer_cfg["method"],
                         num_classes=dataset.num_classes, backbone=dict(localizer_cfg["backbone"]))
     return StageResult(
         artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable),
                    "epochs": settings.epochs, "steps": total_steps, "processes": world},
-        metrics={"final_loss": history[-1]["loss"], "history": history, "steps_per_rank": steps_per_rank},
+        metrics={"final_loss": history[-1]["loss"], "history": history,
+                 "steps_this_attempt_per_rank": steps_per_rank},
         info={"model": MODEL_FILE, "method": localizer_cfg["method"], "device": str(device)},
     )
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def warmup_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Classification terms keep their weight during warm-up; the others get 0."""
+    return {name: (w if name in CLASSIFICATION_TERMS else 0.0) for name, w in weights.items()}
 
 
 def _autocast(device: torch.device, amp: str | None):

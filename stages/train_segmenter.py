@@ -33,6 +33,7 @@ MODEL_FILE = "model.pth"
 BACKBONE_INIT = "backbone_init.pth"
 WORK_DIR = "work"  # mmengine's checkpoints and logs
 VAL_LIST = "val_with_gt.txt"
+TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
 
 
 def train_segmenter(ctx: StageContext) -> StageResult:
@@ -57,7 +58,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
         palette=card["palette"],
         train_images=Path(card["images_dir"]),
         train_masks=(pseudo / card["masks_dir"]).resolve(),
-        train_list=(pseudo / "ImageSets" / "Segmentation" / f"{card['split']}.txt").resolve(),
+        train_list=(ctx.out_dir / TRAIN_LIST).resolve(),
         val_images=dataset.image_dir.resolve() if val_with_gt else None,
         val_masks=dataset.mask_dir.resolve() if val_with_gt else None,
         val_list=(ctx.out_dir / VAL_LIST).resolve() if val_with_gt else None,
@@ -66,7 +67,10 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     )
 
     init = None if model.weights is None else (ctx.out_dir / BACKBONE_INIT).resolve()
+    train_ids = _training_ids(pseudo / "ImageSets" / "Segmentation" / f"{card['split']}.txt", card,
+                              schedule.drop_lowest_quality)
     if distributed.is_main():
+        write_lines(ctx.out_dir / TRAIN_LIST, train_ids)
         if val_with_gt:
             write_lines(ctx.out_dir / VAL_LIST, val_with_gt)
         if init is not None and not init.is_file():
@@ -89,7 +93,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
             cfg.dump(str(tmp))
     log.info("train_segmenter: %s ResNet-%d, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
              "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3", model.depth,
-             schedule.iters, schedule.batch_size, card["counts"]["images"], ctx.out_dir / MMSEG_CONFIG)
+             schedule.iters, schedule.batch_size, len(train_ids), ctx.out_dir / MMSEG_CONFIG)
 
     with mmengine_checkpoint_globals():  # resume loads mmengine's own checkpoints
         runner = Runner.from_cfg(cfg)
@@ -105,13 +109,26 @@ def train_segmenter(ctx: StageContext) -> StageResult:
             torch.save({"state_dict": state, "meta": {"classes": card["classes"], "iters": schedule.iters}}, tmp)
     window = max(1, min(len(losses) // 5, 50))
     return StageResult(
-        artifacts={"iterations": schedule.iters, "train_images": card["counts"]["images"],
-                   "val_images": len(val_with_gt)},
+        artifacts={"iterations": schedule.iters, "train_images": len(train_ids),
+                   "left_out_low_quality": card["counts"]["images"] - len(train_ids), "val_images": len(val_with_gt)},
         metrics={"loss_start": float(np.mean(losses[:window])), "loss_end": float(np.mean(losses[-window:]))},
         info={"mmseg_config": MMSEG_CONFIG, "model": MODEL_FILE, "backbone_init": str(model.weights),
-              "val_split": val_split, "base_scale": list(schedule.scale), "world_size": distributed.world_size(),
+              "val_split": val_split, "train_split": card["split"], "base_scale": list(schedule.scale), "world_size": distributed.world_size(),
               "norm": cfg.model.backbone.norm_cfg.type},
     )
+
+
+def _training_ids(listing: Path, card: dict, drop: float) -> list[str]:
+    """The pseudo-masks' ids, less the `drop` share with the lowest quality score."""
+    ids = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    if drop == 0:
+        return ids
+    quality = card["quality"]["per_image"]
+    ranked = sorted(ids, key=lambda i: (quality.get(i) is not None, quality.get(i) or 0.0, i))
+    left_out = set(ranked[:int(round(drop * len(ids)))])
+    get_logger().info("train_segmenter: leaving out the %d pseudo-masks (%.0f%%) with the lowest quality score",
+                      len(left_out), 100 * drop)
+    return [i for i in ids if i not in left_out]
 
 
 def _loss_history(runner) -> np.ndarray:

@@ -1,8 +1,8 @@
 # Dense-CRF refinement of the class maps into the pseudo-mask data set (method.md section 2).
 refine_masks = dict(
-    # Background score: 'sweep' = the threshold evaluate_maps chose, 'fixed' = `threshold`,
+    # Background score: 'chosen' = the threshold evaluate_maps chose, 'fixed' = `threshold`,
     # 'power' = (1 - max class map) ** alpha.
-    background='sweep',
+    background='chosen',
     threshold=0.30,
     alpha=4.0,
     # Default: set (b), on probabilities (PSA/SEAM). The label-based IRN/BAS set (a) is

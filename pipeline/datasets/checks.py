@@ -3,8 +3,9 @@
 A problem with the whole source (a missing folder, an empty list, an unknown class) is
 an error that says what to fix. A problem with one item (an image listed but absent,
 a corrupt file, a mask of another size, an image without labels) is an error too,
-unless `dataset.on_bad_item='skip'`: then the item is left out and counted by reason,
-and the counts go to the log and the manifest. Nothing is dropped silently.
+raised once every item is checked and listing them all, unless
+`dataset.on_bad_item='skip'`: then the item is left out and counted by reason, and the
+counts go to the log and the manifest. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -25,20 +26,35 @@ BAD_ITEM_POLICIES = ("error", "skip")
 
 @dataclasses.dataclass
 class Skips:
-    """Items left out, by reason (with `policy='error'` the first one raises instead)."""
+    """Bad items, by reason. Every item is checked first; then `check()` stops the stage
+    with one message listing them all (`policy='error'`), or they are left out and
+    counted (`policy='skip'`), so a user fixes a data set in one pass."""
 
     policy: str = "error"
     items: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    details: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.policy not in BAD_ITEM_POLICIES:
             raise ConfigError(f"dataset.on_bad_item must be one of {BAD_ITEM_POLICIES}, got {self.policy!r}")
 
     def add(self, reason: str, item: str, detail: str) -> None:
-        if self.policy == "error":
-            raise DataError(f"{detail}. Fix or remove it, or set dataset.on_bad_item='skip' to leave such "
-                            "items out (they are counted and reported).")
         self.items.setdefault(reason, []).append(item)
+        self.details.setdefault(reason, []).append(detail)
+
+    def check(self, shown: int = 5) -> None:
+        """Under `policy='error'`, one DataError naming every bad item's reason and the
+        first `shown` of each; call it after all items are checked."""
+        if self.policy != "error" or not self.items:
+            return
+        lines = []
+        for reason, details in sorted(self.details.items()):
+            lines.append(f"{len(details)} x {reason}:")
+            lines += [f"    {d}" for d in details[:shown]]
+            if len(details) > shown:
+                lines.append(f"    ... and {len(details) - shown} more")
+        raise DataError(f"{self.total()} bad item(s):\n  " + "\n  ".join(lines) + "\nFix or remove them, or set "
+                        "dataset.on_bad_item='skip' to leave such items out (they are counted and reported).")
 
     def ids(self) -> set[str]:
         return {i for group in self.items.values() for i in group}

@@ -164,8 +164,10 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
                 raise DataError(f"{json_path}: cannot draw the mask of {image_id}: {error}")
             drawn += 1
         splits[split] = [e[0] for e in entries]
-        if not splits[split]:
-            raise DataError(f"COCO split '{split}' has no usable image ({json_path})")
+    skips.check()
+    for split, ids in splits.items():
+        if not ids:
+            raise DataError(f"COCO split '{split}' has no usable image ({root / ann_dir})")
     kept = set(splits["train"]) | set(splits["val"])
     write_prepared(out_dir, name="coco14", classes=classes, palette=palette, image_dir=image_links,
                    image_suffix=".jpg", mask_dir=masks_dir, splits=splits,

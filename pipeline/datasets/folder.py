@@ -92,6 +92,7 @@ def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
     sources = {i: root / "masks" / f"{i}.png" for i in sizes if (root / "masks" / f"{i}.png").is_file()}
     converted = place_masks({i: (src, mask_dir / f"{i}.png") for i, src in sources.items()}, palette,
                             len(classes), sizes, skips, spec.n_jobs)
+    skips.check()
     bad = skips.ids()
     usable = [i for i in labels if i in sizes and i not in bad]
     usable_set = set(usable)

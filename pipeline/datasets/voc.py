@@ -150,6 +150,7 @@ def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
     mask_dir = out_dir / "masks"
     converted = place_masks({i: (src, mask_dir / f"{i}.png") for i, src in sources.items()}, palette,
                             len(CLASSES) - 1, sizes, skips, spec.n_jobs)
+    skips.check()
     bad = skips.ids()
     kept = {name: [i for i in split if i in sizes and i not in bad] for name, split in splits.items()}
     for name, split in kept.items():

@@ -13,7 +13,6 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
-from pipeline.evaluation import confusion_matrix, iou_per_class
 
 CAPTION_HEIGHT = 16
 
@@ -28,13 +27,6 @@ class ImageChain:
     pseudo_mask: np.ndarray | None
     gt: np.ndarray | None
     prediction: np.ndarray | None
-
-
-def image_miou(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:
-    """mIoU of one image over the classes in its GT or prediction (ignored pixels left out)."""
-    valid = pred != ignore_index
-    conf = confusion_matrix(np.where(valid, gt, ignore_index), np.where(valid, pred, 0), num_classes, ignore_index)
-    return float(np.nanmean(iou_per_class(conf))) if conf.sum() else float("nan")
 
 
 def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -69,6 +69,13 @@ class SegmenterSchedule:
     num_workers: int = 4
     seed: int = 0
     val_split: str = "val"  # GT masks of this split validate (never pseudo-masks)
+    # Leave this share of the pseudo-masks out of training: those with the lowest GT-free
+    # quality score of the data-set card (0: train on all).
+    drop_lowest_quality: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.drop_lowest_quality < 1.0:
+            raise ConfigError(f"train_segmenter.drop_lowest_quality must be in [0, 1), got {self.drop_lowest_quality}")
 
 
 @dataclasses.dataclass(frozen=True)

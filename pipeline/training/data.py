@@ -18,7 +18,11 @@ def multi_hot(classes: list[int], num_classes: int) -> torch.Tensor:
 
 
 class AugmentedLabelledImages(Dataset):
-    """Random long-side resize, horizontal flip, random crop (zero-padded if smaller)."""
+    """Random long-side resize, horizontal flip, random crop (zero-padded if smaller).
+
+    Items are (index, seed) pairs (`EpochBatches`): each sample's augmentation is drawn
+    from its own seed, so it does not depend on the worker or on earlier samples.
+    """
 
     def __init__(self, dataset: PreparedDataset, ids: list[str], resize_long: tuple[int, int], crop: int,
                  flip: bool = True):
@@ -28,25 +32,31 @@ class AugmentedLabelledImages(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, seed = item
+        rng = torch.Generator().manual_seed(seed)
         image_id = self.ids[i]
         image = load_rgb(self.dataset.image_path(image_id))
-        long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, ()))
+        long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, (), generator=rng))
         w, h = image.size
         scale = long_side / max(w, h)
         image = TF.resize(image, [max(1, round(h * scale)), max(1, round(w * scale))],
                           interpolation=TF.InterpolationMode.BILINEAR)
-        if self.flip and torch.rand(()) < 0.5:
+        if self.flip and torch.rand((), generator=rng) < 0.5:
             image = TF.hflip(image)
         x = to_normalized_tensor(image)
-        x = _random_crop(x, self.crop)
+        x = _random_crop(x, self.crop, rng)
         return x, multi_hot(self.dataset.labels[image_id], self.dataset.num_classes)
 
 
-def _random_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+def _random_crop(x: torch.Tensor, size: int, rng: torch.Generator) -> torch.Tensor:
     _, h, w = x.shape
     canvas = torch.zeros(3, max(h, size), max(w, size))
-    top, left = int(torch.randint(0, canvas.shape[1] - h + 1, ())), int(torch.randint(0, canvas.shape[2] - w + 1, ()))
+
+    def offset(room: int) -> int:
+        return int(torch.randint(0, room + 1, (), generator=rng))
+
+    top, left = offset(canvas.shape[1] - h), offset(canvas.shape[2] - w)
     canvas[:, top:top + h, left:left + w] = x
-    y0, x0 = int(torch.randint(0, canvas.shape[1] - size + 1, ())), int(torch.randint(0, canvas.shape[2] - size + 1, ()))
+    y0, x0 = offset(canvas.shape[1] - size), offset(canvas.shape[2] - size)
     return canvas[:, y0:y0 + size, x0:x0 + size]
