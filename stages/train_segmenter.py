@@ -85,6 +85,8 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    import pipeline.segmenter.hooks  # noqa: F401  (registers the config's custom hook)
+
     cfg = Config(build_mmseg_config(model, schedule, data, work_dir=(ctx.out_dir / WORK_DIR).resolve(),
                                     backbone_checkpoint=init, world_size=distributed.world_size(),
                                     cuda=torch.cuda.is_available()))

@@ -120,7 +120,7 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
             batch_size=schedule.batch_size // world_size,
             num_workers=schedule.num_workers,
             persistent_workers=schedule.num_workers > 0,
-            sampler=dict(type="InfiniteSampler", shuffle=True),
+            sampler=dict(type="InfiniteSampler", shuffle=True, seed=schedule.seed),
             dataset=_dataset(data, data.train_images, data.train_masks, data.train_list, _train_pipeline(schedule)),
         ),
         train_cfg=dict(
@@ -145,6 +145,10 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
                             max_keep_ckpts=2, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
+        # Exact resume: torch's generator state travels in the checkpoints (mmengine
+        # replays the data loader itself). Importable wherever this project is installed.
+        custom_imports=dict(imports=["pipeline.segmenter.hooks"], allow_failed_imports=False),
+        custom_hooks=[dict(type="TorchRandomStateHook")],
         load_from=None,
         resume=True,  # mmengine picks up <work_dir>/last_checkpoint after an interruption
     )
