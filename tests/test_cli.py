@@ -1,6 +1,7 @@
 """The command line, end to end on a tiny synthetic set (grows with every stage)."""
 
 import json
+from pathlib import Path
 
 import run_pipeline
 from stages import STAGES
@@ -37,3 +38,39 @@ def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):
     assert "unknown stage" in capsys.readouterr().err
     assert run_pipeline.main(["--config", str(tmp_path / "missing.py")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_own_folder_without_masks_runs_end_to_end(tmp_path, capsys):
+    """A user's images and labels, no masks, no splits: every stage finishes, nothing is
+    scored, the threshold is chosen without GT, the card scores each pseudo-mask."""
+    from tests import fake_trees as ft
+
+    root = tmp_path / "mine"
+    (root / "images").mkdir(parents=True)
+    (root / "classes.txt").write_text("apple\nbanana\n")
+    labels = ["apple", "banana", "apple banana", "banana", "apple", "apple banana", "banana", "apple"]
+    (root / "labels.csv").write_text("image_id,labels\n" + "".join(f"u{n},{v}\n" for n, v in enumerate(labels)))
+    for n in range(len(labels)):
+        ft.write_jpeg(root / "images" / f"u{n}.jpg", 300 + n)
+    config = tmp_path / "mine.py"
+    config.write_text(f"_base_ = ['{(Path(__file__).parent / 'tiny_config.py').resolve()}']\n"
+                      f"dataset = dict(_delete_=True, type='folder', data_root='{root}', n_jobs=1)\n")
+    run = tmp_path / "run"
+    assert run_pipeline.main(["--config", str(config), "--work-dir", str(run)]) == 0
+    capsys.readouterr()
+
+    def manifest(stage):
+        return json.loads((run / stage / "manifest.json").read_text())
+
+    maps = manifest("evaluate_maps")
+    assert maps["artifacts"]["images_scored"] == 0 and "seed_miou" not in maps["metrics"]
+    assert maps["info"]["threshold_chosen_on_gt"] is False and 0 < maps["metrics"]["threshold"] < 1
+    refine = manifest("refine_masks")
+    assert refine["artifacts"]["scored_against_gt"] == 0 and "miou" not in refine["metrics"]
+    card = json.loads((run / "refine_masks" / "pseudo_masks" / "dataset_card.json").read_text())
+    assert set(card["quality"]["per_image"]) == {f"u{n}" for n in range(len(labels))}
+    seg = manifest("evaluate_segmenter")
+    assert seg["info"]["split"] == "train" and seg["artifacts"]["scored_against_gt"] == 0
+    assert seg["artifacts"]["predictions"] == len(labels)
+    html = (run / "report" / "index.html").read_text()
+    assert "quality score" in html and "Per-class IoU" not in html and "per-image mIoU" not in html

@@ -22,9 +22,10 @@ train_segmenter = dict(
     num_workers=4,
     seed=0,
     val_split='val',
+    drop_lowest_quality=0.0,  # leave out this share of pseudo-masks with the lowest GT-free quality score
 )
 evaluate_segmenter = dict(
-    split='val',
+    split='auto',  # 'val' where the data set has it, else the split the pseudo-masks were made for
     scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
     flip=True,
     # DeepLab's CRF (pos_w 3, pos_xy_std 1, bi_w 4, bi_xy_std 67, bi_rgb_std 3); min_prob:
