@@ -58,6 +58,12 @@ class Stage:
     execution_keys: tuple[str, ...] = ()
     # (metric key, label): the figure the run's summary table shows for this stage.
     headline: tuple[str, str] | None = None
+    # Whether the config uses this stage at all (None: always). An unused stage is 'off':
+    # never run, and no upstream of anything.
+    enabled: Callable[[Config], bool] | None = None
+    # Inputs from outside the run folder that the output depends on (an external run's
+    # model id, say): hashed into the fingerprint, so a change makes the stage stale.
+    external: Callable[[Config], dict] | None = None
 
     def load(self) -> Callable[["StageContext"], "StageResult"]:
         module, _, function = self.entry.partition(":")
@@ -107,7 +113,7 @@ class StageContext:
 
 @dataclasses.dataclass(frozen=True)
 class StageStatus:
-    state: str  # 'done' | 'stale' | 'missing'
+    state: str  # 'done' | 'stale' | 'missing' | 'off'
     reason: str
     manifest: dict | None = None
 
@@ -151,19 +157,29 @@ class Pipeline:
 
     def fingerprint(self, name: str) -> str:
         stage = self.stages[name]
-        return _hash({
+        identity = {
             "stage": name,
             "sections": self.section_hashes(stage),
             "upstream": {u: self.fingerprint(u) for u in self.used_upstream(stage)},
             "version": __version__,
-        })
+        }
+        if stage.external:
+            identity["external"] = stage.external(self.cfg)
+        return _hash(identity)
+
+    def is_off(self, name: str) -> bool:
+        stage = self.stages[name]
+        return stage.enabled is not None and not stage.enabled(self.cfg)
 
     def used_upstream(self, stage: Stage) -> list[str]:
-        """The required upstream stages, and the optional ones that are done."""
-        return [*stage.upstream, *(u for u in stage.optional_upstream if self.status(u).state == "done")]
+        """The required upstream stages the config uses, and the optional ones that are done."""
+        return [*(u for u in stage.upstream if not self.is_off(u)),
+                *(u for u in stage.optional_upstream if self.status(u).state == "done")]
 
     def status(self, name: str) -> StageStatus:
         stage = self.stages[name]
+        if self.is_off(name):
+            return StageStatus("off", "not used by this config")
         out_dir = self.run_dir / name
         manifest = read_manifest(out_dir)
         if manifest is None:
@@ -193,6 +209,8 @@ class Pipeline:
                 reasons.append(f"upstream '{u}' finished after this stage")
             elif manifest["upstream"][u].get("fingerprint") != self.fingerprint(u):
                 reasons.append(f"upstream '{u}' changed")
+        if stage.external and manifest.get("external") != stage.external(self.cfg):
+            reasons.append("an input outside the run folder changed")
         return "; ".join(reasons) or "fingerprint changed"
 
     # ---- selection and planning ---------------------------------------------------
@@ -218,7 +236,9 @@ class Pipeline:
                 continue
             st = self.status(name)
             rerun_upstream = [u for u in stage.upstream + stage.optional_upstream if u in will_run]
-            if force:
+            if st.state == "off":
+                action, reason = "off", st.reason
+            elif force:
                 action, reason = "run", "--force"
             elif rerun_upstream:
                 action, reason = "run", f"upstream '{rerun_upstream[0]}' runs first"
@@ -227,7 +247,7 @@ class Pipeline:
             else:
                 resumes = st.manifest is None and (self.run_dir / name / IN_PROGRESS).is_file()
                 action, reason = ("resume" if resumes else "run"), f"{st.state}: {st.reason}"
-            if action != "skip":
+            if action not in ("skip", "off"):
                 will_run.add(name)
             rows.append((name, action, reason))
         return rows
@@ -242,6 +262,10 @@ class Pipeline:
             if name not in selected:
                 continue
             status = self.status(name)
+            if status.state == "off":
+                self.log.info("[%s] off (%s)", name, status.reason)
+                summary.append((name, "off", 0.0))
+                continue
             if status.state == "done" and not force:
                 self.log.info("[%s] done, skipped (%s; --force re-runs it)", name, status.reason)
                 summary.append((name, "skipped (done)", 0.0))
@@ -254,7 +278,7 @@ class Pipeline:
     def _check_upstream(self, name: str) -> None:
         for u in self.stages[name].upstream:
             st = self.status(u)
-            if st.state != "done":
+            if st.state not in ("done", "off"):
                 raise PipelineError(
                     f"stage '{name}' needs upstream '{u}', which is {st.state} ({st.reason}). "
                     f"Run `--stage {u}` first, or `--stage all`."
@@ -314,6 +338,7 @@ class Pipeline:
             "section_hashes": self.section_hashes(stage),
             "config": {sec: section_dict(self.cfg, sec) for sec in stage.reads},
             "upstream": upstream,
+            "external": stage.external(self.cfg) if stage.external else {},
             "started_at": attempts[0]["started_at"],
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(total, 3),  # over every attempt

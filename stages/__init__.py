@@ -4,7 +4,25 @@ A new stage is one module here plus one line below: its upstream stages and the
 config sections it reads (its fingerprint hashes exactly those).
 """
 
+import json
+from pathlib import Path
+
 from pipeline.runner import Stage
+
+
+def _fuses_partner(cfg) -> bool:
+    return cfg.get("export_maps", {}).get("fuse_cam") == "partner"
+
+
+def _external_cam_run(cfg) -> dict:
+    """A CAM run folder fused from outside (`export_maps.fuse_cam=<folder>`): its model's run id."""
+    fuse = cfg.get("export_maps", {}).get("fuse_cam")
+    if fuse in (None, "partner"):
+        return {}
+    manifest = Path(fuse) / "train_localizer" / "manifest.json"
+    return {"fuse_cam_run": str(fuse), "run_id": json.loads(manifest.read_text())["run_id"]
+            if manifest.is_file() else None}
+
 
 STAGES = [
     Stage(
@@ -23,10 +41,21 @@ STAGES = [
         execution_keys=("train_localizer.num_workers",),
     ),
     Stage(
+        name="train_cam_partner",
+        entry="stages.train_cam_partner:train_cam_partner",
+        upstream=("prepare",),
+        reads=("cam_partner", "train_cam_partner"),
+        description="the CAM whose maps BAS's are fused with at export, as the reference does",
+        distributed=True,
+        execution_keys=("train_cam_partner.num_workers",),
+        enabled=_fuses_partner,
+    ),
+    Stage(
         name="export_maps",
         entry="stages.export_maps:export_maps",
-        upstream=("prepare", "train_localizer"),
+        upstream=("prepare", "train_localizer", "train_cam_partner"),
         reads=("export_maps",),
+        external=_external_cam_run,
         description="class-wise foreground maps, multi-scale + flip, one npz per image",
         distributed=True,
     ),

@@ -1,9 +1,10 @@
 """Stage 3: class-wise foreground maps for every image of a split.
 
 Multi-scale + flip inference, maps resized to the image and summed, only the image's
-classes kept, each divided by its maximum. BAS exports its foreground prediction maps
-(optionally fused with a CAM baseline run's maps, as the paper's code does); the CAM
-baseline exports its ReLU'd class activation maps. One compressed file per image:
+classes kept, each divided by its maximum. BAS exports its foreground prediction maps;
+the CAM baseline its ReLU'd class activation maps. `fuse_cam` adds a CAM's maps (each
+map max-normalised, summed, normalised again, as the reference does): 'partner' = the
+CAM the train_cam_partner stage trained in this run, or the folder of a CAM run. One compressed file per image:
 `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,) class
 indices 1..C. Sharded across processes under torchrun; resumes from files written.
 """
@@ -26,8 +27,7 @@ from pipeline.images import load_rgb, to_normalized_tensor
 from pipeline.log import get_logger, progress
 from pipeline.models import load_trained_localizer
 from pipeline.runner import StageContext, StageResult, read_manifest
-from stages.train_localizer import MODEL_FILE
-
+MODEL_FILE = "model.pth"  # what train_localizer and train_cam_partner write
 MAPS_DIR = "maps"
 
 
@@ -42,7 +42,7 @@ class ExportSettings:
     split: str = "train"
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
-    fuse_cam_run: str | None = None
+    fuse_cam: str | None = None  # None, 'partner' (this run's train_cam_partner), or a CAM run folder
 
 
 def export_maps(ctx: StageContext) -> StageResult:
@@ -50,7 +50,7 @@ def export_maps(ctx: StageContext) -> StageResult:
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     device = distributed.device()
     model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE, device)
-    cam_model, fused_from = _cam_model_to_fuse(settings.fuse_cam_run, dataset.num_classes, device)
+    cam_model, fused_from = _cam_model_to_fuse(ctx, settings.fuse_cam, dataset.num_classes, device)
 
     ids = dataset.split(settings.split)
     out = ctx.out_dir / MAPS_DIR
@@ -98,16 +98,18 @@ def _normalize(maps: torch.Tensor) -> torch.Tensor:
     return maps / (maps.flatten(1).amax(1)[:, None, None] + 1e-5)
 
 
-def _cam_model_to_fuse(run: str | None, num_classes: int, device):
-    if run is None:
+def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, device):
+    if fuse is None:
         return None, None
-    path = Path(run) / "train_localizer" / MODEL_FILE
+    run_dir = ctx.run_dir if fuse == "partner" else Path(fuse)
+    stage = "train_cam_partner" if fuse == "partner" else "train_localizer"
+    path = run_dir / stage / MODEL_FILE
     manifest = read_manifest(path.parent)
     if manifest is None or not path.is_file():
-        raise ConfigError(f"export_maps.fuse_cam_run: no finished train_localizer in {run} "
-                          f"(looked for {path} and its manifest.json); run the CAM config first")
+        raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished {stage} in {run_dir} (looked for {path} "
+                          "and its manifest.json); run the CAM config first")
     model, method = load_trained_localizer(path, device)
     if method != "cam" or model.classifier.out_channels != num_classes:
-        raise ConfigError(f"export_maps.fuse_cam_run: {path} is a '{method}' model with "
+        raise ConfigError(f"export_maps.fuse_cam: {path} is a '{method}' model with "
                           f"{model.classifier.out_channels} classes, expected a CAM baseline with {num_classes}")
-    return model, {"run": str(run), "run_id": manifest["run_id"]}
+    return model, {"run": str(run_dir), "stage": stage, "run_id": manifest["run_id"]}

@@ -1,73 +1,23 @@
-"""Stage 2: train the BAS localizer (or the CAM baseline) on image-level labels.
+"""Stage 2: train the localizer (BAS, or the CAM baseline) on image-level labels.
 
-Single process, or one process per device under `torchrun --nproc_per_node N
-run_pipeline.py --stage train_localizer` (DDP; `batch_size` is the total over all
-processes). A checkpoint is written after every epoch (and every
-`checkpoint_every_steps` steps); an interrupted run resumes from the last one and ends
-with the same weights as an uninterrupted run: every random draw is a function of the
-seed and the position in training (`pipeline/training/randomness.py`).
+The loop (DDP under torchrun, checkpoints, exact resume) is `pipeline.training.loop`;
+this stage builds the configured model and saves it as `model.pth`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import time
-
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from pipeline import distributed
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import ConfigError, DataError, UserError
-from pipeline.log import get_logger, progress
+from pipeline.log import get_logger
 from pipeline.models import build_localizer, loss_weights
 from pipeline.runner import StageContext, StageResult
-from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.training.data import AugmentedLabelledImages
-from pipeline.training.optim import build_sgd, poly_schedule
-from pipeline.training.randomness import EpochBatches, seed_step
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.loop import TrainSettings, train
 
-LAST_CHECKPOINT = "last.pth"
-CLASSIFICATION_TERMS = ("mcls", "soft_margin")
 MODEL_FILE = "model.pth"
-
-
-class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    epochs: int
-    batch_size: int  # total over all processes
-    lr: float
-    split: str = "train"
-    head_lr_mult: float = 10.0
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    poly_power: float = 0.9
-    resize_long: tuple[int, int] = (320, 640)
-    crop: int = 448
-    flip: bool = True
-    amp: str | None = "bf16"  # CUDA only: 'bf16', 'fp16' or None
-    channels_last: bool = True  # CUDA only
-    num_workers: int = 4
-    seed: int = 0
-    # Epochs at the start that train the classification loss alone. The paper needs
-    # none: its ImageNet-initialised classifier classifies from the start. From random
-    # init, L_bas means nothing until S > 0, and L_area would collapse the maps first.
-    classifier_warmup_epochs: int = 0
-    # A checkpoint every N optimisation steps inside an epoch (0: only at epoch ends);
-    # a resumed run continues at the next sample, with the same random draws.
-    checkpoint_every_steps: int = 0
-
-    def __post_init__(self) -> None:
-        if self.amp not in (None, "bf16", "fp16"):
-            raise ConfigError(f"train_localizer.amp must be 'bf16', 'fp16' or None, got {self.amp!r}")
 
 
 def train_localizer(ctx: StageContext) -> StageResult:
@@ -80,146 +30,23 @@ def train_localizer(ctx: StageContext) -> StageResult:
     if len(usable) < len(ids):
         log.warning("train_localizer: %d of %d images have no class label and are skipped "
                     "(BAS samples one positive class per image)", len(ids) - len(usable), len(ids))
-
-    world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
-    if settings.batch_size % world:
-        raise ConfigError(f"train_localizer.batch_size={settings.batch_size} is not divisible by {world} processes")
-    torch.manual_seed(settings.seed)  # the heads' init; every later draw comes from pipeline.training.randomness
-
     if localizer_cfg["backbone"].get("weights") is None:
         log.warning("train_localizer: the backbone starts from RANDOM weights (localizer.backbone.weights=None); "
                     "real data needs ImageNet weights ('IMAGENET1K_V1' or a local .pth)")
-    options = {"erased_bn": localizer_cfg["bas_erased_bn"]} if localizer_cfg["method"] == "bas" else {}
+    torch.manual_seed(settings.seed)  # the heads' init; every later draw comes from pipeline.training.randomness
+    options = {"head_init": localizer_cfg.get("head_init", "default")}
+    if localizer_cfg["method"] == "bas":
+        options["erased_bn"] = localizer_cfg["bas_erased_bn"]
     model = build_localizer(localizer_cfg["method"], dataset.num_classes, localizer_cfg["backbone"], **options)
-    model = model.to(device)
-    weights = loss_weights(localizer_cfg)
-    on_cuda = device.type == "cuda"
-    if on_cuda and settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-
-    images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip)
-    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, rank, world)
-    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda)
-    steps_per_epoch = len(batches)
-    if steps_per_epoch == 0:
-        raise DataError(f"train_localizer: {len(usable)} labelled images in split '{settings.split}' make no "
-                        f"batch of {settings.batch_size}; lower train_localizer.batch_size")
-    total_steps = settings.epochs * steps_per_epoch
-
-    optimizer = build_sgd(model, model.heads(), settings.lr, settings.head_lr_mult,
-                          settings.momentum, settings.weight_decay)
-    scheduler = poly_schedule(optimizer, total_steps, settings.poly_power)
-    scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and settings.amp == "fp16")
-    net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
-
-    # Position in training: `done` steps finished; the running epoch's loss sums so far.
-    done, history, sums = 0, [], {}
-    last = ctx.out_dir / LAST_CHECKPOINT
-    if last.is_file():
-        state = load_checkpoint(last)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        done, history, sums = state["steps_done"], state["history"], state["epoch_sums"]
-        log.info("train_localizer: resuming after step %d of %d (epoch %d, step %d) from %s", done, total_steps,
-                 done // steps_per_epoch + 1, done % steps_per_epoch, last)
-
-    def save(epoch_sums: dict) -> None:
-        if distributed.is_main():
-            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), steps_done=done,
-                            history=history, epoch_sums={k: v.cpu() for k, v in epoch_sums.items()})
-        distributed.barrier()
-
-    log.info("train_localizer: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s",
-             localizer_cfg["method"], len(usable), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
-    model.train()
-    steps_this_attempt = 0
-    for epoch in range(done // steps_per_epoch, settings.epochs):
-        skip = done - epoch * steps_per_epoch
-        batches.start(epoch, skip)
-        sums = {k: v.to(device) for k, v in sums.items()} if skip else {}
-        active = weights if epoch >= settings.classifier_warmup_epochs else warmup_weights(weights)
-        t0 = time.perf_counter()
-        for step, (x, labels) in enumerate(progress(loader, f"train_localizer epoch {epoch + 1}/{settings.epochs}",
-                                                    total=steps_per_epoch - skip), start=skip):
-            seed_step(settings.seed, rank, done)
-            x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            if on_cuda and settings.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, settings.amp):
-                terms = net(x, labels)
-            # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
-            loss = sum(w * terms[name].float() for name, w in active.items())
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); the last good checkpoint "
-                    f"{'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
-                    "Lower train_localizer.lr, or set train_localizer.amp=None."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            done += 1
-            steps_this_attempt += 1
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float()
-            every = settings.checkpoint_every_steps
-            if every and done % every == 0 and step + 1 < steps_per_epoch:
-                save(sums)
-        record = _epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
-                               (steps_per_epoch - skip) * settings.batch_size)
-        history.append(record)
-        log.info("train_localizer epoch %d/%d: %s", epoch + 1, settings.epochs,
-                 ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
-                           if k != "epoch"))
-        save({})
-
-    steps_per_rank = _gather_objects(steps_this_attempt, world)
+    trained = train(model, dataset, usable, settings, loss_weights(localizer_cfg), ctx.out_dir, "train_localizer")
     if distributed.is_main():
         save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), method=localizer_cfg["method"],
                         num_classes=dataset.num_classes, backbone=dict(localizer_cfg["backbone"]))
+    history = trained["history"]
     return StageResult(
-        artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable),
-                   "epochs": settings.epochs, "steps": total_steps, "processes": world},
+        artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable), "epochs": settings.epochs,
+                   "steps": trained["steps"], "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
-                 "steps_this_attempt_per_rank": steps_per_rank},
-        info={"model": MODEL_FILE, "method": localizer_cfg["method"], "device": str(device)},
+                 "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
+        info={"model": MODEL_FILE, "method": localizer_cfg["method"], "device": trained["device"]},
     )
-
-
-def warmup_weights(weights: dict[str, float]) -> dict[str, float]:
-    """Classification terms keep their weight during warm-up; the others get 0."""
-    return {name: (w if name in CLASSIFICATION_TERMS else 0.0) for name, w in weights.items()}
-
-
-def _autocast(device: torch.device, amp: str | None):
-    if device.type != "cuda" or amp is None:
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def _epoch_record(sums, steps, epoch, optimizer, seconds, images) -> dict:
-    names = sorted(sums)
-    values = torch.stack([sums[n] for n in names])
-    if dist.is_initialized():
-        dist.all_reduce(values)
-        values /= dist.get_world_size()
-    record = {"epoch": epoch + 1}
-    record.update({n: float(v) / steps for n, v in zip(names, values.cpu())})
-    record["lr"] = optimizer.param_groups[0]["lr"]
-    record["images_per_s"] = round(images / seconds, 2)
-    return record
-
-
-def _gather_objects(value, world: int) -> list:
-    """`value` from every rank, in rank order."""
-    if world == 1:
-        return [value]
-    values: list = [None] * world
-    dist.all_gather_object(values, value)
-    return values

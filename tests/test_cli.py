@@ -12,8 +12,8 @@ TINY = ["--config", "tests/tiny_config.py"]
 def test_whole_pipeline_end_to_end_then_cached(tmp_path, capsys):
     args = ["--work-dir", str(tmp_path), *TINY]
     assert run_pipeline.main(args) == 0
-    for stage in STAGES:
-        assert (tmp_path / stage.name / "manifest.json").is_file(), stage.name
+    for stage in STAGES:  # all but the CAM partner, which the default leaves off
+        assert (tmp_path / stage.name / "manifest.json").is_file() == (stage.name != "train_cam_partner"), stage.name
     assert (tmp_path / "config.py").is_file() and (tmp_path / "pipeline.log").is_file()
     first = json.loads((tmp_path / "prepare" / "manifest.json").read_text())["run_id"]
     capsys.readouterr()  # the run's own output (mmengine logs to stdout)
@@ -74,3 +74,22 @@ def test_own_folder_without_masks_runs_end_to_end(tmp_path, capsys):
     assert seg["artifacts"]["predictions"] == len(labels)
     html = (run / "report" / "index.html").read_text()
     assert "quality score" in html and "Per-class IoU" not in html and "per-image mIoU" not in html
+
+
+def test_fusion_with_the_cam_partner_runs_end_to_end_and_tracks_the_partner(tmp_path, capsys):
+    args = ["--work-dir", str(tmp_path), *TINY, "--cfg-options", "export_maps.fuse_cam=partner"]
+    assert run_pipeline.main(args) == 0
+    capsys.readouterr()
+    partner = json.loads((tmp_path / "train_cam_partner" / "manifest.json").read_text())
+    export = json.loads((tmp_path / "export_maps" / "manifest.json").read_text())
+    assert export["info"]["fused_with_cam"] == {"run": str(tmp_path), "stage": "train_cam_partner",
+                                                "run_id": partner["run_id"]}
+    assert run_pipeline.main(["--dry-run", *args[:-2], "--cfg-options", "export_maps.fuse_cam=partner",
+                              "train_cam_partner.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert "train_cam_partner    run      stale: config section 'train_cam_partner' changed" in out
+    assert "export_maps          run      upstream 'train_cam_partner' runs first" in out
+    assert "train_localizer      skip" in out
+    assert run_pipeline.main(["--dry-run", *args[:-2]]) == 0  # fusion off: the partner is off
+    out = capsys.readouterr().out
+    assert "train_cam_partner    off" in out and "export_maps          run      stale" in out

@@ -159,20 +159,22 @@ def coco(tmp_path, **dataset):
 
 def test_coco_categories_masks_overlap_and_crowd(tmp_path):
     ft.make_coco(tmp_path / "coco")
-    with pytest.raises(DataError, match="COCO_train2014_000000000002.jpg has only crowd annotations"):
-        coco(tmp_path)
-    ds, m = coco(tmp_path, on_bad_item="skip")
+    ds, m = coco(tmp_path)
     assert ds.classes == ["background", "person", "car", "toothbrush"]  # ids 1, 3, 90 -> 1, 2, 3
-    first, fourth = "COCO_train2014_000000000001", "COCO_train2014_000000000004"
-    assert ds.split("train") == [first, fourth] and ds.split("val") == ["COCO_val2014_000000000005"]
+    first, crowd_only, fourth = "COCO_train2014_000000000001", "COCO_train2014_000000000002", \
+        "COCO_train2014_000000000004"
+    # the published 'annotated' list: every image with an annotation, crowd-only ones included
+    assert ds.split("train") == [first, crowd_only, fourth] and ds.split("val") == ["COCO_val2014_000000000005"]
     assert ds.labels[first] == [1, 2] and ds.labels[fourth] == [3]
+    assert ds.labels[crowd_only] == [2] and m["artifacts"]["crowd_only_images"] == 1  # labelled by its crowd
+    assert (ds.load_mask(crowd_only)[:, 30:40] == 255).all() and (ds.load_mask(crowd_only)[:, :30] == 0).all()
     mask = ds.load_mask(first)
     assert mask[12, 12] == 2  # the small car is painted over the big person
     assert mask[3, 5] == 1 and mask[28, 1] == 0
     assert mask[5, 35] == 255 and mask[5, 31] == 1  # crowd is 255 only where no instance is
     assert (ds.load_mask(fourth)[:, 5:15] == 3).all() and (ds.load_mask(fourth)[:, 15:] == 0).all()  # raw RLE
     assert ds.load_image(first).shape == (ft.H, ft.W, 3)
-    assert m["info"]["skipped"]["only crowd annotations"]["count"] == 1
+    assert m["artifacts"]["skipped"] == 0
 
 
 def test_coco_crowd_exclusion_and_the_all_images_list(tmp_path):
@@ -181,6 +183,7 @@ def test_coco_crowd_exclusion_and_the_all_images_list(tmp_path):
     assert "COCO_train2014_000000000003" in ds.split("train")  # no annotation: kept, background only
     assert ds.labels["COCO_train2014_000000000003"] == []
     assert ds.load_mask("COCO_train2014_000000000001")[5, 35] == 0
+    assert (ds.load_mask("COCO_train2014_000000000002")[:, 30:40] == 255).all()  # crowd-only: still not background
     with pytest.raises(ConfigError, match="dataset.crowd"):
         coco(tmp_path, crowd="drop")
 

@@ -13,7 +13,7 @@ from pipeline.config import load_config
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.runner import Pipeline
 from stages import STAGES
-from stages.train_localizer import LAST_CHECKPOINT, TrainingDiverged
+from pipeline.training.loop import LAST_CHECKPOINT, TrainingDiverged
 from tests.conftest import TINY_CONFIG
 
 
@@ -70,7 +70,7 @@ def test_fixed_threshold_is_used_as_given(finished_run, tmp_path):
     for stage in ("prepare", "train_localizer", "export_maps"):
         os.symlink(finished_run / stage, tmp_path / stage)
     p = Pipeline(STAGES, cfg, tmp_path)
-    assert [row[1] for row in p.plan(p.select("all"))][:4] == ["skip", "skip", "skip", "run"]
+    assert [row[1] for row in p.plan(p.select("all"))][:5] == ["skip", "skip", "off", "skip", "run"]
     p.run(["evaluate_maps"])
     m = manifest(tmp_path, "evaluate_maps")
     assert m["metrics"]["threshold"] == pytest.approx(0.33) and m["info"]["threshold_chosen_on_gt"] is False
@@ -147,15 +147,24 @@ def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path
     fused_run.mkdir()
     for stage in ("prepare", "train_localizer"):
         (fused_run / stage).symlink_to(finished_run / stage)
-    cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam_run": str(cam_run)})
+    cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam": str(cam_run)})
     Pipeline(STAGES, cfg, fused_run).run(["export_maps"])
     fused_from = manifest(fused_run, "export_maps")["info"]["fused_with_cam"]
-    assert fused_from == {"run": str(cam_run), "run_id": manifest(cam_run, "train_localizer")["run_id"]}
+    assert fused_from == {"run": str(cam_run), "stage": "train_localizer",
+                          "run_id": manifest(cam_run, "train_localizer")["run_id"]}
     image_id = PreparedDataset.load(finished_run / "prepare").split("train")[0]
     with np.load(fused_run / "export_maps" / "maps" / f"{image_id}.npz") as a, \
             np.load(finished_run / "export_maps" / "maps" / f"{image_id}.npz") as b:
         assert a["maps"].shape == b["maps"].shape and not np.array_equal(a["maps"], b["maps"])
 
-    cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam_run": str(finished_run)})  # a BAS run
+    # retraining the external CAM makes the fused maps stale: its model is in the fingerprint
+    p = Pipeline(STAGES, cfg, fused_run)
+    assert p.status("export_maps").state == "done"
+    Pipeline(STAGES, load_config(TINY_CONFIG, {"localizer.method": "cam"}), cam_run).run(["train_localizer"],
+                                                                                          force=True)
+    status = p.status("export_maps")
+    assert status.state == "stale" and "outside the run folder" in status.reason
+
+    cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam": str(finished_run)})  # a BAS run
     with pytest.raises(ConfigError, match="is a 'bas' model"):
         Pipeline(STAGES, cfg, fused_run).run(["export_maps"], force=True)

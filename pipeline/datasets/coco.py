@@ -76,7 +76,8 @@ def draw_mask(height: int, width: int, anns: list[dict], class_of: dict[int, int
         region = binary(ann)
         mask[region] = class_of[ann["category_id"]]
         painted |= region
-    if crowd == "ignore":
+    crowd_only = not painted.any() and any(a.get("iscrowd") for a in anns)
+    if crowd == "ignore" or crowd_only:  # a crowd-only image is labelled by its crowd: never call it background
         for ann in (a for a in anns if a.get("iscrowd")):
             mask[binary(ann) & ~painted] = IGNORE_INDEX
     return mask
@@ -109,7 +110,7 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
     classes: list[str] | None = None
     splits: dict[str, list[str]] = {}
     labels: dict[str, list[int]] = {}
-    drawn = reused = 0
+    drawn = reused = crowd_only = 0
     for split, image_folder in (("train", spec.train_images), ("val", spec.val_images)):
         json_path = root / ann_dir / f"instances_{split}2014.json"
         try:
@@ -131,11 +132,11 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
                 continue
             image_id = Path(info["file_name"]).stem
             listed += 1
-            found = sorted({class_of[a["category_id"]] for a in anns if not a.get("iscrowd")})
-            if anns and not found:
-                skips.add("only crowd annotations", image_id,
-                          f"{json_path}: image {info['file_name']} has only crowd annotations, so no image-level label")
-                continue
+            # Labels from the instances; an image with crowd annotations only is labelled by its
+            # crowd categories (its mask is 255 over the crowd), as in the published lists.
+            found = sorted({class_of[a["category_id"]] for a in anns if not a.get("iscrowd")}) or \
+                sorted({class_of[a["category_id"]] for a in anns})
+            crowd_only += bool(anns) and all(a.get("iscrowd") for a in anns)
             entries.append((image_id, info, anns))
             labels[image_id] = found
         expected = LIST_SIZES[(spec.image_list, split)]
@@ -174,7 +175,8 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
                    labels={i: v for i, v in labels.items() if i in kept})
     return {
         "artifacts": {"train_images": len(splits["train"]), "val_images": len(splits["val"]), "masks_drawn": drawn,
-                      "masks_reused": reused, "skipped": skips.total()},
+                      "masks_reused": reused, "skipped": skips.total(),
+                      "crowd_only_images": crowd_only},
         "info": {"classes": classes, "skipped": skips.report("prepare"), "crowd": spec.crowd,
                  "image_list": spec.image_list, "masks_dir": str(masks_dir)},
     }

@@ -16,7 +16,7 @@ METHODS = {"bas": BASLocalizer, "cam": CAMClassifier}
 
 
 def build_localizer(method: str, num_classes: int, backbone: dict, **method_options):
-    """`method_options` go to the method's model (BAS: erased_bn)."""
+    """`method_options` go to the method's model (head_init; BAS: erased_bn)."""
     if method not in METHODS:
         raise ConfigError(f"localizer.method = {method!r}; choose one of: {', '.join(METHODS)}")
     return METHODS[method](build_backbone(**backbone), num_classes, **method_options)

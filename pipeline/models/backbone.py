@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
@@ -19,11 +20,33 @@ from pipeline.log import get_logger
 DEPTHS = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50, 101: models.resnet101}
 
 
+class FrozenStatsBatchNorm2d(nn.Module):
+    """BatchNorm that always normalises with its running statistics (IRN's
+    FixedBatchNorm): the statistics never change, the affine weight and bias still
+    learn. Not a `_BatchNorm`, so SyncBatchNorm conversion leaves it alone."""
+
+    def __init__(self, bn: nn.BatchNorm2d):
+        super().__init__()
+        self.eps = bn.eps
+        self.weight, self.bias = bn.weight, bn.bias
+        self.register_buffer("running_mean", bn.running_mean)
+        self.register_buffer("running_var", bn.running_var)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
 class ResNetBackbone(nn.Module):
-    def __init__(self, resnet: models.ResNet, output_stride: int):
+    """`frozen_bn`: every BatchNorm keeps its (ImageNet) statistics; `frozen_stages`:
+    the stem and the first `frozen_stages - 1` layers get no gradient (IRN's CAM: 2,
+    i.e. stem, layer1 and layer2 fixed)."""
+
+    def __init__(self, resnet: models.ResNet, output_stride: int, frozen_bn: bool = False, frozen_stages: int = 0):
         super().__init__()
         if output_stride not in (8, 16):
             raise ConfigError(f"localizer.backbone.output_stride must be 8 or 16, got {output_stride}")
+        if not 0 <= frozen_stages <= 3:
+            raise ConfigError(f"localizer.backbone.frozen_stages must be 0..3 (stem + layers), got {frozen_stages}")
         _remove_stride(resnet.layer4)  # layer3 and layer4 maps share one size, as BAS needs
         if output_stride == 8:
             _remove_stride(resnet.layer3)
@@ -31,23 +54,33 @@ class ResNetBackbone(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
         self.layer3_channels = _out_channels(resnet.layer3)
         self.layer4_channels = _out_channels(resnet.layer4)
+        if frozen_bn:
+            _freeze_batchnorm(self)
+        self.frozen = [self.stem, self.layer1, self.layer2][:frozen_stages]
+        for part in self.frozen:
+            part.requires_grad_(False)
 
     def forward_to_layer3(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer3(self.layer2(self.layer1(self.stem(x))))
+        for part in (self.stem, self.layer1, self.layer2):
+            x = part(x)
+            if part is (self.frozen[-1] if self.frozen else None):
+                x = x.detach()
+        return self.layer3(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x3 = self.forward_to_layer3(x)
         return x3, self.layer4(x3)
 
 
-def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None = None) -> ResNetBackbone:
+def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None = None, frozen_bn: bool = False,
+                   frozen_stages: int = 0) -> ResNetBackbone:
     """`weights`: None (random init), a torchvision weights name ('IMAGENET1K_V1',
     'DEFAULT'), or the path of a local torchvision ResNet state dict."""
     resnet = DEPTHS[_check_depth(depth, "localizer.backbone.depth")](weights=None)
     state = resnet_state_dict(depth, weights, "localizer.backbone.weights")
     if state is not None:  # None: the training stage says so loudly; trained weights need no init
         resnet.load_state_dict(state)
-    return ResNetBackbone(resnet, output_stride)
+    return ResNetBackbone(resnet, output_stride, frozen_bn, frozen_stages)
 
 
 def resnet_state_dict(depth: int, weights: str | None, key: str) -> dict[str, torch.Tensor] | None:
@@ -87,6 +120,23 @@ def _check_depth(depth: int, key: str) -> int:
     if depth not in DEPTHS:
         raise ConfigError(f"{key}: ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
     return depth
+
+
+def init_heads(heads: list[nn.Module], how: str) -> None:
+    """'default': PyTorch's init; 'xavier': xavier_uniform, as the BAS reference does."""
+    if how not in ("default", "xavier"):
+        raise ConfigError(f"localizer.head_init must be 'default' or 'xavier', got {how!r}")
+    if how == "xavier":
+        for head in heads:
+            nn.init.xavier_uniform_(head.weight)
+
+
+def _freeze_batchnorm(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, FrozenStatsBatchNorm2d(child))
+        else:
+            _freeze_batchnorm(child)
 
 
 def _remove_stride(layer: nn.Sequential) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call
 
 from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
-from pipeline.models.backbone import ResNetBackbone
+from pipeline.models.backbone import ResNetBackbone, init_heads
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class BASLocalizer(nn.Module):
     normalises the erased features by their own batch statistics, which undoes a uniform
     erasure; 'running' uses the running statistics, so erasing lowers the activation."""
 
-    def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch"):
+    def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch",
+                 head_init: str = "default"):
         super().__init__()
         if erased_bn not in ("batch", "running"):
             raise ValueError(f"localizer.bas_erased_bn must be 'batch' or 'running', got {erased_bn!r}")
@@ -41,6 +42,7 @@ class BASLocalizer(nn.Module):
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
         self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)
+        init_heads(self.heads(), head_init)
 
     def heads(self) -> list[nn.Module]:
         """Modules trained with the larger learning rate."""

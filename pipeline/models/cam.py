@@ -6,14 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.backbone import ResNetBackbone
+from pipeline.models.backbone import ResNetBackbone, init_heads
 
 
 class CAMClassifier(nn.Module):
-    def __init__(self, backbone: ResNetBackbone, num_classes: int):
+    def __init__(self, backbone: ResNetBackbone, num_classes: int, head_init: str = "default"):
         super().__init__()
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
+        init_heads(self.heads(), head_init)
 
     def heads(self) -> list[nn.Module]:
         """Modules trained with the larger learning rate."""

@@ -18,16 +18,16 @@ def multi_hot(classes: list[int], num_classes: int) -> torch.Tensor:
 
 
 class AugmentedLabelledImages(Dataset):
-    """Random long-side resize, horizontal flip, random crop (zero-padded if smaller).
+    """Random long-side (or square) resize, horizontal flip, random crop (zero-padded if smaller).
 
     Items are (index, seed) pairs (`EpochBatches`): each sample's augmentation is drawn
     from its own seed, so it does not depend on the worker or on earlier samples.
     """
 
     def __init__(self, dataset: PreparedDataset, ids: list[str], resize_long: tuple[int, int], crop: int,
-                 flip: bool = True):
+                 flip: bool = True, square: bool = False):
         self.dataset, self.ids = dataset, ids
-        self.resize_long, self.crop, self.flip = tuple(resize_long), crop, flip
+        self.resize_long, self.crop, self.flip, self.square = tuple(resize_long), crop, flip, square
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -40,8 +40,8 @@ class AugmentedLabelledImages(Dataset):
         long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, (), generator=rng))
         w, h = image.size
         scale = long_side / max(w, h)
-        image = TF.resize(image, [max(1, round(h * scale)), max(1, round(w * scale))],
-                          interpolation=TF.InterpolationMode.BILINEAR)
+        size = [long_side, long_side] if self.square else [max(1, round(h * scale)), max(1, round(w * scale))]
+        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR)
         if self.flip and torch.rand((), generator=rng) < 0.5:
             image = TF.hflip(image)
         x = to_normalized_tensor(image)

@@ -1,0 +1,210 @@
+"""The training loop both localizer stages share (train_localizer, train_cam_partner).
+
+Single process, or one process per device under torchrun (DDP; `batch_size` is the
+total). A checkpoint after every epoch and every `checkpoint_every_steps` steps; an
+interrupted run resumes from the last one and ends with the same weights as an
+uninterrupted one: every random draw is a function of the seed and the position in
+training (`pipeline/training/randomness.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from pipeline import distributed
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError, DataError, UserError
+from pipeline.log import get_logger, progress
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.training.data import AugmentedLabelledImages
+from pipeline.training.optim import build_sgd, poly_schedule
+from pipeline.training.randomness import EpochBatches, seed_step
+
+LAST_CHECKPOINT = "last.pth"
+CLASSIFICATION_TERMS = ("mcls", "soft_margin")
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int  # total over all processes
+    lr: float
+    split: str = "train"
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    resize_long: tuple[int, int] = (320, 640)
+    crop: int = 448
+    flip: bool = True
+    amp: str | None = "bf16"  # CUDA only: 'bf16', 'fp16' or None
+    channels_last: bool = True  # CUDA only
+    num_workers: int = 4
+    seed: int = 0
+    # Epochs at the start that train the classification loss alone. The paper needs
+    # none: its ImageNet-initialised classifier classifies from the start. From random
+    # init, L_bas means nothing until S > 0, and L_area would collapse the maps first.
+    classifier_warmup_epochs: int = 0
+    # A checkpoint every N optimisation steps inside an epoch (0: only at epoch ends);
+    # a resumed run continues at the next sample, with the same random draws.
+    checkpoint_every_steps: int = 0
+    # 'long': the long side is drawn from `resize_long` (IRN); 'square': the image is
+    # resized to a square of that side, as the BAS reference does (512 x 512).
+    resize: str = "long"
+    sync_bn: bool = True  # SyncBatchNorm across processes where the backend has it (NCCL)
+    train_biases: bool = True  # False: biases keep their ImageNet values (the BAS reference)
+
+    def __post_init__(self) -> None:
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ConfigError(f"train_localizer.amp must be 'bf16', 'fp16' or None, got {self.amp!r}")
+        if self.resize not in ("long", "square"):
+            raise ConfigError(f"train_localizer.resize must be 'long' or 'square', got {self.resize!r}")
+
+
+def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: TrainSettings,
+          weights: dict[str, float], out_dir: Path, name: str) -> dict:
+    """Train `model` in place (its forward(x, labels) returns the loss terms that
+    `weights` names; `.heads()` take `head_lr_mult` x lr). Returns the history."""
+    log = get_logger()
+    world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
+    if settings.batch_size % world:
+        raise ConfigError(f"{name}.batch_size={settings.batch_size} is not divisible by {world} processes")
+    on_cuda = device.type == "cuda"
+    model = model.to(device)
+    if world > 1 and on_cuda and settings.sync_bn:  # gloo (CPU) has no SyncBatchNorm
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if on_cuda and settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    images = AugmentedLabelledImages(dataset, ids, settings.resize_long, settings.crop, settings.flip,
+                                     square=settings.resize == "square")
+    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, rank, world)
+    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda)
+    steps_per_epoch = len(batches)
+    if steps_per_epoch == 0:
+        raise DataError(f"{name}: {len(ids)} labelled images in split '{settings.split}' make no "
+                        f"batch of {settings.batch_size}; lower {name}.batch_size")
+    total_steps = settings.epochs * steps_per_epoch
+
+    optimizer = build_sgd(model, model.heads(), settings.lr, settings.head_lr_mult,
+                          settings.momentum, settings.weight_decay, settings.train_biases)
+    scheduler = poly_schedule(optimizer, total_steps, settings.poly_power)
+    scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and settings.amp == "fp16")
+    net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
+
+    # Position in training: `done` steps finished; the running epoch's loss sums so far.
+    done, history, sums = 0, [], {}
+    last = out_dir / LAST_CHECKPOINT
+    if last.is_file():
+        state = load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        done, history, sums = state["steps_done"], state["history"], state["epoch_sums"]
+        log.info("%s: resuming after step %d of %d (epoch %d, step %d) from %s", name, done, total_steps,
+                 done // steps_per_epoch + 1, done % steps_per_epoch, last)
+
+    def save(epoch_sums: dict) -> None:
+        if distributed.is_main():
+            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), steps_done=done,
+                            history=history, epoch_sums={k: v.cpu() for k, v in epoch_sums.items()})
+        distributed.barrier()
+
+    log.info("%s: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s", name,
+             type(model).__name__, len(ids), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
+    model.train()
+    steps_this_attempt = 0
+    for epoch in range(done // steps_per_epoch, settings.epochs):
+        skip = done - epoch * steps_per_epoch
+        batches.start(epoch, skip)
+        sums = {k: v.to(device) for k, v in sums.items()} if skip else {}
+        active = weights if epoch >= settings.classifier_warmup_epochs else warmup_weights(weights)
+        t0 = time.perf_counter()
+        for step, (x, labels) in enumerate(progress(loader, f"{name} epoch {epoch + 1}/{settings.epochs}",
+                                                    total=steps_per_epoch - skip), start=skip):
+            seed_step(settings.seed, rank, done)
+            x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            if on_cuda and settings.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, settings.amp):
+                terms = net(x, labels)
+            # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
+            loss = sum(w * terms[name].float() for name, w in active.items())
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); the last good checkpoint "
+                    f"{'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
+                    f"Lower {name}.lr, or set {name}.amp=None."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            done += 1
+            steps_this_attempt += 1
+            for name, value in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float()
+            every = settings.checkpoint_every_steps
+            if every and done % every == 0 and step + 1 < steps_per_epoch:
+                save(sums)
+        record = _epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
+                               (steps_per_epoch - skip) * settings.batch_size)
+        history.append(record)
+        log.info("%s epoch %d/%d: %s", name, epoch + 1, settings.epochs,
+                 ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                           if k != "epoch"))
+        save({})
+
+    model.eval()
+    return {"history": history, "steps": total_steps, "processes": world, "device": str(device),
+            "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world)}
+
+
+def warmup_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Classification terms keep their weight during warm-up; the others get 0."""
+    return {name: (w if name in CLASSIFICATION_TERMS else 0.0) for name, w in weights.items()}
+
+
+def _autocast(device: torch.device, amp: str | None):
+    if device.type != "cuda" or amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _epoch_record(sums, steps, epoch, optimizer, seconds, images) -> dict:
+    names = sorted(sums)
+    values = torch.stack([sums[n] for n in names])
+    if dist.is_initialized():
+        dist.all_reduce(values)
+        values /= dist.get_world_size()
+    record = {"epoch": epoch + 1}
+    record.update({n: float(v) / steps for n, v in zip(names, values.cpu())})
+    record["lr"] = optimizer.param_groups[0]["lr"]
+    record["images_per_s"] = round(images / seconds, 2)
+    return record
+
+
+def _gather_objects(value, world: int) -> list:
+    """`value` from every rank, in rank order."""
+    if world == 1:
+        return [value]
+    values: list = [None] * world
+    dist.all_gather_object(values, value)
+    return values
