@@ -81,6 +81,45 @@ def measure_export(args) -> dict:
     return {"images_per_s": args.export_images / (time.perf_counter() - t0), **_peak(cuda)}
 
 
+def measure_export_stage(args, workers: int) -> dict:
+    """The export loop on JPEG files: decode (in `workers` DataLoader workers, or in the
+    loop), maps at every scale + flip, and the compressed npz written per image."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    from pipeline.atomic import save_npz
+    from pipeline.models import build_localizer
+    from stages.export_maps import _Images, class_maps
+
+    cuda = torch.cuda.is_available() and not args.cpu
+    device = torch.device("cuda" if cuda else "cpu")
+    model = build_localizer("bas", args.classes, dict(depth=args.depth, output_stride=16)).to(device).eval()
+    w, h = args.export_size
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rng = np.random.default_rng(0)
+        ids = [f"img{i}" for i in range(args.export_images)]
+        for image_id in ids:
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(folder / f"{image_id}.jpg")
+
+        class Files:
+            @staticmethod
+            def image_path(image_id):
+                return folder / f"{image_id}.jpg"
+
+        class_maps(model, torch.zeros(3, h, w, device=device), [1, 2], tuple(args.scales), True)  # warm-up
+        t0 = time.perf_counter()
+        loader = DataLoader(_Images(Files, ids), batch_size=None, num_workers=workers, pin_memory=cuda)
+        for image_id, image in loader:
+            maps = class_maps(model, image.to(device, non_blocking=True), [1, 2], tuple(args.scales), True)
+            save_npz(folder / f"{image_id}.npz", maps=maps.cpu().numpy().astype(np.float16))
+        return {"images_per_s": args.export_images / (time.perf_counter() - t0)}
+
+
 def _peak(cuda: bool) -> dict:
     if cuda:
         return {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
@@ -118,6 +157,10 @@ def main() -> None:
     mem = ", ".join(f"{k} {v:.0f}" for k, v in e.items() if k.startswith("peak"))
     print(f"export {args.export_size[0]}x{args.export_size[1]}, scales {tuple(args.scales)} + flip: "
           f"{e['images_per_s']:.2f} images/s ({mem})")
+    for workers in (0, 2):
+        r = _in_child(measure_export_stage, args, workers)
+        print(f"export loop on JPEG files (decode, maps, npz), {workers} decoding workers: "
+              f"{r['images_per_s']:.2f} images/s")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ _base_ = [
     './_base_/report.py',
 ]
 
-# BAS reports no COCO WSSS numbers (method.md section 4); our choice: the VOC schedule
+# BAS reports no COCO WSSS numbers (docs/method.md, section 2); our choice: the VOC schedule
 # at 5 epochs (82k images each, about 8x VOC train_aug's).
 train_localizer = dict(epochs=5)
 export_maps = dict(scales=(1.0, 0.5, 1.5))  # 82k images: one scale fewer than on VOC

@@ -37,7 +37,7 @@ train_localizer = dict(
 )
 # The reference fuses a CAM's maps into BAS's; the default leaves it off to fit its time
 # budget: export_maps.fuse_cam='partner' trains that CAM (below) and fuses it.
-export_maps = dict(scales=(0.5, 0.75), fuse_cam=None)  # the training scale is ~0.6 of the images'
+export_maps = dict(scales=(0.5, 0.75), fuse_cam=None, num_workers=1)  # training scale ~0.6 of the images'
 cam_partner = dict(backbone=dict(depth=18, weights=None, frozen_bn=False, frozen_stages=0))
 train_cam_partner = dict(  # the default localizer's schedule, with the CAM's loss
     epochs=12, lr=0.01, head_lr_mult=1.0, momentum=0.9, resize_long=(72, 96), crop=96, amp=None, num_workers=1,

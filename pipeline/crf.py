@@ -1,7 +1,7 @@
 """Dense CRF refinement with pydensecrf, over an image's own labels only.
 
 CRF cost grows with the number of labels, so the score volume holds background plus
-the image's classes, never all 21 or 81. Two unary forms (method.md section 2):
+the image's classes, never all 21 or 81. Two unary forms (docs/method.md, section 2):
 'probabilities' (unary_from_softmax; PSA/SEAM) and 'labels' (unary_from_labels on the
 argmax with gt_prob; IRN/BAS/AMN).
 """

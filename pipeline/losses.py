@@ -1,4 +1,4 @@
-"""The localizers' loss terms, as plain functions of tensors (method.md section 1)."""
+"""The localizers' loss terms, as plain functions of tensors (docs/method.md, section 1)."""
 
 from __future__ import annotations
 

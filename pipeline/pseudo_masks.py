@@ -1,5 +1,5 @@
 """From an image's class maps to its pseudo-mask: background score, dense CRF, and
-the optional confident/uncertain split (method.md section 2)."""
+the optional confident/uncertain split (docs/method.md, section 2)."""
 
 from __future__ import annotations
 

@@ -56,6 +56,7 @@ STAGES = [
         upstream=("prepare", "train_localizer", "train_cam_partner"),
         reads=("export_maps",),
         external=_external_cam_run,
+        execution_keys=("export_maps.num_workers",),
         description="class-wise foreground maps, multi-scale + flip, one npz per image",
         distributed=True,
     ),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from pipeline import distributed
 from pipeline.atomic import save_npz
@@ -43,6 +44,20 @@ class ExportSettings:
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     fuse_cam: str | None = None  # None, 'partner' (this run's train_cam_partner), or a CAM run folder
+    num_workers: int = 2  # DataLoader workers decoding images while the model runs (0: in the loop)
+
+
+class _Images(Dataset):
+    """(image id, normalised image tensor), decoded in the DataLoader's workers."""
+
+    def __init__(self, dataset: PreparedDataset, ids: list[str]):
+        self.dataset, self.ids = dataset, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[str, torch.Tensor]:
+        return self.ids[i], to_normalized_tensor(load_rgb(self.dataset.image_path(self.ids[i])))
 
 
 def export_maps(ctx: StageContext) -> StageResult:
@@ -58,8 +73,10 @@ def export_maps(ctx: StageContext) -> StageResult:
     todo = [i for i in shard if not (out / f"{i}.npz").is_file()]
     if len(todo) < len(shard):
         get_logger().info("export_maps: %d of %d maps already written, resuming", len(shard) - len(todo), len(shard))
-    for image_id in progress(todo, "export_maps", total=len(todo)):
-        image = to_normalized_tensor(load_rgb(dataset.image_path(image_id))).to(device)
+    images = DataLoader(_Images(dataset, todo), batch_size=None, num_workers=settings.num_workers,
+                        pin_memory=device.type == "cuda")
+    for image_id, image in progress(images, "export_maps", total=len(todo)):
+        image = image.to(device, non_blocking=True)
         classes = dataset.labels[image_id]
         maps = class_maps(model, image, classes, settings.scales, settings.flip)
         if cam_model is not None:

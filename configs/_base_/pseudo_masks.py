@@ -1,4 +1,4 @@
-# Dense-CRF refinement of the class maps into the pseudo-mask data set (method.md section 2).
+# Dense-CRF refinement of the class maps into the pseudo-mask data set (docs/method.md, section 2).
 refine_masks = dict(
     # Background score: 'chosen' = the threshold evaluate_maps chose, 'fixed' = `threshold`,
     # 'power' = (1 - max class map) ** alpha.

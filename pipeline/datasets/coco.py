@@ -1,4 +1,4 @@
-"""COCO 2014 (method.md section 3): 80 classes from instance annotations.
+"""COCO 2014 (README, 'Real data sets'): 80 classes from instance annotations.
 
 Category ids 1..90 (with gaps) map to class indices 1..80 in id order. GT class masks
 are drawn with pycocotools (polygons and RLE alike), in parallel, kept across runs:

@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 with the SBD augmentation (method.md section 3).
+"""PASCAL VOC 2012 with the SBD augmentation (README, 'Real data sets').
 
 Reads VOCdevkit/VOC2012 (JPEGImages, Annotations, SegmentationClass, the segmentation
 lists) and optionally SBD (`dataset/cls/*.mat`, train.txt, val.txt). Image-level labels

@@ -1,4 +1,4 @@
-"""The BAS localizer for multi-label WSSS (method.md section 1).
+"""The BAS localizer for multi-label WSSS (docs/method.md, section 1).
 
 Classifier (1x1 conv) on layer4 gives the CAM F; the generator (3x3 conv + sigmoid)
 on layer3 gives the class-wise foreground prediction map M. One positive class c per

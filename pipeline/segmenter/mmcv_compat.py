@@ -2,7 +2,7 @@
 
 mmseg imports `mmcv.ops` at import time (point_sample, sigmoid_focal_loss) although
 DeepLab never calls a compiled op. Full mmcv 2.1 does not compile against recent torch
-(method.md section 5), so where mmcv's compiled extension is missing, `install()`
+(README, 'mmcv'), so where mmcv's compiled extension is missing, `install()`
 registers a small `mmcv.ops` in its place: `point_sample` in plain PyTorch, and for
 any other name a placeholder that raises a clear error the moment a config uses it.
 Where full mmcv is installed, `install()` does nothing.

@@ -1,4 +1,4 @@
-# COCO 2014 (method.md section 3). Set data_root once:
+# COCO 2014 (README, 'Real data sets'). Set data_root once:
 #   --cfg-options dataset.data_root=/data/coco
 # which holds train2014/, val2014/ and annotations/instances_{train,val}2014.json.
 dataset = dict(

@@ -1,4 +1,4 @@
-# PASCAL VOC 2012 + SBD (method.md section 3). Set data_root once:
+# PASCAL VOC 2012 + SBD (README, 'Real data sets'). Set data_root once:
 #   --cfg-options dataset.data_root=/data
 # which holds VOCdevkit/VOC2012 and benchmark_RELEASE/dataset (SBD).
 dataset = dict(

@@ -1,4 +1,4 @@
-# The BAS localizer (method.md section 1): ResNet-50, output stride 16, ImageNet init.
+# The BAS localizer (docs/method.md, section 1): ResNet-50, output stride 16, ImageNet init.
 localizer = dict(
     method='bas',  # 'bas', or 'cam' for the CAM baseline on the same backbone
     backbone=dict(

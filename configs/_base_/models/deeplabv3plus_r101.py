@@ -1,5 +1,5 @@
 # The final segmenter (issue: mmseg has no DeepLab-v2; DeepLabV3+ R101 is its closest,
-# stronger choice, method.md section 4), ImageNet-initialised from torchvision weights.
+# stronger choice, docs/method.md section 2), ImageNet-initialised from torchvision weights.
 segmenter = dict(
     head='deeplabv3plus',  # or 'deeplabv3'
     depth=101,  # 18, 34, 50 or 101

@@ -31,6 +31,7 @@ export_maps = dict(
     # The reference always fuses BAS's maps with a CAM's: 'partner' trains that CAM in this
     # run (train_cam_partner, IRN's recipe); a CAM run folder fuses its model; None: off.
     fuse_cam='partner',
+    num_workers=4,  # image decoding in DataLoader workers (not part of the fingerprint)
 )
 evaluate_maps = dict(
     # Background threshold: 'auto' picks it without GT (Otsu on the maps); 'oracle' keeps
