@@ -68,7 +68,9 @@ def test_bas_erased_pass_leaves_batchnorm_statistics_alone():
 def test_models_return_maps_without_labels_and_terms_with(method, terms):
     model = build_localizer(method, 5, dict(depth=18, output_stride=16))
     x, labels = tiny_batch()
-    assert set(model(x, labels)) == terms
+    out = model(x, labels)
+    assert {k for k in out if not k.startswith("diag_")} == terms
+    assert all(v.ndim == 0 and not v.requires_grad for k, v in out.items() if k.startswith("diag_"))
     maps = model.eval()(x)
     assert maps.shape == (4, 5, 4, 4) and (maps >= 0).all()
 
@@ -86,7 +88,8 @@ def test_a_few_steps_lower_the_loss(method):
     optimizer = build_sgd(model, model.heads(), lr=0.01, head_lr_mult=10, momentum=0.9, weight_decay=1e-4)
     losses = []
     for _ in range(10):
-        loss = sum(weights[k] * v for k, v in model(x, labels).items())
+        terms = model(x, labels)
+        loss = sum(w * terms[k] for k, w in weights.items())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -118,3 +121,42 @@ def test_erased_pass_batch_statistics_undo_a_uniform_erasure_running_ones_do_not
     before = bn.running_mean.clone()
     assert not torch.allclose(running.frozen_scores(x3), running.frozen_scores(0.5 * x3), atol=1e-3)
     assert running.backbone.layer4.training and torch.equal(bn.running_mean, before)
+
+
+def test_bas_diagnostics_count_samples_without_a_bas_gradient_and_collapsed_masks():
+    from pipeline.models.bas import diagnostics
+
+    fpm = torch.stack([torch.full((4, 4), 0.001), torch.full((4, 4), 0.5), torch.full((4, 4), 0.999),
+                       torch.full((4, 4), 0.3)])
+    s = torch.tensor([-1.0, 2.0, 2.0, 2.0])  # sample 0: S <= 0
+    s_bg = torch.tensor([0.0, 3.0, 1.0, 1.0])  # sample 1: S_bg > S
+    d = diagnostics(fpm, s_bg, s)
+    assert d["diag_no_bas_gradient"] == pytest.approx(0.5)
+    assert d["diag_mask_collapsed"] == pytest.approx(0.5)  # samples 0 and 2
+    assert d["diag_mask_saturated"] == pytest.approx(0.5)
+
+
+def test_irn_recipe_backbone_freezes_statistics_and_early_stages():
+    model = build_localizer("cam", 5, dict(depth=18, output_stride=16, frozen_bn=True, frozen_stages=2))
+    model.train()
+    bn = model.backbone.layer3[0].bn1
+    before = bn.running_mean.clone()
+    x, labels = tiny_batch()
+    model(x, labels)["soft_margin"].backward()
+    assert torch.equal(bn.running_mean, before)  # statistics never move, in training mode too
+    assert bn.weight.grad is not None  # the affine part still learns
+    assert all(p.grad is None and not p.requires_grad for p in model.backbone.layer2.parameters())
+    assert model.backbone.layer3[0].conv1.weight.grad is not None
+
+
+def test_reference_parity_options_xavier_heads_and_frozen_biases():
+    from pipeline.training.optim import build_sgd
+
+    torch.manual_seed(0)
+    model = build_localizer("bas", 5, dict(depth=18), head_init="xavier")
+    bound = (6 / (model.generator.weight[0].numel() + model.generator.weight[:, 0].numel())) ** 0.5
+    assert model.generator.weight.abs().max() <= bound and model.generator.weight.abs().max() > 0.5 * bound
+    optimizer = build_sgd(model, model.heads(), 0.005, 10, 0.0, 1e-4, train_biases=False)
+    trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert all(id(p) not in trained for n, p in model.named_parameters() if n.endswith("bias"))
+    assert optimizer.param_groups[0]["momentum"] == 0.0

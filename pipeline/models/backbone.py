@@ -38,15 +38,15 @@ class FrozenStatsBatchNorm2d(nn.Module):
 
 class ResNetBackbone(nn.Module):
     """`frozen_bn`: every BatchNorm keeps its (ImageNet) statistics; `frozen_stages`:
-    the stem and the first `frozen_stages - 1` layers get no gradient (IRN's CAM: 2,
-    i.e. stem, layer1 and layer2 fixed)."""
+    IRN's stages that get no gradient, stage 1 = stem + layer1, stage 2 = layer2 (IRN's
+    CAM: 2)."""
 
     def __init__(self, resnet: models.ResNet, output_stride: int, frozen_bn: bool = False, frozen_stages: int = 0):
         super().__init__()
         if output_stride not in (8, 16):
             raise ConfigError(f"localizer.backbone.output_stride must be 8 or 16, got {output_stride}")
-        if not 0 <= frozen_stages <= 3:
-            raise ConfigError(f"localizer.backbone.frozen_stages must be 0..3 (stem + layers), got {frozen_stages}")
+        if not 0 <= frozen_stages <= 2:
+            raise ConfigError(f"backbone.frozen_stages must be 0, 1 (stem + layer1) or 2 (+ layer2), got {frozen_stages}")
         _remove_stride(resnet.layer4)  # layer3 and layer4 maps share one size, as BAS needs
         if output_stride == 8:
             _remove_stride(resnet.layer3)
@@ -56,7 +56,7 @@ class ResNetBackbone(nn.Module):
         self.layer4_channels = _out_channels(resnet.layer4)
         if frozen_bn:
             _freeze_batchnorm(self)
-        self.frozen = [self.stem, self.layer1, self.layer2][:frozen_stages]
+        self.frozen = [self.stem, self.layer1, self.layer2][:(0, 2, 3)[frozen_stages]]
         for part in self.frozen:
             part.requires_grad_(False)
 

@@ -28,6 +28,22 @@ class BASLossWeights:
     area: float = 1.2
 
 
+def diagnostics(fpm_c: torch.Tensor, s_bg: torch.Tensor, s: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Numbers that say whether BAS is learning (logged per epoch, never in the loss):
+    `diag_no_bas_gradient`, the share of samples where L_bas has no gradient (S <= 0, or
+    S_bg > S so that L_bas is clipped to 1); `diag_mask_mean`, the mean of M_c;
+    `diag_mask_saturated`, its share of pixels beyond 0.05 / 0.95 (vanishing sigmoid
+    gradient); `diag_mask_collapsed`, the share of samples whose M_c is about 0 or 1
+    everywhere (mean below 0.02 or above 0.98)."""
+    per_sample = fpm_c.flatten(1).mean(1)
+    return {
+        "diag_no_bas_gradient": ((s <= 0) | (F.relu(s_bg) > F.relu(s))).float().mean(),
+        "diag_mask_mean": per_sample.mean(),
+        "diag_mask_saturated": ((fpm_c < 0.05) | (fpm_c > 0.95)).float().mean(),
+        "diag_mask_collapsed": ((per_sample < 0.02) | (per_sample > 0.98)).float().mean(),
+    }
+
+
 class BASLocalizer(nn.Module):
     """`erased_bn`: BatchNorm statistics of the erased pass. 'batch' (the paper's code)
     normalises the erased features by their own batch statistics, which undoes a uniform
@@ -62,11 +78,13 @@ class BASLocalizer(nn.Module):
         fpm_c = fpm[rows, target]  # (B, h, w)
         # Only M carries gradient into the background term: features detached, weights frozen.
         bg_scores = self.frozen_scores(x3.detach() * (1 - fpm_c[:, None]))
+        s_bg, s = bg_scores[rows, target], scores[rows, target]
         return {
             "mcls": multilabel_ce(scores, labels),
             "frg": foreground_guidance_loss(cam, fpm_c, target),
-            "bas": background_activation_loss(bg_scores[rows, target], scores[rows, target]).mean(),
+            "bas": background_activation_loss(s_bg, s).mean(),
             "area": area_loss(fpm_c).mean(),
+            **diagnostics(fpm_c.detach(), s_bg.detach(), s.detach()),
         }
 
     def frozen_scores(self, x3: torch.Tensor) -> torch.Tensor:
