@@ -24,6 +24,10 @@ class CRFParams:
     gaussian: tuple[float, float] = (3, 3)  # sxy, compat
     bilateral: tuple[float, float, float] = (80, 13, 10)  # sxy, srgb, compat
     gt_prob: float = 0.7  # 'labels' only: confidence given to the argmax label
+    # The image long side the spatial widths (the sxy values) are meant for: they scale
+    # by long side / reference_size, so VOC-tuned kernels (~500 px images) keep their
+    # reach on smaller or larger images. None: the widths are used as given.
+    reference_size: float | None = None
 
     def __post_init__(self) -> None:
         if self.unary not in ("probabilities", "labels"):
@@ -52,8 +56,9 @@ def dense_crf_marginals(image: np.ndarray, scores: np.ndarray, params: CRFParams
     else:
         unary = unary_from_labels(scores.argmax(0), n, gt_prob=params.gt_prob, zero_unsure=False)
     crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    scale = 1.0 if params.reference_size is None else max(h, w) / params.reference_size
     sxy, compat = params.gaussian
-    crf.addPairwiseGaussian(sxy=sxy, compat=compat)
+    crf.addPairwiseGaussian(sxy=sxy * scale, compat=compat)
     sxy, srgb, compat = params.bilateral
-    crf.addPairwiseBilateral(sxy=sxy, srgb=srgb, rgbim=np.ascontiguousarray(image), compat=compat)
+    crf.addPairwiseBilateral(sxy=sxy * scale, srgb=srgb, rgbim=np.ascontiguousarray(image), compat=compat)
     return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(n, h, w)

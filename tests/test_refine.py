@@ -182,3 +182,17 @@ def test_failed_images_are_listed_and_fail_the_stage_unless_allowed(maps_run, tm
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["artifacts"]["failed"] == 2 and set(manifest["info"]["failed"]) == {ids[0], ids[1]}
     assert manifest["artifacts"]["pseudo_masks"] == 10
+
+
+def test_crf_kernel_widths_follow_the_image_size_when_asked():
+    """A 40-px image with VOC-sized kernels (sxy 80) sees every pixel as a neighbour;
+    scaled to its size (reference_size=500) the bilateral reach is 80 * 40 / 500 = 6.4 px."""
+    rng = np.random.default_rng(0)
+    image = np.full((40, 40, 3), 120, np.uint8)
+    scores = np.stack([np.full((40, 40), 0.5), np.zeros((40, 40))]).astype(np.float32)
+    scores[1, :, :8] = 1.0  # a confident strip on the left
+    scores[1, :, 8:] = 0.45 + 0.01 * rng.random((40, 32))  # barely background elsewhere
+    unscaled = dense_crf(image, scores, CRFParams(bilateral=(80, 13, 10)))
+    scaled = dense_crf(image, scores, CRFParams(bilateral=(80, 13, 10), reference_size=500))
+    assert (scaled[:, 30:] == 0).all()  # far from the strip: the strip's reach ends
+    assert (unscaled[:, 30:] == 1).mean() > (scaled[:, 30:] == 1).mean()

@@ -31,5 +31,5 @@ evaluate_segmenter = dict(
     # DeepLab's CRF (pos_w 3, pos_xy_std 1, bi_w 4, bi_xy_std 67, bi_rgb_std 3); min_prob:
     # classes below it everywhere in an image are left out of its CRF.
     crf=dict(enabled=True, min_prob=0.01, unary='probabilities', iterations=10,
-             gaussian=(1, 3), bilateral=(67, 3, 4)),
+             gaussian=(1, 3), bilateral=(67, 3, 4), reference_size=500),  # widths for ~500 px images
 )
