@@ -4,8 +4,10 @@
     python bench/soak.py --reference outputs/default      # reuse a finished uninterrupted run
     python bench/soak.py --config configs/x.py --kills 5 --seed 3
 
-The killed run is started `--kills` times with `--stage all` and SIGKILLed (with its
-data-loader and joblib workers) after a random delay, then run to the end. Then every
+The killed run is started with `--stage all` and SIGKILLed (with its data-loader and
+joblib workers) `--kills` times, each a random moment into one of the `--targets`
+stages in turn (train_localizer, export_maps, refine_masks, train_segmenter by default),
+then run to the end. Then every
 artifact of the two run folders is compared: weights tensor by tensor, maps, masks and
 predictions byte by byte, text files with the run folder's path masked, and each
 stage's metrics (timings left out). It prints what differs, and exits 1 if anything does.
@@ -38,27 +40,42 @@ def run_pipeline(config: str, run_dir: Path, extra: list[str]) -> subprocess.Pop
                             start_new_session=True)  # its own process group: workers die with it
 
 
-def stage_running(run_dir: Path) -> str:
-    markers = sorted(run_dir.glob("*/.in_progress.json"), key=lambda p: p.stat().st_mtime)
-    return markers[-1].parent.name if markers else "-"
+def running_since(run_dir: Path, stage: str, started: float) -> bool:
+    """Whether this invocation has started `stage` (its in-progress marker is newer than the start)."""
+    marker = run_dir / stage / ".in_progress.json"
+    return marker.is_file() and marker.stat().st_mtime >= started
 
 
-def soak(config: str, run_dir: Path, kills: int, rng: random.Random, min_s: float, max_s: float,
-         extra: list[str]) -> list[tuple[float, str]]:
+def soak(config: str, run_dir: Path, kills: int, targets: list[str], rng: random.Random, max_into: float,
+         extra: list[str]) -> list[tuple[str, float]]:
+    """Kill k goes to stage targets[k % len(targets)]: a random 0.5..max_into s after that
+    stage starts (or resumes). A target already finished is passed over."""
     killed = []
-    for _ in range(kills):
+    k = 0
+    while len(killed) < kills:
+        todo = [t for t in targets if not (run_dir / t / "manifest.json").is_file()]
+        if not todo:
+            print("  every target stage finished; no more kills")
+            break
+        target = todo[k % len(todo)]
+        k += 1
+        started = time.time()
         process = run_pipeline(config, run_dir, extra)
-        delay = rng.uniform(min_s, max_s)
+        while process.poll() is None and not running_since(run_dir, target, started):
+            time.sleep(0.2)
+        if process.poll() is not None:
+            raise SystemExit(f"the run ended (exit {process.returncode}) before {target} started; "
+                             f"see {run_dir / 'pipeline.log'}")
+        delay = rng.uniform(0.5, max_into)
         try:
             process.wait(timeout=delay)
-            print(f"  the run finished before the kill at {delay:.0f} s")
-            return killed
+            print(f"  {target} finished within {delay:.1f} s of starting: no kill")
+            continue
         except subprocess.TimeoutExpired:
-            stage = stage_running(run_dir)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            killed.append((delay, stage))
-            print(f"  SIGKILL after {delay:5.1f} s, during {stage}", flush=True)
+            killed.append((target, delay))
+            print(f"  SIGKILL {delay:5.1f} s into {target}", flush=True)
     process = run_pipeline(config, run_dir, extra)
     if process.wait() != 0:
         raise SystemExit(f"the resumed run failed (exit {process.returncode}); see {run_dir / 'pipeline.log'}")
@@ -84,9 +101,11 @@ def same_file(a: Path, b: Path, root_a: Path, root_b: Path) -> bool:
     da, db = a.read_bytes(), b.read_bytes()
     if da == db:
         return True
-    if a.suffix in (".json", ".txt", ".py"):  # paths of the run folders differ
-        return da.replace(str(root_a.resolve()).encode(), b"RUN") == db.replace(str(root_b.resolve()).encode(),
-                                                                               b"RUN") or _same_card(da, db)
+    if a.suffix in (".json", ".txt", ".py"):  # paths of the run folders differ (and so does line wrapping)
+        def masked(data: bytes, root: Path) -> bytes:
+            return b"".join(data.replace(str(root.resolve()).encode(), b"RUN").split())
+
+        return masked(da, root_a) == masked(db, root_b) or _same_card(da, db)
     return False
 
 
@@ -151,9 +170,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/default.py")
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0, help="draws the kill delays")
-    parser.add_argument("--min-delay", type=float, default=8.0, help="seconds after a start (imports take ~5 s)")
-    parser.add_argument("--max-delay", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0, help="draws the kill moments")
+    parser.add_argument("--targets", nargs="+", default=["train_localizer", "export_maps", "refine_masks",
+                                                          "train_segmenter"])
+    parser.add_argument("--max-into", type=float, default=20.0, help="latest kill, in seconds into a stage")
     parser.add_argument("--reference", type=Path, help="a finished uninterrupted run of the same config")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "soak")
     parser.add_argument("--cfg-options", nargs="*", default=[])
@@ -170,9 +190,10 @@ def main() -> int:
     resumed = args.work_dir / "killed"
     if resumed.exists():
         raise SystemExit(f"{resumed} exists: remove it first (the soak starts from an empty folder)")
-    print(f"killed run -> {resumed} ({args.kills} SIGKILLs after {args.min_delay:.0f}-{args.max_delay:.0f} s)")
+    print(f"killed run -> {resumed} ({args.kills} SIGKILLs, each up to {args.max_into:.0f} s into a stage of "
+          f"{', '.join(args.targets)})")
     t0 = time.time()
-    killed = soak(args.config, resumed, args.kills, random.Random(args.seed), args.min_delay, args.max_delay, extra)
+    killed = soak(args.config, resumed, args.kills, args.targets, random.Random(args.seed), args.max_into, extra)
     print(f"  {len(killed)} kills, then ran to the end: {time.time() - t0:.0f} s in all")
     print(f"uninterrupted: {headline(reference)}")
     print(f"killed {len(killed)}x:   {headline(resumed)}")

@@ -1,0 +1,145 @@
+"""BAS against its CAM baseline over several training seeds: seeds, pseudo-masks, and their spread.
+
+    python bench/seeds.py                                 # the default config, seeds 0 1 2
+    python bench/seeds.py --config configs/x.py --seeds 0 1 2 3 --work-dir outputs/seeds
+
+For each seed it runs the config up to refine_masks twice, as BAS and as the CAM
+baseline (`localizer.method='cam'`), with `train_localizer.seed` set (the data set stays
+the same), in `<work-dir>/<method>_seed<k>`; finished runs are reused. A third row,
+"BAS + CAM", fuses each seed's BAS maps with the same seed's CAM maps as export_maps
+does (`fuse_cam`: each map max-normalised, summed, normalised again) and scores them
+with the same rules. It prints, per method, the mean and standard deviation over seeds
+of: the seed mIoU at the GT-free threshold, the oracle seed mIoU (best t on GT) and the
+gap, the pseudo-mask mIoU after the CRF and its gain over the seeds, and the rank
+correlation of the GT-free quality score with per-image mIoU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STAGES = "prepare,train_localizer,export_maps,evaluate_maps,refine_masks"
+
+
+def run(config: str, work: Path, method: str, seed: int, extra: list[str]) -> Path:
+    folder = work / f"{method}_seed{seed}"
+    cmd = [sys.executable, "run_pipeline.py", "--config", config, "--work-dir", str(folder), "--stage", STAGES,
+           "--cfg-options", f"localizer.method={method}", f"train_localizer.seed={seed}", *extra]
+    t0 = time.time()
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{folder}: the run failed\n{result.stderr[-2000:]}")
+    print(f"  {folder.name}: {time.time() - t0:.0f} s", flush=True)
+    return folder
+
+
+def metrics(folder: Path) -> dict:
+    seeds = json.loads((folder / "evaluate_maps" / "manifest.json").read_text())["metrics"]
+    masks = json.loads((folder / "refine_masks" / "manifest.json").read_text())["metrics"]
+    return {"seed": seeds["seed_miou"], "t": seeds["threshold"], "oracle": seeds["oracle_seed_miou"],
+            "oracle_t": seeds["oracle_threshold"], "gap": seeds["gap_to_oracle"], "pseudo": masks["miou"],
+            "crf_gain": masks["crf_gain"], "rank": masks.get("quality_rank_correlation")}
+
+
+def fused_metrics(bas: Path, cam: Path) -> dict:
+    """BAS + CAM maps fused as export_maps does, scored as evaluate_maps and refine_masks do."""
+    from pipeline.config import load_config, section_to_dataclass
+    from pipeline.crf import CRFParams
+    from pipeline.datasets.prepared import PreparedDataset
+    from pipeline.evaluation import MaskScore, SeedSweep, image_miou
+    from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
+    from scipy.stats import spearmanr
+    from stages.evaluate_maps import HISTOGRAM_BINS, otsu_threshold
+
+    dataset = PreparedDataset.load(bas / "prepare")
+    refine = load_config(str(bas / "config.py")).refine_masks
+    ids = dataset.split(json.loads((bas / "export_maps" / "manifest.json").read_text())["info"]["split"])
+
+    def fused(image_id):
+        maps = []
+        for run_dir in (bas, cam):
+            with np.load(run_dir / "export_maps" / "maps" / f"{image_id}.npz") as saved:
+                maps.append(saved["maps"].astype(np.float32))
+                classes = saved["classes"]
+        total = maps[0] + maps[1]
+        return total / (total.reshape(len(total), -1).max(1)[:, None, None] + 1e-5), classes
+
+    histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    for image_id in ids:
+        maps, classes = fused(image_id)
+        if len(classes):
+            bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
+            histogram += np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
+    t = otsu_threshold(histogram)
+    grid = np.array(sorted(set(np.round(np.arange(0.05, 0.95 + 0.005, 0.01), 6).tolist()) | {t}))
+    sweep = SeedSweep(len(dataset.classes), grid)
+    recipe = PseudoMaskRecipe(background="fixed", threshold=t, alpha=4.0,
+                              crf=section_to_dataclass(CRFParams, dict(refine.crf), "crf"), confident=ConfidentSplit())
+    score, quality, per_image = MaskScore(len(dataset.classes)), [], []
+    for image_id in ids:
+        gt = dataset.load_mask(image_id)
+        if gt is None:
+            continue
+        maps, classes = fused(image_id)
+        sweep.add(maps, classes, gt)
+        mask = pseudo_mask(np.array(dataset.load_image(image_id)), maps, classes, recipe)
+        score.add(mask, gt)
+        quality.append(agreement(seed_mask(maps, classes, recipe), mask))
+        per_image.append(image_miou(mask, gt, len(dataset.classes)))
+    curve = sweep.miou_curve()
+    chosen, best = int(np.flatnonzero(np.isclose(grid, t))[0]), int(np.nanargmax(curve))
+    pseudo = score.summary(dataset.classes)["miou"]
+    ok = [(q, m) for q, m in zip(quality, per_image) if q == q and m == m]
+    return {"seed": curve[chosen], "t": t, "oracle": curve[best], "oracle_t": grid[best],
+            "gap": curve[best] - curve[chosen], "pseudo": pseudo, "crf_gain": pseudo - curve[chosen],
+            "rank": float(spearmanr(*zip(*ok)).statistic)}
+
+
+def summarise(name: str, rows: list[dict]) -> str:
+    def cell(key, scale=100, digits=1):
+        values = np.array([r[key] for r in rows if r[key] is not None], dtype=np.float64) * scale
+        return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+
+    return (f"| {name} | {cell('seed')} | {cell('t', 1, 2)} | {cell('oracle')} | {cell('gap')} | {cell('pseudo')} "
+            f"| {cell('crf_gain')} | {cell('rank', 1, 2)} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/default.py")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "seeds")
+    parser.add_argument("--cfg-options", nargs="*", default=[])
+    args = parser.parse_args()
+    per_method: dict[str, list[dict]] = {"BAS": [], "CAM": [], "BAS + CAM (fused)": []}
+    lines = []
+    for seed in args.seeds:
+        bas = run(args.config, args.work_dir, "bas", seed, args.cfg_options)
+        cam = run(args.config, args.work_dir, "cam", seed, args.cfg_options)
+        for name, m in (("BAS", metrics(bas)), ("CAM", metrics(cam)), ("BAS + CAM (fused)", fused_metrics(bas, cam))):
+            per_method[name].append(m)
+            lines.append(f"  seed {seed} {name:<18} seed mIoU {100 * m['seed']:5.1f}% (t {m['t']:.2f}; oracle "
+                         f"{100 * m['oracle']:5.1f}% at {m['oracle_t']:.2f}), pseudo-mask {100 * m['pseudo']:5.1f}% "
+                         f"(CRF {100 * m['crf_gain']:+.1f}), quality rank corr. {m['rank']:+.2f}")
+    print("\n".join(lines))
+    print(f"\n{args.config}, seeds {args.seeds} (mean ± std over seeds; mIoU in %, on the training images with GT)\n")
+    print("| method | seed mIoU, GT-free t | t | oracle seed mIoU (t on GT) | gap to oracle | pseudo-mask mIoU (CRF) "
+          "| CRF gain | quality rank corr. |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rows in per_method.items():
+        print(summarise(name, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
