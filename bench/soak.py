@@ -53,11 +53,12 @@ def soak(config: str, run_dir: Path, kills: int, targets: list[str], rng: random
     killed = []
     k = 0
     while len(killed) < kills:
-        todo = [t for t in targets if not (run_dir / t / "manifest.json").is_file()]
+        order = targets[k % len(targets):] + targets[:k % len(targets)]  # the next in turn, then the others
+        todo = [t for t in order if not (run_dir / t / "manifest.json").is_file()]
         if not todo:
             print("  every target stage finished; no more kills")
             break
-        target = todo[k % len(todo)]
+        target = todo[0]
         k += 1
         started = time.time()
         process = run_pipeline(config, run_dir, extra)
