@@ -66,7 +66,7 @@ def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
     """One row per stage: what happened, its time (over every attempt, also for a stage
     done by an earlier invocation) and its headline figure; then the total."""
     stages = {s.name: s for s in STAGES}
-    rows = [f"  {'stage':<20} {'outcome':<16} {'time':>9}  result"]
+    rows = [f"  {'stage':<20} {'outcome':<22} {'time':>9}  result"]
     total = 0.0
     for name, outcome, seconds in summary:
         manifest = read_manifest(run_dir / name) or {}
@@ -82,8 +82,8 @@ def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
         value = manifest.get("metrics", {}).get(headline[0]) if headline else None
         if isinstance(value, float):
             result = f"{headline[1]} {100 * value:.1f}%"
-        rows.append(f"  {name:<20} {outcome:<16} {seconds:>7.1f} s  {result}")
-    rows.append(f"  {'total':<20} {'':<16} {total:>7.1f} s")
+        rows.append(f"  {name:<20} {outcome:<22} {seconds:>7.1f} s  {result}")
+    rows.append(f"  {'total':<20} {'':<22} {total:>7.1f} s")
     return "\n".join(rows)
 
 
