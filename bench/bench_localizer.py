@@ -40,7 +40,7 @@ def measure_train(method: str, args) -> dict:
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             terms = model(x, labels)
-        loss = sum(weights[k] * v.float() for k, v in terms.items())
+        loss = sum(w * terms[k].float() for k, w in weights.items())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -158,7 +158,7 @@ def main() -> None:
     print(f"export {args.export_size[0]}x{args.export_size[1]}, scales {tuple(args.scales)} + flip: "
           f"{e['images_per_s']:.2f} images/s ({mem})")
     for workers in (0, 2):
-        r = _in_child(measure_export_stage, args, workers)
+        r = measure_export_stage(args, workers)  # in this process: pool workers cannot start DataLoader workers
         print(f"export loop on JPEG files (decode, maps, npz), {workers} decoding workers: "
               f"{r['images_per_s']:.2f} images/s")
 
