@@ -157,7 +157,7 @@ def _nanmean(values) -> float | None:
 
 def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) -> float | None:
     """Spearman's rho between the GT-free quality score and the true per-image mIoU."""
-    pairs = [(quality[i], m) for i, m in image_miou.items() if m == m and quality.get(i, np.nan) == quality.get(i)]
+    pairs = [(quality[i], m) for i, m in image_miou.items() if not (np.isnan(m) or np.isnan(quality[i]))]
     if len(pairs) < 3:
         return None
     rho = spearmanr(*zip(*pairs)).statistic
