@@ -28,7 +28,7 @@ from pipeline.images import load_rgb, to_normalized_tensor
 from pipeline.log import get_logger, progress
 from pipeline.models import load_trained_localizer
 from pipeline.runner import StageContext, StageResult, read_manifest
-MODEL_FILE = "model.pth"  # what train_localizer and train_cam_partner write
+from pipeline.training.loop import MODEL_FILE
 MAPS_DIR = "maps"
 
 

@@ -22,14 +22,17 @@ from torch.utils.data import DataLoader
 
 from pipeline import distributed
 from pipeline.datasets.prepared import PreparedDataset
+from pipeline.runner import StageContext, StageResult
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.log import get_logger, progress
+from pipeline.models import build_localizer
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.data import AugmentedLabelledImages
 from pipeline.training.optim import build_sgd, poly_schedule
 from pipeline.training.randomness import EpochBatches, seed_step
 
 LAST_CHECKPOINT = "last.pth"
+MODEL_FILE = "model.pth"  # the trained localizer, as `pipeline.models.load_trained_localizer` reads it
 CLASSIFICATION_TERMS = ("mcls", "soft_margin")
 
 
@@ -175,6 +178,35 @@ def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: 
     model.eval()
     return {"history": history, "steps": total_steps, "processes": world, "device": str(device),
             "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world)}
+
+
+def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, method: str, backbone: dict,
+                   weights: dict[str, float], **model_options) -> StageResult:
+    """A localizer stage's whole body: the split's labelled images, the model (seeded
+    init), `train`, `model.pth`, and the stage's result."""
+    log = get_logger()
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    ids = dataset.split(settings.split)
+    usable = [i for i in ids if dataset.labels[i]]
+    if len(usable) < len(ids):
+        log.warning("%s: %d of %d images have no class label and are skipped", name, len(ids) - len(usable), len(ids))
+    if backbone.get("weights") is None:
+        log.warning("%s: the backbone starts from RANDOM weights (backbone.weights=None); real data needs "
+                    "ImageNet weights ('IMAGENET1K_V1' or a local .pth)", name)
+    torch.manual_seed(settings.seed)  # the heads' init; every later draw comes from pipeline.training.randomness
+    model = build_localizer(method, dataset.num_classes, backbone, **model_options)
+    trained = train(model, dataset, usable, settings, weights, ctx.out_dir, name)
+    if distributed.is_main():
+        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), method=method,
+                        num_classes=dataset.num_classes, backbone=dict(backbone))
+    history = trained["history"]
+    return StageResult(
+        artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable), "epochs": settings.epochs,
+                   "steps": trained["steps"], "processes": trained["processes"]},
+        metrics={"final_loss": history[-1]["loss"], "history": history,
+                 "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
+        info={"model": MODEL_FILE, "method": method, "device": trained["device"]},
+    )
 
 
 def warmup_weights(weights: dict[str, float]) -> dict[str, float]:
