@@ -59,7 +59,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     from pipeline.evaluation import MaskScore, SeedSweep, image_miou
     from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
     from scipy.stats import spearmanr
-    from stages.evaluate_maps import HISTOGRAM_BINS, otsu_threshold
+    from stages.evaluate_maps import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
 
     dataset = PreparedDataset.load(bas / "prepare")
     refine = load_config(str(bas / "config.py")).refine_masks
@@ -76,10 +76,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
 
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
     for image_id in ids:
-        maps, classes = fused(image_id)
-        if len(classes):
-            bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
-            histogram += np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
+        histogram += strongest_value_histogram(*fused(image_id))
     t = otsu_threshold(histogram)
     grid = np.array(sorted(set(np.round(np.arange(0.05, 0.95 + 0.005, 0.01), 6).tolist()) | {t}))
     sweep = SeedSweep(len(dataset.classes), grid)

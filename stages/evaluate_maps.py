@@ -52,10 +52,7 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
     for image_id in progress(exported, "evaluate_maps: map histogram", total=len(exported)):
-        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
-        if len(classes):
-            bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
-            histogram += np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
+        histogram += strongest_value_histogram(*read_maps(maps_dir / f"{image_id}.npz"))
     auto = otsu_threshold(histogram)
 
     if settings.threshold == "auto":
@@ -115,6 +112,14 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
         info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold == "oracle",
               "split": export["info"]["split"], "score_split": settings.score_split},
     )
+
+
+def strongest_value_histogram(maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Counts of each pixel's strongest class-map value, in HISTOGRAM_BINS bins over [0, 1]."""
+    if not len(classes):
+        return np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
+    return np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
 
 
 def otsu_threshold(histogram: np.ndarray) -> float:

@@ -134,7 +134,7 @@ def refine_masks(ctx: StageContext) -> StageResult:
 
     metrics = score.summary(dataset.classes) if scored else {}
     seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
-    metrics["quality_mean"] = _nanmean(quality.values())
+    metrics["quality_mean"] = card["quality"]["mean"]
     if scored:
         metrics["seed_miou"] = seed
         metrics["crf_gain"] = metrics["miou"] - seed
