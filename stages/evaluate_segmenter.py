@@ -137,6 +137,10 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
     state = torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(state)
     device = distributed.device()
+    # Every test image has its own size: cuDNN autotuning per shape (on after mmengine's
+    # training in the same process) cost 11 s per VOC-size image and 132 GiB of workspace
+    # on an H200 (bench/gpu_check.py).
+    torch.backends.cudnn.benchmark = False
     model.to(device).eval()
     base_scale = tuple(ctx.upstream_manifest("train_segmenter")["info"]["base_scale"])
     return Predictor(model, base_scale=base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device)

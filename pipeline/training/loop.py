@@ -147,7 +147,7 @@ def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: 
             with _autocast(device, settings.amp):
                 terms = net(x, labels)
             # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
-            loss = sum(w * terms[name].float() for name, w in active.items())
+            loss = sum(w * terms[term].float() for term, w in active.items())
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
@@ -162,8 +162,8 @@ def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: 
             scheduler.step()
             done += 1
             steps_this_attempt += 1
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float()
+            for term, value in {"loss": loss, **terms}.items():
+                sums[term] = sums.get(term, torch.zeros((), device=device)) + value.detach().float()
             every = settings.checkpoint_every_steps
             if every and done % every == 0 and step + 1 < steps_per_epoch:
                 save(sums)
