@@ -20,16 +20,17 @@ import torch
 
 
 def measure_train(method: str, args) -> dict:
-    from pipeline.models import build_localizer, loss_weights
+    from pipeline.models import build_localizer
     from pipeline.training.optim import build_sgd
 
     torch.manual_seed(0)
     cuda = torch.cuda.is_available() and not args.cpu
     device = torch.device("cuda" if cuda else "cpu")
-    model = build_localizer(method, args.classes, dict(depth=args.depth, output_stride=16)).to(device).train()
+    model, weights = build_localizer(dict(type=method, backbone=dict(depth=args.depth, output_stride=16)),
+                                     args.classes)
+    model = model.to(device).train()
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    weights = loss_weights({"method": method, "bas_loss_weights": {}})
     optimizer = build_sgd(model, model.heads(), 0.005, 10, 0.9, 1e-4)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     if cuda:
@@ -65,7 +66,8 @@ def measure_export(args) -> dict:
 
     cuda = torch.cuda.is_available() and not args.cpu
     device = torch.device("cuda" if cuda else "cpu")
-    model = build_localizer("bas", args.classes, dict(depth=args.depth, output_stride=16)).to(device).eval()
+    model = build_localizer(dict(type="bas", backbone=dict(depth=args.depth, output_stride=16)),
+                            args.classes)[0].to(device).eval()
     w, h = args.export_size
     image = torch.randn(3, h, w, device=device)
     scales = tuple(args.scales)
@@ -97,7 +99,8 @@ def measure_export_stage(args, workers: int) -> dict:
 
     cuda = torch.cuda.is_available() and not args.cpu
     device = torch.device("cuda" if cuda else "cpu")
-    model = build_localizer("bas", args.classes, dict(depth=args.depth, output_stride=16)).to(device).eval()
+    model = build_localizer(dict(type="bas", backbone=dict(depth=args.depth, output_stride=16)),
+                            args.classes)[0].to(device).eval()
     w, h = args.export_size
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -4,10 +4,11 @@
                                               # 448 crops, bf16 + channels_last, R101 segmenter)
     python bench/gpu_check.py --tiny          # CPU-sized (what the test suite runs)
 
-It runs the paper config (`configs/voc12_bas_r50.py`: BAS + the fused CAM partner) on a
-synthetic data set it generates: train_localizer and train_cam_partner for a few
-steps, export at four scales with flip, the seeds, the CRF, train_segmenter through
-mmseg (100 iterations) and evaluate_segmenter. No weights are downloaded (random init:
+It runs the paper config (`configs/voc12_bas_r50.py`: BAS + the fused CAM partner, IRN's
+random walk) on a synthetic data set it generates: train_localizer and train_cam_partner
+for a few steps, export at four scales with flip, the seeds, the CRF, train_boundary
+for a few steps and the random walk, train_segmenter through mmseg (60 iterations) and
+evaluate_segmenter. No weights are downloaded (random init:
 this checks paths and speed, not accuracy). It prints, per stage, seconds, images/s and
 peak GPU memory, and the device's name.
 """
@@ -33,8 +34,8 @@ from stages import STAGES  # noqa: E402
 
 # (stage, how many images it processes): for images/s
 SCALE = {
-    "paper": dict(train=64, val=16, image_size=(375, 500), crop=448, localizer_batch=16, localizer_epochs=1,
-                  depth=50, partner_crop=512, seg_depth=101, seg_iters=100, seg_batch=16, seg_crop=(512, 512),
+    "paper": dict(train=48, val=8, image_size=(375, 500), crop=448, localizer_batch=16, localizer_epochs=1,
+                  depth=50, partner_crop=512, seg_depth=101, seg_iters=60, seg_batch=16, seg_crop=(512, 512),
                   seg_scale=(2048, 512), workers=4, export_scales=(1.0, 0.5, 1.5, 2.0),
                   seg_test_scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)),
     "tiny": dict(train=8, val=4, image_size=(64, 80), crop=64, localizer_batch=4, localizer_epochs=1,
@@ -56,6 +57,9 @@ def overrides(s: dict) -> dict:
                                 crop=s["crop"], num_workers=s["workers"]),
         "train_cam_partner": dict(split="train", epochs=1, batch_size=s["localizer_batch"], crop=s["partner_crop"],
                                   num_workers=s["workers"]),
+        "boundary_net.backbone": dict(depth=s["depth"], **no_download),
+        "train_boundary": dict(epochs=1, batch_size=s["localizer_batch"], crop=s["partner_crop"],
+                               num_workers=s["workers"]),
         "export_maps": dict(split="train", scales=s["export_scales"], flip=True, num_workers=s["workers"]),
         "evaluate_maps": dict(score_split=None),
         "segmenter": dict(depth=s["seg_depth"], weights=None, allow_random_init=True),
@@ -83,7 +87,9 @@ def images_processed(stage: str, manifest: dict, scale: dict) -> int | None:
         return manifest["artifacts"]["steps"] * scale["localizer_batch"]
     if stage == "export_maps":
         return manifest["artifacts"]["maps"]
-    if stage == "refine_masks":
+    if stage == "train_boundary":
+        return manifest["artifacts"]["steps"] * scale["localizer_batch"]
+    if stage in ("refine_masks", "random_walk"):
         return manifest["artifacts"]["pseudo_masks"]
     if stage == "train_segmenter":
         return manifest["artifacts"]["iterations"] * scale["seg_batch"]

@@ -4,7 +4,7 @@
     python bench/seeds.py --config configs/x.py --seeds 0 1 2 3 --work-dir outputs/seeds
 
 For each seed it runs the config up to refine_masks twice, as BAS and as the CAM
-baseline (`localizer.method='cam'`), with `train_localizer.seed` set (the data set stays
+baseline (`localizer.type='cam'`), with `train_localizer.seed` set (the data set stays
 the same), in `<work-dir>/<method>_seed<k>`; finished runs are reused. A third row,
 "BAS + CAM", fuses each seed's BAS maps with the same seed's CAM maps as export_maps
 does (`fuse_cam`: each map max-normalised, summed, normalised again) and scores them
@@ -34,7 +34,7 @@ STAGES = "prepare,train_localizer,export_maps,evaluate_maps,refine_masks"
 def run(config: str, work: Path, method: str, seed: int, extra: list[str]) -> Path:
     folder = work / f"{method}_seed{seed}"
     cmd = [sys.executable, "run_pipeline.py", "--config", config, "--work-dir", str(folder), "--stage", STAGES,
-           "--cfg-options", f"localizer.method={method}", f"train_localizer.seed={seed}", *extra]
+           "--cfg-options", f"localizer.type={method}", f"train_localizer.seed={seed}", *extra]
     t0 = time.time()
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:

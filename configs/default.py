@@ -16,7 +16,7 @@ localizer = dict(
     backbone=dict(depth=18, weights=None),  # no download here: random init
     # From random init, the erased batch's own BatchNorm statistics undo a uniform erasure
     # and L_bas gives no signal while L_area collapses the maps: use the running statistics.
-    bas_erased_bn='running',
+    bas=dict(erased_bn='running'),
 )
 train_localizer = dict(
     epochs=12,

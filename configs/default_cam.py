@@ -1,4 +1,4 @@
 # The CAM baseline on the default synthetic run: same backbone, data and schedule.
 _base_ = ['./default.py']
 
-localizer = dict(method='cam')
+localizer = dict(type='cam')

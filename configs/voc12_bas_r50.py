@@ -11,6 +11,7 @@ _base_ = [
     './_base_/models/cam_partner_irn.py',
     './_base_/schedules/localizer_paper.py',
     './_base_/pseudo_masks.py',
+    './_base_/random_walk_irn.py',
     './_base_/models/deeplabv3plus_r101.py',
     './_base_/schedules/segmenter_voc12_20k.py',
     './_base_/report.py',
@@ -19,3 +20,7 @@ _base_ = [
 train_localizer = dict(split='train_aug')
 export_maps = dict(split='train_aug')
 evaluate_maps = dict(score_split='train')
+# Pseudo-masks as the paper's are made: IRN's confident/uncertain seeds (fg 0.30, bg 0.05,
+# each CRF-refined), IRN's boundary branch and random walk; the segmenter trains on the walk's.
+refine_masks = dict(confident=dict(enabled=True))
+train_segmenter = dict(pseudo_masks='random_walk')

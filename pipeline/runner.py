@@ -2,7 +2,8 @@
 
 Each stage is declared once (`stages/__init__.py`) with its upstream stages and the
 config sections it reads. Its fingerprint hashes those sections, its upstream stages'
-fingerprints and the package version. A finished stage writes
+fingerprints, the package version and the source of the code it runs
+(`pipeline/source_hash.py`). A finished stage writes
 `<run_dir>/<stage>/manifest.json` last; a stage is *done* when that manifest's
 fingerprint matches the config and its upstream stages are done and unchanged since.
 
@@ -31,6 +32,7 @@ from pipeline.atomic import write_json
 from pipeline.config import check_top_level_keys, section_dict
 from pipeline.errors import PipelineError
 from pipeline.log import get_logger
+from pipeline.source_hash import source_digest
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".in_progress.json"
@@ -155,6 +157,10 @@ class Pipeline:
             hashes[sec] = _hash({k: v for k, v in values.items() if f"{sec}.{k}" not in stage.execution_keys})
         return hashes
 
+    @staticmethod
+    def code_digest(stage: Stage) -> str:
+        return source_digest(stage.entry.partition(":")[0])
+
     def fingerprint(self, name: str) -> str:
         stage = self.stages[name]
         identity = {
@@ -162,6 +168,7 @@ class Pipeline:
             "sections": self.section_hashes(stage),
             "upstream": {u: self.fingerprint(u) for u in self.used_upstream(stage)},
             "version": __version__,
+            "code": self.code_digest(stage),
         }
         if stage.external:
             identity["external"] = stage.external(self.cfg)
@@ -200,6 +207,8 @@ class Pipeline:
         reasons = []
         if manifest.get("version") != __version__:
             reasons.append(f"package version {manifest.get('version')} -> {__version__}")
+        if manifest.get("code_digest") != self.code_digest(stage):
+            reasons.append("code changed")
         old_sections = manifest.get("section_hashes", {})
         for sec, digest in self.section_hashes(stage).items():
             if old_sections.get(sec) != digest:
@@ -336,6 +345,7 @@ class Pipeline:
             "run_id": uuid.uuid4().hex,
             "version": __version__,
             "section_hashes": self.section_hashes(stage),
+            "code_digest": self.code_digest(stage),
             "config": {sec: section_dict(self.cfg, sec) for sec in stage.reads},
             "upstream": upstream,
             "external": stage.external(self.cfg) if stage.external else {},

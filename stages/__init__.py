@@ -14,6 +14,10 @@ def _fuses_partner(cfg) -> bool:
     return cfg.get("export_maps", {}).get("fuse_cam") == "partner"
 
 
+def _walks(cfg) -> bool:
+    return cfg.get("train_segmenter", {}).get("pseudo_masks") == "random_walk"
+
+
 def _external_cam_run(cfg) -> dict:
     """A CAM run folder fused from outside (`export_maps.fuse_cam=<folder>`): its model's run id."""
     fuse = cfg.get("export_maps", {}).get("fuse_cam")
@@ -78,9 +82,28 @@ STAGES = [
         headline=("miou", "pseudo-mask mIoU"),
     ),
     Stage(
+        name="train_boundary",
+        entry="stages.train_boundary:train_boundary",
+        upstream=("prepare", "train_localizer", "refine_masks"),
+        reads=("boundary_net", "train_boundary"),
+        description="IRN's class-boundary branch, trained on the relations the pseudo-masks give",
+        distributed=True,
+        execution_keys=("train_boundary.num_workers",),
+        enabled=_walks,
+    ),
+    Stage(
+        name="random_walk",
+        entry="stages.random_walk:random_walk",
+        upstream=("prepare", "export_maps", "evaluate_maps", "refine_masks", "train_boundary"),
+        reads=("random_walk",),
+        description="IRN's random walk over the boundary net's affinities: a second pseudo-mask data set",
+        headline=("miou", "random-walk mIoU"),
+        enabled=_walks,
+    ),
+    Stage(
         name="train_segmenter",
         entry="stages.train_segmenter:train_segmenter",
-        upstream=("prepare", "refine_masks"),
+        upstream=("prepare", "refine_masks", "random_walk"),
         reads=("segmenter", "train_segmenter"),
         description="mmseg DeepLab trained on the pseudo-masks (mmengine Runner, resumable)",
         distributed=True,
@@ -99,7 +122,7 @@ STAGES = [
         name="report",
         entry="stages.report:report",
         upstream=("prepare", "export_maps", "evaluate_maps", "refine_masks"),
-        optional_upstream=("evaluate_segmenter",),
+        optional_upstream=("random_walk", "evaluate_segmenter"),
         reads=("report",),
         description="one HTML page: stages, the mIoU chain, the threshold sweep, image galleries",
     ),

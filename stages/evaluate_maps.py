@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from skimage.filters import threshold_otsu
 
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
@@ -22,7 +23,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import SeedSweep, iou_per_class, per_class
 from pipeline.log import get_logger, progress
 from pipeline.runner import StageContext, StageResult
-from stages.export_maps import MAPS_DIR, read_maps
+from pipeline.artifacts import MAPS_DIR, read_maps, scored_ids
 
 THRESHOLD_RULES = ("auto", "oracle")
 HISTOGRAM_BINS = 1000
@@ -123,29 +124,10 @@ def strongest_value_histogram(maps: np.ndarray, classes: np.ndarray) -> np.ndarr
 
 
 def otsu_threshold(histogram: np.ndarray) -> float:
-    """Otsu's threshold of a histogram over [0, 1]: the cut that maximises the variance
-    between the two groups it makes (equivalently, minimises the spread within them)."""
-    counts = histogram.astype(np.float64)
-    centres = (np.arange(len(counts)) + 0.5) / len(counts)
-    below = np.cumsum(counts)[:-1]
-    above = counts.sum() - below
-    if counts.sum() == 0:
+    """Otsu's threshold (scikit-image) of a histogram over [0, 1]: the cut that
+    maximises the variance between the two groups it makes. scikit-image returns the
+    centre of the last bin of the lower group; the cut is that bin's upper edge."""
+    if histogram.sum() == 0:
         return 0.5
-    mass_below = np.cumsum(counts * centres)[:-1]
-    mean_below = mass_below / np.maximum(below, 1)
-    mean_above = ((counts * centres).sum() - mass_below) / np.maximum(above, 1)
-    between = below * above * (mean_below - mean_above) ** 2
-    return round(float((np.argmax(between) + 1) / len(counts)), 6)
-
-
-def scored_ids(dataset: PreparedDataset, export_split: str, score_split: str | None) -> list[str]:
-    """The exported images that are scored: all, or those in `score_split`."""
-    ids = dataset.split(export_split)
-    if score_split is None:
-        return ids
-    subset = set(dataset.split(score_split))
-    scored = [i for i in ids if i in subset]
-    if not scored:
-        raise ConfigError(f"evaluate_maps.score_split={score_split!r} shares no image with the exported "
-                          f"split '{export_split}'")
-    return scored
+    centres = (np.arange(len(histogram)) + 0.5) / len(histogram)
+    return round(float(threshold_otsu(hist=(histogram, centres))) + 0.5 / len(histogram), 6)

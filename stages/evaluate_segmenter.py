@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from pipeline import distributed
+from pipeline.artifacts import MMSEG_CONFIG, MODEL_FILE, PREDICTIONS_DIR, RAW_PREDICTIONS_DIR
 from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
 from pipeline.datasets.masks import read_mask, save_mask
@@ -23,10 +24,7 @@ from pipeline.evaluation import MaskScore
 from pipeline.log import get_logger, progress
 from pipeline.runner import StageContext, StageResult
 from pipeline.segmenter.inference import Predictor, crf_labels
-from stages.train_segmenter import MMSEG_CONFIG, MODEL_FILE
 
-PREDICTIONS_DIR = "predictions"
-RAW_PREDICTIONS_DIR = "predictions_without_crf"  # written when the CRF is on
 AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
 
 

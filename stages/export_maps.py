@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline import distributed
+from pipeline.artifacts import MAPS_DIR, MODEL_FILE
 from pipeline.atomic import save_npz
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
@@ -28,15 +29,6 @@ from pipeline.images import load_rgb, to_normalized_tensor
 from pipeline.log import get_logger, progress
 from pipeline.models import load_trained_localizer
 from pipeline.runner import StageContext, StageResult, read_manifest
-from pipeline.training.loop import MODEL_FILE
-MAPS_DIR = "maps"
-
-
-def read_maps(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(maps (n, H, W) float32, classes (n,)) from one file `export_maps` wrote."""
-    with np.load(path) as saved:
-        return saved["maps"].astype(np.float32), saved["classes"]
-
 
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:

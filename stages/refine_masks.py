@@ -23,10 +23,10 @@ import numpy as np
 from joblib import Parallel, delayed, parallel_config
 from scipy.stats import spearmanr
 
-from pipeline.atomic import write_json, write_lines
+from pipeline.artifacts import CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, read_maps, scored_ids, write_pseudo_mask_set
 from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
-from pipeline.datasets.masks import IGNORE_INDEX, read_mask, save_mask
+from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.evaluation import MaskScore, image_miou as single_image_miou
@@ -34,12 +34,7 @@ from pipeline.images import load_rgb
 from pipeline.log import get_logger, progress
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
 from pipeline.runner import StageContext, StageResult
-from stages.evaluate_maps import scored_ids
-from stages.export_maps import MAPS_DIR, read_maps
 
-PSEUDO_MASKS_DIR = "pseudo_masks"
-MASKS_SUBDIR = "SegmentationClass"  # inside PSEUDO_MASKS_DIR, as in a VOC tree
-CARD = "dataset_card.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,33 +99,13 @@ def refine_masks(ctx: StageContext) -> StageResult:
             score.add(mask, gt)
             image_miou[image_id] = single_image_miou(mask, gt, len(dataset.classes), dataset.ignore_index)
     scored = len(image_miou)
-    write_lines(root / "ImageSets" / "Segmentation" / f"{split}.txt", written)
-
-    total = int(pixels.sum())
-    card = {
-        "name": f"{dataset.name} pseudo-masks",
-        "format": "palette PNG of class indices at full image resolution; 0 background, 255 ignore",
-        "classes": dataset.classes,
-        "palette": dataset.palette[: len(dataset.classes)].tolist(),
-        "ignore_index": IGNORE_INDEX,
-        "images_dir": str(dataset.image_dir.resolve()),
-        "image_suffix": dataset.image_suffix,
-        "masks_dir": MASKS_SUBDIR,
-        "split": split,
-        "counts": {"images": len(written), "failed": len(failures), "listed": len(ids)},
-        "ignore_fraction": float(pixels[IGNORE_INDEX] / max(total, 1)),
-        "class_pixel_share": {name: float(pixels[k] / max(total, 1)) for k, name in enumerate(dataset.classes)},
-        "recipe": dataclasses.asdict(recipe),
-        "quality": {
-            "score": "agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
-                     "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
-            "mean": _nanmean(quality.values()),
-            "per_image": {i: None if np.isnan(q) else round(q, 4) for i, q in quality.items()},
-        },
-        "from_stages": {name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
-                        for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]},
-    }
-    write_json(root / CARD, card)
+    card = write_pseudo_mask_set(
+        root, dataset, split, written, listed=len(ids), failed=len(failures), pixels=pixels, quality=quality,
+        quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
+                        "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
+        recipe=dataclasses.asdict(recipe),
+        from_stages={name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
+                     for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]})
 
     metrics = score.summary(dataset.classes) if scored else {}
     seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
@@ -148,11 +123,6 @@ def refine_masks(ctx: StageContext) -> StageResult:
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "failed": failures,
               "background_threshold": recipe.threshold},
     )
-
-
-def _nanmean(values) -> float | None:
-    values = np.array([v for v in values if v == v], dtype=np.float64)
-    return float(values.mean()) if values.size else None
 
 
 def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) -> float | None:

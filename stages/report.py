@@ -28,10 +28,7 @@ from pipeline.evaluation import image_miou
 from pipeline.report.panels import ImageChain, chain_panel
 from pipeline.report.plots import sweep_plot
 from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
-from stages.evaluate_maps import scored_ids
-from stages.evaluate_segmenter import PREDICTIONS_DIR
-from stages.export_maps import MAPS_DIR, read_maps
-from stages.refine_masks import CARD, MASKS_SUBDIR, PSEUDO_MASKS_DIR
+from pipeline.artifacts import CARD, MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PSEUDO_MASKS_DIR, read_maps, scored_ids
 
 HTML = "index.html"
 IMAGES = "images"
@@ -155,12 +152,14 @@ def _numbers_section(runs: dict[str, Path], classes: list[str], images: Path) ->
     chains = {name: _chain_numbers(path) for name, path in runs.items()}
     html = "<h2>Background threshold and mIoU chain</h2>"
     rows = [[name, _threshold_cell(c), percent(c["seed"]), percent(c["oracle_seed"]), percent(c["pseudo"]),
-             percent(c["segmenter"])] for name, c in chains.items()]
-    html += (table(["run", "threshold t", "seed mIoU (%)", "oracle seed mIoU (%)", "pseudo-mask mIoU (%)",
-                    "segmenter mIoU (%)"], rows)
+             percent(c["random_walk"]), percent(c["segmenter"])] for name, c in chains.items()]
+    html += (table(["run", "threshold t", "seed mIoU (%)", "oracle seed mIoU (%)", "CRF pseudo-mask mIoU (%)",
+                    "random-walk mIoU (%)", "segmenter mIoU (%)"], rows)
              + '<p class="note">Seeds and pseudo-masks are scored on the training images with GT, the segmenter on '
                "the split evaluate_segmenter predicted. The oracle column is the best t of the sweep on GT (the "
-               "WSSS literature's optimistic figure); t itself is chosen as its cell says. – : no image with GT."
+               "WSSS literature's optimistic figure); t itself is chosen as its cell says. With IRN's "
+               "confident/uncertain split the CRF's masks leave uncertain pixels out of their mIoU; the random walk "
+               "labels every pixel. – : no image with GT, or the stage is not in the run."
                "</p>")
     header = ["class"] + [f"{part} ({name})" if len(runs) > 1 else part
                           for name in chains for part in ("seed", "pseudo-mask", "segmenter")]
@@ -190,7 +189,7 @@ def _chain_numbers(run_dir: Path) -> dict:
     rule = (read_manifest(run_dir / "evaluate_maps") or {}).get("config", {}).get("evaluate_maps", {}).get("threshold")
     return {"seed": seeds.get("seed_miou"), "threshold": seeds.get("threshold"), "curve": seeds.get("curve"),
             "rule": rule, "oracle_seed": seeds.get("oracle_seed_miou"),
-            "pseudo": pseudo.get("miou"), "segmenter": seg.get("miou"), "seed_per_class": seeds.get("per_class_iou"),
+            "pseudo": pseudo.get("miou"), "random_walk": metrics("random_walk").get("miou"), "segmenter": seg.get("miou"), "seed_per_class": seeds.get("per_class_iou"),
             "pseudo_per_class": pseudo.get("per_class_iou"), "segmenter_per_class": seg.get("per_class_iou")}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pipeline import distributed
+from pipeline.artifacts import CARD, MMSEG_CONFIG, MODEL_FILE, PSEUDO_MASKS_DIR
 from pipeline.atomic import atomic_path, write_lines
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
@@ -26,10 +27,7 @@ from pipeline.runner import StageContext, StageResult
 from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
 from pipeline.segmenter.mmseg_config import SegmenterData, SegmenterModel, SegmenterSchedule, build_mmseg_config
 from pipeline.segmenter.weights import write_backbone_init
-from stages.refine_masks import CARD, PSEUDO_MASKS_DIR
 
-MMSEG_CONFIG = "segmenter_config.py"
-MODEL_FILE = "model.pth"
 BACKBONE_INIT = "backbone_init.pth"
 WORK_DIR = "work"  # mmengine's checkpoints and logs
 VAL_LIST = "val_with_gt.txt"
@@ -41,7 +39,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     schedule = section_to_dataclass(SegmenterSchedule, ctx.section("train_segmenter"), "train_segmenter")
     val_split = schedule.val_split
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    pseudo = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR
+    pseudo = ctx.upstream_dir(schedule.pseudo_masks) / PSEUDO_MASKS_DIR
     card = json.loads((pseudo / CARD).read_text())
     log = get_logger()
 

@@ -9,10 +9,9 @@ import pytest
 from PIL import Image
 
 from pipeline.config import load_config
-from pipeline.datasets.masks import read_mask, voc_palette
+from pipeline.datasets.masks import voc_palette
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
-from pipeline.images import load_rgb
 from pipeline.runner import Pipeline
 from stages import STAGES
 from tests import fake_trees as ft

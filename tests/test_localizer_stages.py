@@ -110,11 +110,11 @@ def test_nan_loss_stops_with_a_clear_error_keeps_last_checkpoint_and_resume_fini
 
 
 def test_cam_baseline_config_changes_one_line_and_trains(tmp_path):
-    cfg = load_config(TINY_CONFIG, {"localizer.method": "cam"})
+    cfg = load_config(TINY_CONFIG, {"localizer.type": "cam"})
     Pipeline(STAGES, cfg, tmp_path).run(["prepare", "train_localizer"])
     history = manifest(tmp_path, "train_localizer")["metrics"]["history"]
     assert set(history[0]) >= {"soft_margin", "loss"}
-    assert load_config("configs/default_cam.py").localizer.method == "cam"
+    assert load_config("configs/default_cam.py").localizer.type == "cam"
 
 
 def test_two_process_gloo_ddp_with_warmup_runs_the_same_steps_on_each_rank(finished_run, tmp_path):
@@ -141,7 +141,7 @@ def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path
     cam_run = tmp_path / "cam"
     cam_run.mkdir()
     (cam_run / "prepare").symlink_to(finished_run / "prepare")
-    Pipeline(STAGES, load_config(TINY_CONFIG, {"localizer.method": "cam"}), cam_run).run(["train_localizer"])
+    Pipeline(STAGES, load_config(TINY_CONFIG, {"localizer.type": "cam"}), cam_run).run(["train_localizer"])
 
     fused_run = tmp_path / "fused"
     fused_run.mkdir()
@@ -160,7 +160,7 @@ def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path
     # retraining the external CAM makes the fused maps stale: its model is in the fingerprint
     p = Pipeline(STAGES, cfg, fused_run)
     assert p.status("export_maps").state == "done"
-    Pipeline(STAGES, load_config(TINY_CONFIG, {"localizer.method": "cam"}), cam_run).run(["train_localizer"],
+    Pipeline(STAGES, load_config(TINY_CONFIG, {"localizer.type": "cam"}), cam_run).run(["train_localizer"],
                                                                                           force=True)
     status = p.status("export_maps")
     assert status.state == "stale" and "outside the run folder" in status.reason

@@ -14,7 +14,7 @@ from pipeline.evaluation import MaskScore
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, pseudo_mask
 from pipeline.runner import Pipeline
 from stages import STAGES
-from stages.refine_masks import CARD, PSEUDO_MASKS_DIR
+from pipeline.artifacts import CARD, PSEUDO_MASKS_DIR
 from tests.conftest import TINY_CONFIG
 
 

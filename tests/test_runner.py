@@ -139,3 +139,43 @@ def test_execution_keys_do_not_change_the_fingerprint(tmp_path):
     Pipeline(stages, cfg(1, 3), tmp_path).run(["count"])
     assert Pipeline(stages, cfg(8, 3), tmp_path).status("count").state == "done"
     assert Pipeline(stages, cfg(8, 4), tmp_path).status("count").state == "stale"
+
+
+def test_code_change_makes_stage_stale(tmp_path, monkeypatch):
+    """Editing a stage's module, or a project module it imports, makes it stale ("code
+    changed"); an edit elsewhere does not."""
+    import sys
+
+    from pipeline import source_hash
+
+    project = tmp_path / "project"
+    (project / "codestages").mkdir(parents=True)
+    (project / "codestages" / "__init__.py").write_text("")
+    (project / "codestages" / "helper.py").write_text("FACTOR = 2\n")
+    (project / "codestages" / "other.py").write_text("UNUSED = 1\n")
+    (project / "codestages" / "double.py").write_text(
+        "from pipeline.runner import StageResult\nfrom codestages.helper import FACTOR\n\n\n"
+        "def double(ctx):\n    return StageResult(metrics={'value': 21 * FACTOR})\n")
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.setattr(source_hash, "PROJECT_ROOT", project)
+    stages = [Stage(name="double", entry="codestages.double:double")]
+
+    def pipeline():
+        source_hash.source_digest.cache_clear()
+        source_hash._imports.cache_clear()
+        return Pipeline(stages, Config(dict(run_name=None)), tmp_path / "run")
+
+    pipeline().run(["double"])
+    assert pipeline().status("double").state == "done"
+    (project / "codestages" / "other.py").write_text("UNUSED = 2\n")
+    assert pipeline().status("double").state == "done"
+    (project / "codestages" / "helper.py").write_text("FACTOR = 3\n")
+    status = pipeline().status("double")
+    assert status.state == "stale" and "code changed" in status.reason
+    sys.modules.pop("codestages.helper", None)
+    sys.modules.pop("codestages.double", None)
+    pipeline().run(["double"])
+    assert manifest(tmp_path / "run", "double")["metrics"]["value"] == 63
+    (project / "codestages" / "double.py").write_text(
+        (project / "codestages" / "double.py").read_text() + "\n# a comment is code too\n")
+    assert "code changed" in pipeline().status("double").reason

@@ -20,7 +20,8 @@ from pipeline.segmenter.checkpoints import history_buffer_statistic, mmengine_ch
 from pipeline.segmenter.mmseg_config import SegmenterData, SegmenterModel, SegmenterSchedule, build_mmseg_config
 from pipeline.segmenter.weights import torchvision_to_mmseg_resnet, write_backbone_init
 from stages import STAGES
-from stages.train_segmenter import MMSEG_CONFIG, MODEL_FILE, WORK_DIR
+from pipeline.artifacts import MMSEG_CONFIG, MODEL_FILE
+from stages.train_segmenter import WORK_DIR
 from tests.conftest import TINY_CONFIG
 
 UP_TO_PSEUDO_MASKS = ["prepare", "train_localizer", "export_maps", "evaluate_maps", "refine_masks"]

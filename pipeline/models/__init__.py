@@ -1,41 +1,60 @@
-"""Localization networks: the BAS localizer and the CAM baseline it is measured against."""
+"""Localization networks, as plug-ins: BAS, the CAM baseline, DRS.
+
+A localizer is one model class, registered in `METHODS` under its config name
+(`localizer.type`), with:
+
+- `Options`: a dataclass of its own options (at least `loss_weights`), read from the
+  config section `localizer.<type>` (absent: the defaults);
+- `build(num_classes, backbone, head_init, options)`: the model from the config;
+- `heads()`: the modules trained with the head learning rate;
+- `forward(images)` -> class maps (B, C, h, w), and `forward(images, labels)` -> a dict
+  of loss terms, weighted by `options.loss_weights` (other terms are logged only).
+
+Adding a method is its model file, one line in `METHODS`, and a config.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from pipeline.config import section_to_dataclass
 from pipeline.errors import ConfigError
 from pipeline.models.backbone import ResNetBackbone, build_backbone
-from pipeline.models.bas import BASLocalizer, BASLossWeights
+from pipeline.models.bas import BASLocalizer
 from pipeline.models.cam import CAMClassifier
+from pipeline.models.drs import DRSClassifier
 
-__all__ = ["ResNetBackbone", "build_backbone", "BASLocalizer", "CAMClassifier", "build_localizer", "load_trained_localizer", "loss_weights"]
+__all__ = ["ResNetBackbone", "build_backbone", "METHODS", "build_localizer", "load_trained_localizer"]
 
-METHODS = {"bas": BASLocalizer, "cam": CAMClassifier}
+METHODS = {"bas": BASLocalizer, "cam": CAMClassifier, "drs": DRSClassifier}
 
 
-def build_localizer(method: str, num_classes: int, backbone: dict, **method_options):
-    """`method_options` go to the method's model (head_init; BAS: erased_bn)."""
-    if method not in METHODS:
-        raise ConfigError(f"localizer.method = {method!r}; choose one of: {', '.join(METHODS)}")
-    return METHODS[method](build_backbone(**backbone), num_classes, **method_options)
+def build_localizer(localizer: dict, num_classes: int) -> tuple[torch.nn.Module, dict[str, float]]:
+    """(model, loss weights) from a `localizer` config section: type, backbone, head_init
+    and the method's own section."""
+    kind = localizer.get("type")
+    if kind not in METHODS:
+        raise ConfigError(f"localizer.type = {kind!r}; choose one of: {', '.join(METHODS)}")
+    cls = METHODS[kind]
+    options = section_to_dataclass(cls.Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")
+    model = cls.build(num_classes, dict(localizer["backbone"]), localizer.get("head_init", "default"), options)
+    return model, {k: float(v) for k, v in options.loss_weights.items()}
 
 
 def load_trained_localizer(path, device="cpu"):
-    """A localizer saved by the train_localizer stage, in eval mode."""
-    import torch
-
+    """(model in eval mode, its type) from a `model.pth` a localizer stage saved."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    backbone = dict(saved["backbone"], weights=None)  # the trained weights replace any init
-    model = METHODS[saved["method"]](build_backbone(**backbone), saved["num_classes"])
+    localizer = dict(saved["localizer"], backbone=dict(saved["localizer"]["backbone"], weights=None))
+    model, _ = build_localizer(localizer, saved["num_classes"])  # the trained weights replace any init
     model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval(), saved["method"]
+    return model.to(device).eval(), localizer["type"]
 
 
-def loss_weights(localizer_cfg: dict) -> dict[str, float]:
-    """Weights of the loss terms the chosen method's forward returns."""
-    if localizer_cfg["method"] == "bas":
-        weights = section_to_dataclass(BASLossWeights, localizer_cfg["bas_loss_weights"], "localizer.bas_loss_weights")
-        return dataclasses.asdict(weights)
-    return {"soft_margin": 1.0}
+def localizer_record(localizer: dict) -> dict:
+    """What `load_trained_localizer` needs to rebuild a model: plain values only."""
+    kind = localizer["type"]
+    options = section_to_dataclass(METHODS[kind].Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")
+    return {"type": kind, "backbone": dict(localizer["backbone"]), "head_init": localizer.get("head_init", "default"),
+            kind: dataclasses.asdict(options)}

@@ -52,8 +52,8 @@ class ResNetBackbone(nn.Module):
             _remove_stride(resnet.layer3)
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
-        self.layer3_channels = _out_channels(resnet.layer3)
-        self.layer4_channels = _out_channels(resnet.layer4)
+        self.layer3_channels = out_channels(resnet.layer3)
+        self.layer4_channels = out_channels(resnet.layer4)
         if frozen_bn:
             _freeze_batchnorm(self)
         self.frozen = [self.stem, self.layer1, self.layer2][:(0, 2, 3)[frozen_stages]]
@@ -84,13 +84,20 @@ def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None
 
 
 def resnet_state_dict(depth: int, weights: str | None, key: str) -> dict[str, torch.Tensor] | None:
-    """A torchvision ResNet-`depth` state dict (classifier `fc.*` included when present).
+    """A torchvision ResNet-`depth` state dict (classifier `fc.*` included when present),
+    or None for random init; see `load_state_dict`."""
+    return load_state_dict(DEPTHS[_check_depth(depth, key)], weights, key, f"ResNet-{depth}", optional=("fc.",))
+
+
+def load_state_dict(builder, weights: str | None, key: str, name: str,
+                    optional: tuple[str, ...] = ()) -> dict[str, torch.Tensor] | None:
+    """The state dict of torchvision model `builder` (e.g. `models.resnet50`).
 
     `weights`: a torchvision weights name, fetched through torchvision's weights API
     into the torch hub cache; the path of a local .pth holding such a state dict; or
-    None (random init: returns None). `key` names the config key in error messages.
+    None (random init: returns None). `key` names the config key in error messages;
+    keys starting with `optional` may be missing from a local file.
     """
-    _check_depth(depth, key)
     if weights is None:
         return None
     path = Path(str(weights))
@@ -99,20 +106,20 @@ def resnet_state_dict(depth: int, weights: str | None, key: str) -> dict[str, to
             raise ConfigError(f"{key}: no file {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
-        expected = DEPTHS[depth](weights=None).state_dict()
-        missing = [k for k in expected if k not in state and not k.startswith("fc.")]
+        expected = builder(weights=None).state_dict()
+        missing = [k for k in expected if k not in state and not k.startswith(optional)]
         unexpected = [k for k in state if k not in expected]
         if missing or unexpected:
-            raise ConfigError(f"{key}: {path} is not a torchvision ResNet-{depth} state dict "
+            raise ConfigError(f"{key}: {path} is not a torchvision {name} state dict "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-        get_logger().info("ResNet-%d weights from %s", depth, path)
+        get_logger().info("%s weights from %s", name, path)
         return state
-    enum = models.get_model_weights(DEPTHS[depth])
+    enum = models.get_model_weights(builder)
     if weights not in enum.__members__:  # DEFAULT is one of them
-        raise ConfigError(f"{key}={weights!r}: neither a torchvision weights name of ResNet-{depth} "
+        raise ConfigError(f"{key}={weights!r}: neither a torchvision weights name of {name} "
                           f"({', '.join(enum.__members__)}) nor a .pth file")
     entry = enum[weights]
-    get_logger().info("ResNet-%d with torchvision weights %s", depth, entry)
+    get_logger().info("%s with torchvision weights %s", name, entry)
     return entry.get_state_dict(progress=True, check_hash=True)  # torchvision's weights API: downloads once
 
 
@@ -147,6 +154,6 @@ def _remove_stride(layer: nn.Sequential) -> None:
         block.downsample[0].stride = (1, 1)
 
 
-def _out_channels(layer: nn.Sequential) -> int:
+def out_channels(layer: nn.Sequential) -> int:
     block = layer[-1]
-    return (block.bn3 if isinstance(block, models.resnet.Bottleneck) else block.bn2).num_features
+    return (block.conv3 if isinstance(block, models.resnet.Bottleneck) else block.conv2).out_channels

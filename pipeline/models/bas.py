@@ -9,7 +9,7 @@ which L_bas suppresses relative to the full activation S.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -17,15 +17,28 @@ from torch import nn
 from torch.func import functional_call
 
 from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
-from pipeline.models.backbone import ResNetBackbone, init_heads
+from pipeline.errors import ConfigError
+from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
 
 
-@dataclass(frozen=True)
-class BASLossWeights:
-    mcls: float = 1.0
-    frg: float = 0.2
-    bas: float = 1.0
-    area: float = 1.2
+LOSS_TERMS = ("mcls", "frg", "bas", "area")
+
+
+@dataclasses.dataclass(frozen=True)
+class BASOptions:
+    """`localizer.bas`: the loss weights (the paper's), and the BatchNorm statistics of
+    the erased pass ('batch' as in the paper's code, or 'running')."""
+
+    loss_weights: dict = dataclasses.field(
+        default_factory=lambda: {"mcls": 1.0, "frg": 0.2, "bas": 1.0, "area": 1.2})
+    erased_bn: str = "batch"
+
+    def __post_init__(self) -> None:
+        if set(self.loss_weights) != set(LOSS_TERMS):
+            raise ConfigError(f"localizer.bas.loss_weights must give {', '.join(LOSS_TERMS)}, "
+                              f"got {sorted(self.loss_weights)}")
+        if self.erased_bn not in ("batch", "running"):
+            raise ConfigError(f"localizer.bas.erased_bn must be 'batch' or 'running', got {self.erased_bn!r}")
 
 
 def diagnostics(fpm_c: torch.Tensor, s_bg: torch.Tensor, s: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -49,16 +62,22 @@ class BASLocalizer(nn.Module):
     normalises the erased features by their own batch statistics, which undoes a uniform
     erasure; 'running' uses the running statistics, so erasing lowers the activation."""
 
+    Options = BASOptions
+
     def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch",
                  head_init: str = "default"):
         super().__init__()
         if erased_bn not in ("batch", "running"):
-            raise ValueError(f"localizer.bas_erased_bn must be 'batch' or 'running', got {erased_bn!r}")
+            raise ConfigError(f"localizer.bas.erased_bn must be 'batch' or 'running', got {erased_bn!r}")
         self.erased_bn = erased_bn
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
         self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)
         init_heads(self.heads(), head_init)
+
+    @classmethod
+    def build(cls, num_classes: int, backbone: dict, head_init: str, options: BASOptions) -> "BASLocalizer":
+        return cls(build_backbone(**backbone), num_classes, options.erased_bn, head_init)
 
     def heads(self) -> list[nn.Module]:
         """Modules trained with the larger learning rate."""

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.backbone import ResNetBackbone, init_heads
+from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
+
+
+@dataclasses.dataclass(frozen=True)
+class CAMOptions:
+    loss_weights: dict = dataclasses.field(default_factory=lambda: {"soft_margin": 1.0})
 
 
 class CAMClassifier(nn.Module):
+    Options = CAMOptions
+
     def __init__(self, backbone: ResNetBackbone, num_classes: int, head_init: str = "default"):
         super().__init__()
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
         init_heads(self.heads(), head_init)
+
+    @classmethod
+    def build(cls, num_classes: int, backbone: dict, head_init: str, options: CAMOptions) -> "CAMClassifier":
+        return cls(build_backbone(**backbone), num_classes, head_init)
 
     def heads(self) -> list[nn.Module]:
         """Modules trained with the larger learning rate."""

@@ -1,4 +1,5 @@
-"""Image-level-labelled training images with the BAS/IRN augmentation."""
+"""Training images with the BAS/IRN augmentation: with image-level labels (localizers),
+or with a label map (IRN's boundary branch)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
+from pipeline.datasets.masks import IGNORE_INDEX, read_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.images import load_rgb, to_normalized_tensor
 
@@ -45,18 +47,59 @@ class AugmentedLabelledImages(Dataset):
         if self.flip and torch.rand((), generator=rng) < 0.5:
             image = TF.hflip(image)
         x = to_normalized_tensor(image)
-        x = _random_crop(x, self.crop, rng)
+        x = _random_crop([x], [0.0], self.crop, rng)[0]
         return x, multi_hot(self.dataset.labels[image_id], self.dataset.num_classes)
 
 
-def _random_crop(x: torch.Tensor, size: int, rng: torch.Generator) -> torch.Tensor:
-    _, h, w = x.shape
-    canvas = torch.zeros(3, max(h, size), max(w, size))
+class AugmentedRelationCrops(Dataset):
+    """IRN's boundary-branch data: image and label map resized, flipped and cropped
+    together (label nearest, padded with 255), the label sampled at stride 4 (the
+    boundary map's grid: a crop divisible by 4 gives crop / 4 cells)."""
+
+    STRIDE = 4
+
+    def __init__(self, dataset: PreparedDataset, ids: list[str], label_dir, resize_long: tuple[int, int],
+                 crop: int, flip: bool = True):
+        self.dataset, self.ids, self.label_dir = dataset, ids, label_dir
+        self.resize_long, self.crop, self.flip = tuple(resize_long), crop, flip
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, seed = item
+        rng = torch.Generator().manual_seed(seed)
+        image_id = self.ids[i]
+        image = to_normalized_tensor(load_rgb(self.dataset.image_path(image_id)))
+        label = torch.from_numpy(read_mask(self.label_dir / f"{image_id}.png").astype("int64"))[None]
+        if label.shape[1:] != image.shape[1:]:
+            raise ValueError(f"{self.label_dir / f'{image_id}.png'}: label {tuple(label.shape[1:])} and image "
+                             f"{tuple(image.shape[1:])} differ in size")
+        long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, (), generator=rng))
+        h, w = image.shape[1:]
+        size = [max(1, round(h * long_side / max(h, w))), max(1, round(w * long_side / max(h, w)))]
+        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        label = TF.resize(label, size, interpolation=TF.InterpolationMode.NEAREST)
+        if self.flip and torch.rand((), generator=rng) < 0.5:
+            image, label = image.flip(2), label.flip(2)
+        image, label = _random_crop([image, label], [0.0, IGNORE_INDEX], self.crop, rng)
+        half = self.STRIDE // 2
+        return image, label[0, half::self.STRIDE, half::self.STRIDE]
+
+
+def _random_crop(tensors: list[torch.Tensor], fills: list[float], size: int,
+                 rng: torch.Generator) -> list[torch.Tensor]:
+    """The same random crop of each (C, H, W) tensor (padded with its fill if smaller)."""
+    _, h, w = tensors[0].shape
 
     def offset(room: int) -> int:
         return int(torch.randint(0, room + 1, (), generator=rng))
 
-    top, left = offset(canvas.shape[1] - h), offset(canvas.shape[2] - w)
-    canvas[:, top:top + h, left:left + w] = x
-    y0, x0 = offset(canvas.shape[1] - size), offset(canvas.shape[2] - size)
-    return canvas[:, y0:y0 + size, x0:x0 + size]
+    top, left = offset(max(h, size) - h), offset(max(w, size) - w)
+    y0, x0 = offset(max(h, size) - size), offset(max(w, size) - size)
+    out = []
+    for x, fill in zip(tensors, fills):
+        canvas = torch.full((x.shape[0], max(h, size), max(w, size)), fill, dtype=x.dtype)
+        canvas[:, top:top + h, left:left + w] = x
+        out.append(canvas[:, y0:y0 + size, x0:x0 + size])
+    return out

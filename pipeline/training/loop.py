@@ -1,4 +1,4 @@
-"""The training loop both localizer stages share (train_localizer, train_cam_partner).
+"""The training loop the training stages share (train_localizer, train_cam_partner, train_boundary).
 
 Single process, or one process per device under torchrun (DDP; `batch_size` is the
 total). A checkpoint after every epoch and every `checkpoint_every_steps` steps; an
@@ -18,21 +18,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from pipeline import distributed
+from pipeline.artifacts import MODEL_FILE
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.runner import StageContext, StageResult
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.log import get_logger, progress
-from pipeline.models import build_localizer
+from pipeline.models import build_localizer, localizer_record
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.data import AugmentedLabelledImages
 from pipeline.training.optim import build_sgd, poly_schedule
 from pipeline.training.randomness import EpochBatches, seed_step
 
 LAST_CHECKPOINT = "last.pth"
-MODEL_FILE = "model.pth"  # the trained localizer, as `pipeline.models.load_trained_localizer` reads it
 CLASSIFICATION_TERMS = ("mcls", "soft_margin")
 
 
@@ -77,10 +77,11 @@ class TrainSettings:
             raise ConfigError(f"train_localizer.resize must be 'long' or 'square', got {self.resize!r}")
 
 
-def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: TrainSettings,
-          weights: dict[str, float], out_dir: Path, name: str) -> dict:
-    """Train `model` in place (its forward(x, labels) returns the loss terms that
-    `weights` names; `.heads()` take `head_lr_mult` x lr). Returns the history."""
+def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: dict[str, float], out_dir: Path,
+          name: str) -> dict:
+    """Train `model` in place on `images` (items (index, seed) -> (x, target); the
+    model's forward(x, target) returns the loss terms that `weights` names; `.heads()`
+    take `head_lr_mult` x lr). Returns the history."""
     log = get_logger()
     world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
     if settings.batch_size % world:
@@ -92,13 +93,11 @@ def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: 
     if on_cuda and settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    images = AugmentedLabelledImages(dataset, ids, settings.resize_long, settings.crop, settings.flip,
-                                     square=settings.resize == "square")
     batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, rank, world)
     loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda)
     steps_per_epoch = len(batches)
     if steps_per_epoch == 0:
-        raise DataError(f"{name}: {len(ids)} labelled images in split '{settings.split}' make no "
+        raise DataError(f"{name}: {len(images)} images in split '{settings.split}' make no "
                         f"batch of {settings.batch_size}; lower {name}.batch_size")
     total_steps = settings.epochs * steps_per_epoch
 
@@ -129,7 +128,7 @@ def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: 
         distributed.barrier()
 
     log.info("%s: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s", name,
-             type(model).__name__, len(ids), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
+             type(model).__name__, len(images), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
     model.train()
     steps_this_attempt = 0
     for epoch in range(done // steps_per_epoch, settings.epochs):
@@ -180,8 +179,7 @@ def train(model: nn.Module, dataset: PreparedDataset, ids: list[str], settings: 
             "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world)}
 
 
-def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, method: str, backbone: dict,
-                   weights: dict[str, float], **model_options) -> StageResult:
+def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, localizer: dict) -> StageResult:
     """A localizer stage's whole body: the split's labelled images, the model (seeded
     init), `train`, `model.pth`, and the stage's result."""
     log = get_logger()
@@ -190,22 +188,24 @@ def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, method
     usable = [i for i in ids if dataset.labels[i]]
     if len(usable) < len(ids):
         log.warning("%s: %d of %d images have no class label and are skipped", name, len(ids) - len(usable), len(ids))
-    if backbone.get("weights") is None:
+    if localizer["backbone"].get("weights") is None:
         log.warning("%s: the backbone starts from RANDOM weights (backbone.weights=None); real data needs "
                     "ImageNet weights ('IMAGENET1K_V1' or a local .pth)", name)
     torch.manual_seed(settings.seed)  # the heads' init; every later draw comes from pipeline.training.randomness
-    model = build_localizer(method, dataset.num_classes, backbone, **model_options)
-    trained = train(model, dataset, usable, settings, weights, ctx.out_dir, name)
+    model, weights = build_localizer(localizer, dataset.num_classes)
+    images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip,
+                                     square=settings.resize == "square")
+    trained = train(model, images, settings, weights, ctx.out_dir, name)
     if distributed.is_main():
-        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), method=method,
-                        num_classes=dataset.num_classes, backbone=dict(backbone))
+        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), localizer=localizer_record(localizer),
+                        num_classes=dataset.num_classes)
     history = trained["history"]
     return StageResult(
         artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable), "epochs": settings.epochs,
                    "steps": trained["steps"], "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
                  "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
-        info={"model": MODEL_FILE, "method": method, "device": trained["device"]},
+        info={"model": MODEL_FILE, "method": localizer["type"], "device": trained["device"]},
     )
 
 

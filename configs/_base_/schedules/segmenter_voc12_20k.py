@@ -23,6 +23,9 @@ train_segmenter = dict(
     seed=0,
     val_split='val',
     drop_lowest_quality=0.0,  # leave out this share of pseudo-masks with the lowest GT-free quality score
+    # The pseudo-masks it trains on: 'refine_masks' (the CRF's) or 'random_walk' (IRN's; switches
+    # on train_boundary and random_walk, configs/_base_/random_walk_irn.py).
+    pseudo_masks='refine_masks',
 )
 evaluate_segmenter = dict(
     split='auto',  # 'val' where the data set has it, else the split the pseudo-masks were made for

@@ -1,0 +1,97 @@
+"""DRS: Discriminative Region Suppression (Kim, Han and Kim, AAAI 2021).
+
+A VGG-16 classifier whose every ReLU is followed by a suppressor: each channel's
+activations are capped at delta times the channel's maximum, so the most
+discriminative regions cannot dominate and the class evidence spreads to the rest of
+the object. delta is learned per channel from the channel's global average (a linear
+layer and a sigmoid), or fixed (`delta=0.55`, say). The network is the reference's
+'D1' VGG: pool4 becomes a 3x3 stride-1 pool, pool5 is gone and block 5 is dilated
+(output stride 8); three 3x3 convs with suppressors and a 1x1 classifier follow, and
+global average pooling gives the multilabel scores. Maps: the ReLU'd classifier output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import models
+
+from pipeline.models.backbone import load_state_dict
+
+POOL4, POOL5 = 23, 30  # indices in torchvision's vgg16().features
+BLOCK5_CONVS = (24, 26, 28)
+
+
+@dataclasses.dataclass(frozen=True)
+class DRSOptions:
+    delta: float | None = None  # None: learned per channel; a number: fixed for all
+    loss_weights: dict = dataclasses.field(default_factory=lambda: {"soft_margin": 1.0})
+
+
+class Suppressor(nn.Module):
+    """ReLU, then each channel capped at delta x its maximum."""
+
+    def __init__(self, channels: int, delta: float | None):
+        super().__init__()
+        self.delta = delta
+        if delta is None:
+            self.controller = nn.Linear(channels, channels, bias=False)
+            nn.init.normal_(self.controller.weight, 0.0, 0.01)  # delta starts near 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(x)
+        peak = x.amax((2, 3), keepdim=True)
+        if self.delta is None:
+            delta = torch.sigmoid(self.controller(x.mean((2, 3))))[:, :, None, None]
+        else:
+            delta = self.delta
+        return torch.minimum(x, peak * delta)
+
+
+class DRSClassifier(nn.Module):
+    Options = DRSOptions
+
+    def __init__(self, num_classes: int, weights: str | None = None, delta: float | None = None):
+        super().__init__()
+        vgg = models.vgg16(weights=None)
+        state = load_state_dict(models.vgg16, weights, "localizer.backbone.weights", "VGG-16")
+        if state is not None:
+            vgg.load_state_dict(state)
+        layers = list(vgg.features)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, nn.ReLU):
+                layers[i] = Suppressor(layers[i - 1].out_channels, delta)
+            if i in BLOCK5_CONVS:
+                layer.dilation, layer.padding = (2, 2), (2, 2)
+        layers[POOL4] = nn.MaxPool2d(3, stride=1, padding=1)
+        self.features = nn.Sequential(*layers[:POOL5])
+        extra = []
+        for _ in range(3):
+            extra += [nn.Conv2d(512, 512, 3, padding=1), Suppressor(512, delta)]
+        self.extra = nn.Sequential(*extra)
+        self.classifier = nn.Conv2d(512, num_classes, 1)
+        for conv in [m for m in self.extra if isinstance(m, nn.Conv2d)] + [self.classifier]:
+            fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels
+            nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan_out))  # the reference's init
+            nn.init.zeros_(conv.bias)
+
+    @classmethod
+    def build(cls, num_classes: int, backbone: dict, head_init: str, options: DRSOptions) -> "DRSClassifier":
+        """The registry's constructor: `backbone` holds the VGG's `weights`; DRS keeps its
+        reference init for the heads (`head_init` is not used)."""
+        return cls(num_classes, backbone.get("weights"), options.delta)
+
+    def heads(self) -> list[nn.Module]:
+        """Modules trained with the head learning rate (the reference: 10x)."""
+        return [self.extra, self.classifier]
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """Without labels: ReLU'd class maps (B, C, h, w) at stride 8. With labels: loss terms."""
+        maps = self.classifier(self.extra(self.features(images)))
+        if labels is None:
+            return F.relu(maps)
+        return {"soft_margin": F.multilabel_soft_margin_loss(maps.mean((2, 3)), labels.float())}

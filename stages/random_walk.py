@@ -1,0 +1,106 @@
+"""Stage 5c: IRN's random walk: the class maps spread over the boundary net's affinities
+into a second pseudo-mask data set (same format as refine_masks').
+
+Per image: the boundary map (stride 4, averaged with its flip), the exported class maps
+averaged down to that grid, the walk (`pipeline.relations.random_walk`: beta, 2^exp_times
+steps, pairs within `radius`), back to full size, one background threshold. Scored
+against GT on the images the seeds were, next to the CRF's masks on the same images.
+Runs on the GPU where there is one; per-image resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from pipeline import distributed
+from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR, read_maps, scored_ids,
+                                write_pseudo_mask_set)
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.masks import read_mask, save_mask
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.evaluation import MaskScore
+from pipeline.images import load_rgb, to_normalized_tensor
+from pipeline.log import get_logger, progress
+from pipeline.models.boundary import load_boundary_net
+from pipeline.pseudo_masks import agreement
+from pipeline.relations import random_walk_mask
+from pipeline.runner import StageContext, StageResult
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomWalkSettings:
+    radius: int = 5  # IRN at inference: 5 (training: boundary_net.radius)
+    beta: float = 10.0  # affinity ** beta
+    exp_times: int = 8  # 2 ** exp_times steps
+    bg_threshold: float = 0.25  # IRN's sem_seg_bg_thres
+    flip: bool = True  # boundary map averaged with the flipped image's
+
+
+def random_walk(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(RandomWalkSettings, ctx.section("random_walk"), "random_walk")
+    log = get_logger()
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    split = ctx.upstream_manifest("export_maps")["info"]["split"]
+    crf_masks = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR / MASKS_SUBDIR
+    ids = [i for i in dataset.split(split) if (crf_masks / f"{i}.png").is_file()]  # the CRF's failures stay out
+    maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
+    root = ctx.out_dir / PSEUDO_MASKS_DIR
+    mask_dir = root / MASKS_SUBDIR
+    todo = [i for i in ids if not (mask_dir / f"{i}.png").is_file()]
+    if len(todo) < len(ids):
+        log.info("random_walk: %d of %d masks already written, resuming", len(ids) - len(todo), len(ids))
+    device = distributed.device()
+    if todo:
+        model = load_boundary_net(ctx.upstream_dir("train_boundary") / MODEL_FILE, device)
+        with torch.no_grad():
+            for image_id in progress(todo, "random_walk", total=len(todo)):
+                x = to_normalized_tensor(load_rgb(dataset.image_path(image_id)))[None].to(device)
+                boundary = model(torch.cat([x, x.flip(3)]) if settings.flip else x)
+                boundary = (boundary[0] + boundary[1].flip(1)) / 2 if settings.flip else boundary[0]
+                maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+                mask = random_walk_mask(torch.from_numpy(maps).to(device), classes, boundary, settings.radius,
+                                        settings.beta, settings.exp_times, settings.bg_threshold)
+                save_mask(mask_dir / f"{image_id}.png", mask.cpu().numpy().astype(np.uint8), dataset.palette)
+
+    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
+    to_score = set(scored_ids(dataset, split, score_split))
+    k = len(dataset.classes)
+    score, crf_score = MaskScore(k, dataset.ignore_index), MaskScore(k, dataset.ignore_index)
+    pixels = np.zeros(256, dtype=np.int64)
+    quality, scored = {}, 0
+    for image_id in progress(ids, "random_walk: statistics and mIoU", total=len(ids)):
+        mask, crf = read_mask(mask_dir / f"{image_id}.png"), read_mask(crf_masks / f"{image_id}.png")
+        pixels += np.bincount(mask.ravel(), minlength=256)
+        quality[image_id] = agreement(mask, crf)
+        gt = dataset.load_mask(image_id) if image_id in to_score else None
+        if gt is not None:
+            score.add(mask, gt)
+            crf_score.add(crf, gt)
+            scored += 1
+    write_pseudo_mask_set(
+        root, dataset, split, ids, listed=len(dataset.split(split)), failed=0, pixels=pixels, quality=quality,
+        quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
+                        "CRF's mask labels, computed without GT",
+        recipe=dataclasses.asdict(settings),
+        from_stages={name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
+                     for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]})
+    metrics = {}
+    if scored:
+        metrics = score.summary(dataset.classes)
+        crf_summary = crf_score.summary(dataset.classes)
+        metrics["crf_miou"] = crf_summary["miou"]  # its uncertain (255) pixels excluded
+        metrics["crf_ignored_share"] = crf_summary["ignored_share"]
+        metrics["random_walk_gain"] = metrics["miou"] - metrics["crf_miou"]
+        metrics["seed_miou"] = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
+        log.info("random_walk: pseudo-mask mIoU %.1f%% after the CRF (%.0f%% of pixels uncertain, left out) -> "
+                 "%.1f%% after the random walk (%d images)", 100 * metrics["crf_miou"],
+                 100 * metrics["crf_ignored_share"], 100 * metrics["miou"], scored)
+    return StageResult(
+        artifacts={"pseudo_masks": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored},
+        metrics=metrics,
+        info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "split": split,
+              "device": str(device)},
+    )

@@ -1,0 +1,90 @@
+"""Stage 5b: train IRN's class-boundary branch on the relations the pseudo-masks give.
+
+Two pixels within `boundary_net.radius` (on the stride-4 grid) of one crop are a pair:
+both background or both the same class -> related, different classes -> unrelated,
+either uncertain (255) -> no label. With `refine_masks.confident` on (IRN's
+confident/uncertain split, as the random-walk configs set), the pseudo-masks are IRN's
+relation labels. IRN's loss, heads only over a frozen ImageNet backbone (or the whole
+net from random init), in the shared loop: DDP, AMP, checkpoints, exact resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import torch
+
+from pipeline import distributed
+from pipeline.artifacts import CARD, LISTS_SUBDIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError
+from pipeline.log import get_logger
+from pipeline.models.backbone import build_backbone
+from pipeline.models.boundary import BoundaryNet
+from pipeline.runner import StageContext, StageResult
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.data import AugmentedRelationCrops
+from pipeline.training.loop import TrainSettings, train
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundaryNetSettings:
+    backbone: dict  # as localizer.backbone; weights='localizer': the trained localizer's backbone
+    radius: int = 10  # pairs up to this many stride-4 cells apart (IRN: 10)
+    train_backbone: bool = False  # IRN: False (ImageNet features, heads trained)
+    # IRN: (bg_pos / 2 + fg_pos / 2 + neg) / 2
+    loss_weights: dict = dataclasses.field(default_factory=lambda: {"bg_pos": 0.25, "fg_pos": 0.25, "neg": 0.5})
+
+
+def train_boundary(ctx: StageContext) -> StageResult:
+    net = section_to_dataclass(BoundaryNetSettings, ctx.section("boundary_net"), "boundary_net")
+    settings = section_to_dataclass(TrainSettings, ctx.section("train_boundary"), "train_boundary")
+    if settings.crop % AugmentedRelationCrops.STRIDE:
+        raise ConfigError(f"train_boundary.crop={settings.crop}: must be a multiple of 4 (the boundary map's stride)")
+    if set(net.loss_weights) != {"bg_pos", "fg_pos", "neg"}:
+        raise ConfigError(f"boundary_net.loss_weights must name bg_pos, fg_pos and neg, got {sorted(net.loss_weights)}")
+    log = get_logger()
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    pseudo = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR
+    card = json.loads((pseudo / CARD).read_text())
+    ids = (pseudo / LISTS_SUBDIR / f"{card['split']}.txt").read_text().split()
+    if card["ignore_fraction"] == 0:
+        log.warning("train_boundary: the pseudo-masks mark no pixel uncertain (255): every pair near an object's "
+                    "edge gets a label, right or wrong. IRN's recipe: refine_masks.confident.enabled=True")
+    if net.backbone.get("weights") is None and not net.train_backbone:
+        log.warning("train_boundary: a frozen RANDOM backbone (boundary_net.backbone.weights=None, "
+                    "train_backbone=False): the heads see random features")
+    torch.manual_seed(settings.seed)
+    from_localizer = net.backbone.get("weights") == "localizer"
+    model = BoundaryNet(build_backbone(**dict(net.backbone, weights=None) if from_localizer else net.backbone),
+                        net.radius, net.train_backbone)
+    if from_localizer:
+        _load_localizer_backbone(model, ctx.upstream_dir("train_localizer") / MODEL_FILE)
+    images = AugmentedRelationCrops(dataset, ids, pseudo / MASKS_SUBDIR, settings.resize_long, settings.crop,
+                                    settings.flip)
+    trained = train(model, images, settings, dict(net.loss_weights), ctx.out_dir, "train_boundary")
+    if distributed.is_main():
+        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), backbone=dict(net.backbone),
+                        radius=net.radius)
+    history = trained["history"]
+    return StageResult(
+        artifacts={"images": len(ids), "epochs": settings.epochs, "steps": trained["steps"],
+                   "processes": trained["processes"]},
+        metrics={"final_loss": history[-1]["loss"], "history": history,
+                 "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
+        info={"model": MODEL_FILE, "labels_ignore_fraction": card["ignore_fraction"], "device": trained["device"]},
+    )
+
+
+def _load_localizer_backbone(model: BoundaryNet, path) -> None:
+    """The trained localizer's backbone as the boundary net's (where no ImageNet weights
+    are at hand, the only features trained on something else)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("backbone."): v for k, v in saved["state_dict"].items() if k.startswith("backbone.")}
+    try:
+        model.backbone.load_state_dict(state)
+    except RuntimeError as err:
+        raise ConfigError(f"boundary_net.backbone.weights='localizer': the localizer in {path} has another "
+                          f"backbone (boundary_net.backbone must match localizer.backbone): {err}") from None
