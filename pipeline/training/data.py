@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask
 from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import DataError
 from pipeline.images import load_rgb, to_normalized_tensor
 
 
@@ -19,39 +20,51 @@ def multi_hot(classes: list[int], num_classes: int) -> torch.Tensor:
     return label
 
 
-class AugmentedLabelledImages(Dataset):
-    """Random long-side (or square) resize, horizontal flip, random crop (zero-padded if smaller).
-
-    Items are (index, seed) pairs (`EpochBatches`): each sample's augmentation is drawn
-    from its own seed, so it does not depend on the worker or on earlier samples.
-    """
+class _AugmentedImages(Dataset):
+    """Items are (index, seed) pairs (`EpochBatches`): each sample's augmentation is drawn
+    from its own seed, so it does not depend on the worker or on earlier samples."""
 
     def __init__(self, dataset: PreparedDataset, ids: list[str], resize_long: tuple[int, int], crop: int,
-                 flip: bool = True, square: bool = False):
+                 flip: bool):
         self.dataset, self.ids = dataset, ids
-        self.resize_long, self.crop, self.flip, self.square = tuple(resize_long), crop, flip, square
+        self.resize_long, self.crop, self.flip = tuple(resize_long), crop, flip
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _size(self, h: int, w: int, rng: torch.Generator, square: bool = False) -> list[int]:
+        """The resized (h, w): the long side drawn from `resize_long` (or a square of it)."""
+        long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, (), generator=rng))
+        scale = long_side / max(w, h)
+        return [long_side, long_side] if square else [max(1, round(h * scale)), max(1, round(w * scale))]
+
+    def _flips(self, rng: torch.Generator) -> bool:
+        return self.flip and bool(torch.rand((), generator=rng) < 0.5)
+
+
+class AugmentedLabelledImages(_AugmentedImages):
+    """Random long-side (or square) resize, horizontal flip, random crop (zero-padded if
+    smaller); the target is the image-level label vector."""
+
+    def __init__(self, dataset: PreparedDataset, ids: list[str], resize_long: tuple[int, int], crop: int,
+                 flip: bool = True, square: bool = False):
+        super().__init__(dataset, ids, resize_long, crop, flip)
+        self.square = square
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         i, seed = item
         rng = torch.Generator().manual_seed(seed)
         image_id = self.ids[i]
         image = load_rgb(self.dataset.image_path(image_id))
-        long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, (), generator=rng))
         w, h = image.size
-        scale = long_side / max(w, h)
-        size = [long_side, long_side] if self.square else [max(1, round(h * scale)), max(1, round(w * scale))]
-        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR)
-        if self.flip and torch.rand((), generator=rng) < 0.5:
+        image = TF.resize(image, self._size(h, w, rng, self.square), interpolation=TF.InterpolationMode.BILINEAR)
+        if self._flips(rng):
             image = TF.hflip(image)
-        x = to_normalized_tensor(image)
-        x = _random_crop([x], [0.0], self.crop, rng)[0]
+        x = _random_crop([to_normalized_tensor(image)], [0.0], self.crop, rng)[0]
         return x, multi_hot(self.dataset.labels[image_id], self.dataset.num_classes)
 
 
-class AugmentedRelationCrops(Dataset):
+class AugmentedRelationCrops(_AugmentedImages):
     """IRN's boundary-branch data: image and label map resized, flipped and cropped
     together (label nearest, padded with 255), the label sampled at stride 4 (the
     boundary map's grid: a crop divisible by 4 gives crop / 4 cells)."""
@@ -60,11 +73,8 @@ class AugmentedRelationCrops(Dataset):
 
     def __init__(self, dataset: PreparedDataset, ids: list[str], label_dir, resize_long: tuple[int, int],
                  crop: int, flip: bool = True):
-        self.dataset, self.ids, self.label_dir = dataset, ids, label_dir
-        self.resize_long, self.crop, self.flip = tuple(resize_long), crop, flip
-
-    def __len__(self) -> int:
-        return len(self.ids)
+        super().__init__(dataset, ids, resize_long, crop, flip)
+        self.label_dir = label_dir
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         i, seed = item
@@ -73,14 +83,12 @@ class AugmentedRelationCrops(Dataset):
         image = to_normalized_tensor(load_rgb(self.dataset.image_path(image_id)))
         label = torch.from_numpy(read_mask(self.label_dir / f"{image_id}.png").astype("int64"))[None]
         if label.shape[1:] != image.shape[1:]:
-            raise ValueError(f"{self.label_dir / f'{image_id}.png'}: label {tuple(label.shape[1:])} and image "
-                             f"{tuple(image.shape[1:])} differ in size")
-        long_side = int(torch.randint(self.resize_long[0], self.resize_long[1] + 1, (), generator=rng))
-        h, w = image.shape[1:]
-        size = [max(1, round(h * long_side / max(h, w))), max(1, round(w * long_side / max(h, w)))]
+            raise DataError(f"{self.label_dir / f'{image_id}.png'}: label {tuple(label.shape[1:])} and image "
+                            f"{tuple(image.shape[1:])} differ in size")
+        size = self._size(*image.shape[1:], rng)
         image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
         label = TF.resize(label, size, interpolation=TF.InterpolationMode.NEAREST)
-        if self.flip and torch.rand((), generator=rng) < 0.5:
+        if self._flips(rng):
             image, label = image.flip(2), label.flip(2)
         image, label = _random_crop([image, label], [0.0, IGNORE_INDEX], self.crop, rng)
         half = self.STRIDE // 2
