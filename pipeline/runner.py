@@ -235,27 +235,32 @@ class Pipeline:
             )
         return [n for n in self.stages if n in names]  # pipeline order, not command-line order
 
+    def decision(self, name: str, force: bool = False, will_run: Iterable[str] = ()) -> tuple[str, str]:
+        """(action, reason) for one stage: 'off', 'skip', 'run' or 'resume'. `will_run`:
+        stages planned to run before it (`plan`); `run` decides after they ran. The one
+        rule both `plan` (--dry-run) and `run` follow."""
+        stage, st = self.stages[name], self.status(name)
+        rerun_upstream = [u for u in stage.upstream + stage.optional_upstream if u in set(will_run)]
+        if st.state == "off":
+            return "off", st.reason
+        if force:
+            return "run", "--force"
+        if rerun_upstream:
+            return "run", f"upstream '{rerun_upstream[0]}' runs first"
+        if st.state == "done":
+            return "skip", st.reason
+        resumes = st.manifest is None and (self.run_dir / name / IN_PROGRESS).is_file()
+        return ("resume" if resumes else "run"), f"{st.state}: {st.reason}"
+
     def plan(self, selected: Iterable[str], force: bool = False) -> list[tuple[str, str, str]]:
         """(stage, action, reason) for each selected stage, in order, as `run` would do."""
         selected = set(selected)
         will_run: set[str] = set()
         rows = []
-        for name, stage in self.stages.items():
+        for name in self.stages:
             if name not in selected:
                 continue
-            st = self.status(name)
-            rerun_upstream = [u for u in stage.upstream + stage.optional_upstream if u in will_run]
-            if st.state == "off":
-                action, reason = "off", st.reason
-            elif force:
-                action, reason = "run", "--force"
-            elif rerun_upstream:
-                action, reason = "run", f"upstream '{rerun_upstream[0]}' runs first"
-            elif st.state == "done":
-                action, reason = "skip", st.reason
-            else:
-                resumes = st.manifest is None and (self.run_dir / name / IN_PROGRESS).is_file()
-                action, reason = ("resume" if resumes else "run"), f"{st.state}: {st.reason}"
+            action, reason = self.decision(name, force, will_run)
             if action not in ("skip", "off"):
                 will_run.add(name)
             rows.append((name, action, reason))
@@ -270,17 +275,17 @@ class Pipeline:
         for name in self.stages:
             if name not in selected:
                 continue
-            status = self.status(name)
-            if status.state == "off":
-                self.log.info("[%s] off (%s)", name, status.reason)
+            action, reason = self.decision(name, force)
+            if action == "off":
+                self.log.info("[%s] off (%s)", name, reason)
                 summary.append((name, "off", 0.0))
                 continue
-            if status.state == "done" and not force:
-                self.log.info("[%s] done, skipped (%s; --force re-runs it)", name, status.reason)
+            if action == "skip":
+                self.log.info("[%s] done, skipped (%s; --force re-runs it)", name, reason)
                 summary.append((name, "skipped (done)", 0.0))
                 continue
             self._check_upstream(name)
-            seconds = self._run_stage(self.stages[name], status, force)
+            seconds = self._run_stage(self.stages[name], self.status(name), force)
             summary.append((name, "ran", seconds))
         return summary
 
