@@ -18,7 +18,8 @@ localizer = dict(
         loss_weights=dict(soft_margin=1.0),
     ),
 )
-# The default's schedule and resolution with DRS's learning rates (the reference: lr
-# 0.001, extra layers 10x, weight decay 5e-4; its 15 epochs at 320-px crops do not fit
-# a CPU's budget).
-train_localizer = dict(lr=0.001, head_lr_mult=10.0, weight_decay=5e-4, classifier_warmup_epochs=0)
+# The default's schedule, resolution and learning rate. The reference's lr (0.001, extra
+# layers 10x, weight decay 5e-4) assumes ImageNet weights: from random init the loss
+# stayed at 0.596 from the 4th epoch on (measured on this set), so, as default.py does for
+# BAS, every layer learns from scratch at 0.01.
+train_localizer = dict(lr=0.01, head_lr_mult=1.0, weight_decay=5e-4, classifier_warmup_epochs=0)
