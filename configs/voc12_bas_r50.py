@@ -10,6 +10,7 @@ _base_ = [
     './_base_/models/bas_r50.py',
     './_base_/models/cam_partner_irn.py',
     './_base_/schedules/localizer_paper.py',
+    './_base_/maps.py',
     './_base_/pseudo_masks.py',
     './_base_/random_walk_irn.py',
     './_base_/models/deeplabv3plus_r101.py',

@@ -24,20 +24,3 @@ train_localizer = dict(
     seed=0,
     checkpoint_every_steps=200,  # VOC train_aug: ~660 steps an epoch
 )
-export_maps = dict(
-    split='train',
-    scales=(1.0, 0.5, 1.5, 2.0),
-    flip=True,
-    # The reference always fuses BAS's maps with a CAM's: 'partner' trains that CAM in this
-    # run (train_cam_partner, IRN's recipe); a CAM run folder fuses its model; None: off.
-    fuse_cam='partner',
-    num_workers=4,  # image decoding in DataLoader workers (not part of the fingerprint)
-)
-evaluate_maps = dict(
-    # Background threshold: 'auto' picks it without GT (Otsu on the maps); 'oracle' keeps
-    # the best of `sweep` on GT (the literature's optimistic figure; the manifest says so);
-    # a number fixes it. Where GT exists the sweep is always scored, to show the gap.
-    threshold='auto',
-    sweep=(0.05, 0.95, 0.01),  # start, stop (inclusive), step
-    score_split=None,  # None: every exported image with GT; VOC: 'train' (maps of train_aug)
-)
