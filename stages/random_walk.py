@@ -45,7 +45,11 @@ def random_walk(ctx: StageContext) -> StageResult:
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     split = ctx.upstream_manifest("export_maps")["info"]["split"]
     crf_masks = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR / MASKS_SUBDIR
-    ids = [i for i in dataset.split(split) if (crf_masks / f"{i}.png").is_file()]  # the CRF's failures stay out
+    listed = dataset.split(split)
+    ids = [i for i in listed if (crf_masks / f"{i}.png").is_file()]
+    if len(ids) < len(listed):  # images refine_masks failed on (allow_failures): counted, reported
+        log.warning("random_walk: %d of %d images have no CRF mask (refine_masks left them out) and are left out",
+                    len(listed) - len(ids), len(listed))
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     root = ctx.out_dir / PSEUDO_MASKS_DIR
     mask_dir = root / MASKS_SUBDIR
@@ -81,7 +85,7 @@ def random_walk(ctx: StageContext) -> StageResult:
             crf_score.add(crf, gt)
             scored += 1
     write_pseudo_mask_set(
-        root, dataset, split, ids, listed=len(dataset.split(split)), failed=0, pixels=pixels, quality=quality,
+        root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=pixels, quality=quality,
         quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
                         "CRF's mask labels, computed without GT",
         recipe=dataclasses.asdict(settings),
@@ -99,7 +103,8 @@ def random_walk(ctx: StageContext) -> StageResult:
                  "%.1f%% after the random walk (%d images)", 100 * metrics["crf_miou"],
                  100 * metrics["crf_ignored_share"], 100 * metrics["miou"], scored)
     return StageResult(
-        artifacts={"pseudo_masks": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored},
+        artifacts={"pseudo_masks": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored,
+                   "left_out_without_crf_mask": len(listed) - len(ids)},
         metrics=metrics,
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "split": split,
               "device": str(device)},
