@@ -55,6 +55,10 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
     for image_id in progress(exported, "evaluate_maps: map histogram", total=len(exported)):
         histogram += strongest_value_histogram(*read_maps(maps_dir / f"{image_id}.npz"))
     auto = otsu_threshold(histogram)
+    if np.count_nonzero(histogram) < 2:
+        log.warning("evaluate_maps: every pixel's strongest class-map value is the same (%s): the maps are "
+                    "constant, the localizer learned no localization; 'auto' falls back to t = 0.5",
+                    "no maps" if not histogram.any() else f"bin {int(histogram.argmax())} of {HISTOGRAM_BINS}")
 
     if settings.threshold == "auto":
         threshold, source = auto, "auto: Otsu's threshold of the strongest class-map values (no GT)"
@@ -127,7 +131,7 @@ def otsu_threshold(histogram: np.ndarray) -> float:
     """Otsu's threshold (scikit-image) of a histogram over [0, 1]: the cut that
     maximises the variance between the two groups it makes. scikit-image returns the
     centre of the last bin of the lower group; the cut is that bin's upper edge."""
-    if histogram.sum() == 0:
+    if np.count_nonzero(histogram) < 2:  # no values, or all alike (constant maps): no cut makes two groups
         return 0.5
     centres = (np.arange(len(histogram)) + 0.5) / len(histogram)
     return round(float(threshold_otsu(hist=(histogram, centres))) + 0.5 / len(histogram), 6)

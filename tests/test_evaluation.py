@@ -35,3 +35,17 @@ def test_seed_sweep_matches_brute_force():
                 pred = np.where(maps.max(0) > t, classes[maps.argmax(0)], 0)
             brute[i] += confusion_matrix(gt, pred, 6)
     assert np.array_equal(sweep.conf, brute)
+
+
+def test_otsu_threshold_of_constant_maps_falls_back_to_a_half():
+    import numpy as np
+
+    from stages.evaluate_maps import HISTOGRAM_BINS, otsu_threshold
+
+    one_bin = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    one_bin[-1] = 1000  # every pixel's strongest value is 1.0 (constant maps, max-normalised)
+    assert otsu_threshold(one_bin) == 0.5
+    assert otsu_threshold(np.zeros(HISTOGRAM_BINS, dtype=np.int64)) == 0.5
+    two = one_bin.copy()
+    two[100] = 1000
+    assert 0.1 < otsu_threshold(two) <= 1.0

@@ -18,9 +18,9 @@ LOCALIZER = ["--cfg-options", "train_localizer.epochs=2", "train_localizer.check
 SEGMENTER = ["train_segmenter.iters=6", "train_segmenter.checkpoint_interval=3"]
 
 
-def pipeline(run_dir, stages, *extra, kill_at=None):
+def pipeline(run_dir, stages, *extra, kill_at=None, config=TINY_CONFIG):
     """Run the command line in a subprocess; `kill_at=(target, n)` SIGKILLs it there."""
-    args = ["--config", TINY_CONFIG, "--work-dir", str(run_dir), "--stage", stages, *LOCALIZER, *SEGMENTER, *extra]
+    args = ["--config", str(config), "--work-dir", str(run_dir), "--stage", stages, *LOCALIZER, *SEGMENTER, *extra]
     cmd = [sys.executable, "tests/kill_at.py", kill_at[0], str(kill_at[1])] if kill_at else [sys.executable,
                                                                                                "run_pipeline.py"]
     result = subprocess.run(cmd + args, env=ENV, capture_output=True, text=True, timeout=600)
@@ -102,3 +102,29 @@ def test_killed_segmenter_resumes_to_identical_weights(reference, tmp_path):
     resumed = pipeline(tmp_path, "train_segmenter")
     assert "advance dataloader 3 steps" in (resumed.stdout + resumed.stderr).lower()
     assert_same_weights(tmp_path / "train_segmenter" / "model.pth", reference / "train_segmenter" / "model.pth")
+
+
+def test_killed_boundary_net_and_random_walk_resume_to_identical_results(tmp_path):
+    config = tmp_path / "rw_config.py"
+    root = os.getcwd()
+    config.write_text(f"""_base_ = ['{root}/{TINY_CONFIG}', '{root}/configs/_base_/random_walk_irn.py']
+refine_masks = dict(confident=dict(enabled=True), n_jobs=1)
+train_segmenter = dict(pseudo_masks='random_walk')
+boundary_net = dict(backbone=dict(depth=18, output_stride=16, weights='localizer', frozen_bn=False), radius=3)
+train_boundary = dict(epochs=2, batch_size=4, resize_long=(56, 80), crop=64, amp=None, num_workers=0,
+                      checkpoint_every_steps=2)
+random_walk = dict(radius=2, exp_times=4)
+""")
+    stages = "prepare,train_localizer,export_maps,evaluate_maps,refine_masks,train_boundary,random_walk"
+    reference = tmp_path / "uninterrupted"
+    pipeline(reference, stages, config=config)
+    run = tmp_path / "killed"
+    link_upstream(run, reference, ["prepare", "train_localizer", "export_maps", "evaluate_maps", "refine_masks"])
+    pipeline(run, "train_boundary", kill_at=("torch.optim:SGD.step", 3), config=config)  # between checkpoints
+    pipeline(run, "train_boundary", config=config)
+    assert_same_weights(run / "train_boundary" / "model.pth", reference / "train_boundary" / "model.pth")
+    pipeline(run, "random_walk", kill_at=("stages.random_walk:save_mask", 4), config=config)
+    masks = "random_walk/pseudo_masks/SegmentationClass"
+    assert len(list((run / masks).glob("*.png"))) == 4
+    pipeline(run, "random_walk", config=config)
+    assert files(run / masks) == files(reference / masks)
