@@ -112,6 +112,11 @@ class StageContext:
     def upstream_manifest(self, name: str) -> dict:
         return read_manifest(self.upstream_dir(name))
 
+    def upstream_runs(self) -> dict[str, dict[str, str]]:
+        """{upstream stage: its fingerprint and run id}: where an artifact came from."""
+        return {name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
+                for name in self.stage.upstream for m in [self.upstream_manifest(name)]}
+
 
 @dataclasses.dataclass(frozen=True)
 class StageStatus:

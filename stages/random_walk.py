@@ -89,8 +89,7 @@ def random_walk(ctx: StageContext) -> StageResult:
         quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
                         "CRF's mask labels, computed without GT",
         recipe=dataclasses.asdict(settings),
-        from_stages={name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
-                     for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]})
+        from_stages=ctx.upstream_runs())
     metrics = {}
     if scored:
         metrics = score.summary(dataset.classes)

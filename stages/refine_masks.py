@@ -36,7 +36,6 @@ from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, p
 from pipeline.runner import StageContext, StageResult
 
 
-
 @dataclasses.dataclass(frozen=True)
 class RefineSettings:
     background: str = "chosen"  # 'chosen': evaluate_maps' threshold; 'fixed': `threshold`; 'power': (1-max)^alpha
@@ -104,8 +103,7 @@ def refine_masks(ctx: StageContext) -> StageResult:
         quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
                         "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
         recipe=dataclasses.asdict(recipe),
-        from_stages={name: {"fingerprint": m["fingerprint"], "run_id": m["run_id"]}
-                     for name in ctx.stage.upstream for m in [ctx.upstream_manifest(name)]})
+        from_stages=ctx.upstream_runs())
 
     metrics = score.summary(dataset.classes) if scored else {}
     seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")

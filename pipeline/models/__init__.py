@@ -34,12 +34,9 @@ METHODS = {"bas": BASLocalizer, "cam": CAMClassifier, "drs": DRSClassifier}
 def build_localizer(localizer: dict, num_classes: int) -> tuple[torch.nn.Module, dict[str, float]]:
     """(model, loss weights) from a `localizer` config section: type, backbone, head_init
     and the method's own section."""
-    kind = localizer.get("type")
-    if kind not in METHODS:
-        raise ConfigError(f"localizer.type = {kind!r}; choose one of: {', '.join(METHODS)}")
-    cls = METHODS[kind]
-    options = section_to_dataclass(cls.Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")
-    model = cls.build(num_classes, dict(localizer["backbone"]), localizer.get("head_init", "default"), options)
+    kind, options = _method_options(localizer)
+    model = METHODS[kind].build(num_classes, dict(localizer["backbone"]), localizer.get("head_init", "default"),
+                                options)
     return model, {k: float(v) for k, v in options.loss_weights.items()}
 
 
@@ -54,7 +51,14 @@ def load_trained_localizer(path, device="cpu"):
 
 def localizer_record(localizer: dict) -> dict:
     """What `load_trained_localizer` needs to rebuild a model: plain values only."""
-    kind = localizer["type"]
-    options = section_to_dataclass(METHODS[kind].Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")
+    kind, options = _method_options(localizer)
     return {"type": kind, "backbone": dict(localizer["backbone"]), "head_init": localizer.get("head_init", "default"),
             kind: dataclasses.asdict(options)}
+
+
+def _method_options(localizer: dict):
+    """(type, the method's checked Options) from a `localizer` section."""
+    kind = localizer.get("type")
+    if kind not in METHODS:
+        raise ConfigError(f"localizer.type = {kind!r}; choose one of: {', '.join(METHODS)}")
+    return kind, section_to_dataclass(METHODS[kind].Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")

@@ -85,11 +85,11 @@ def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None
 
 def resnet_state_dict(depth: int, weights: str | None, key: str) -> dict[str, torch.Tensor] | None:
     """A torchvision ResNet-`depth` state dict (classifier `fc.*` included when present),
-    or None for random init; see `load_state_dict`."""
-    return load_state_dict(DEPTHS[_check_depth(depth, key)], weights, key, f"ResNet-{depth}", optional=("fc.",))
+    or None for random init; see `torchvision_state_dict`."""
+    return torchvision_state_dict(DEPTHS[_check_depth(depth, key)], weights, key, f"ResNet-{depth}", optional=("fc.",))
 
 
-def load_state_dict(builder, weights: str | None, key: str, name: str,
+def torchvision_state_dict(builder, weights: str | None, key: str, name: str,
                     optional: tuple[str, ...] = ()) -> dict[str, torch.Tensor] | None:
     """The state dict of torchvision model `builder` (e.g. `models.resnet50`).
 

@@ -67,9 +67,7 @@ class BASLocalizer(nn.Module):
     def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch",
                  head_init: str = "default"):
         super().__init__()
-        if erased_bn not in ("batch", "running"):
-            raise ConfigError(f"localizer.bas.erased_bn must be 'batch' or 'running', got {erased_bn!r}")
-        self.erased_bn = erased_bn
+        self.erased_bn = erased_bn  # checked by BASOptions
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
         self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
-from pipeline.models.backbone import load_state_dict
+from pipeline.models.backbone import torchvision_state_dict
 
 POOL4, POOL5 = 23, 30  # indices in torchvision's vgg16().features
 BLOCK5_CONVS = (24, 26, 28)
@@ -58,7 +58,7 @@ class DRSClassifier(nn.Module):
     def __init__(self, num_classes: int, weights: str | None = None, delta: float | None = None):
         super().__init__()
         vgg = models.vgg16(weights=None)
-        state = load_state_dict(models.vgg16, weights, "localizer.backbone.weights", "VGG-16")
+        state = torchvision_state_dict(models.vgg16, weights, "localizer.backbone.weights", "VGG-16")
         if state is not None:
             vgg.load_state_dict(state)
         layers = list(vgg.features)
