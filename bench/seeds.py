@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = "prepare,train_localizer,export_maps,evaluate_maps,refine_masks"
+STAGES = "prepare,train_localizer,check_premise,export_maps,evaluate_maps,refine_masks"
 
 
 def run(config: str, work: Path, method: str, seed: int, extra: list[str]) -> Path:

@@ -18,6 +18,7 @@ _base_ = [
 # BAS reports no COCO WSSS numbers (docs/method.md, section 2); our choice: the VOC schedule
 # at 5 epochs (82k images each, about 8x VOC train_aug's).
 train_localizer = dict(epochs=5)
+check_premise = dict(step=8, offsets=(-32, 96))  # COCO's images are VOC-sized
 export_maps = dict(scales=(1.0, 0.5, 1.5))  # 82k images: one scale fewer than on VOC
 # Pseudo-masks as the paper's are made: IRN's confident/uncertain seeds (fg 0.30, bg 0.05,
 # each CRF-refined), IRN's boundary branch and random walk; the segmenter trains on the walk's.

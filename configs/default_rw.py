@@ -11,11 +11,12 @@ train_segmenter = dict(pseudo_masks='random_walk')
 # IRN's lengths are for VOC's ~500-px images; these are 128-160 px (x0.3): the training
 # radius 10 -> 3 and the walk's 5 -> 2 stride-4 cells, the rescale range likewise.
 boundary_net = dict(
-    # IRN trains its boundary heads over frozen ImageNet features; with no download here,
-    # the only features trained on something else are the localizer's own (same backbone).
-    backbone=dict(depth=18, output_stride=16, weights='localizer', frozen_bn=False),
+    # IRN trains its boundary heads over frozen ImageNet ResNet features. The boundary net is
+    # a ResNet (IRN's) and the default's localizer an EfficientNet, so its features cannot be
+    # borrowed ('localizer' needs the same ResNet): a ResNet-18 from random init, trained whole.
+    backbone=dict(depth=18, output_stride=16, weights=None, frozen_bn=False),
     radius=3,
-    train_backbone=False,
+    train_backbone=True,
 )
 train_boundary = dict(
     epochs=10,  # 300 steps of 8 (IRN: 3 epochs of VOC train_aug, ~1000 steps of 32)

@@ -21,6 +21,7 @@ _base_ = [
 train_localizer = dict(split='train_aug')
 export_maps = dict(split='train_aug')
 evaluate_maps = dict(score_split='train')
+check_premise = dict(step=8, offsets=(-32, 96))  # VOC's objects are ~100-300 px across
 # Pseudo-masks as the paper's are made: IRN's confident/uncertain seeds (fg 0.30, bg 0.05,
 # each CRF-refined), IRN's boundary branch and random walk; the segmenter trains on the walk's.
 refine_masks = dict(confident=dict(enabled=True))

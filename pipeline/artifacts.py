@@ -16,6 +16,8 @@ from pipeline.errors import ConfigError
 
 MODEL_FILE = "model.pth"  # every training stage's final weights
 MAPS_DIR = "maps"  # export_maps: maps/<id>.npz (`read_maps`)
+PREMISE_CURVES = "premise.json"  # check_premise: offsets, per-class curves and verdict
+PREMISE_FIGURE = "premise.png"  # check_premise: those curves drawn
 PSEUDO_MASKS_DIR = "pseudo_masks"  # refine_masks, random_walk: a pseudo-mask data set (below)
 MASKS_SUBDIR = "SegmentationClass"  # inside PSEUDO_MASKS_DIR, as in a VOC tree
 LISTS_SUBDIR = Path("ImageSets") / "Segmentation"  # inside PSEUDO_MASKS_DIR: <split>.txt

@@ -45,6 +45,13 @@ STAGES = [
         execution_keys=("train_localizer.num_workers",),
     ),
     Stage(
+        name="check_premise",
+        entry="stages.check_premise:check_premise",
+        upstream=("prepare", "train_localizer"),
+        reads=("check_premise",),
+        description="the BAS paper's premise check on the trained classifier (where GT exists)",
+    ),
+    Stage(
         name="train_cam_partner",
         entry="stages.train_cam_partner:train_cam_partner",
         upstream=("prepare",),
@@ -122,7 +129,7 @@ STAGES = [
         name="report",
         entry="stages.report:report",
         upstream=("prepare", "export_maps", "evaluate_maps", "refine_masks"),
-        optional_upstream=("random_walk", "evaluate_segmenter"),
+        optional_upstream=("check_premise", "random_walk", "evaluate_segmenter"),
         reads=("report",),
         description="one HTML page: stages, the mIoU chain, the threshold sweep, image galleries",
     ),

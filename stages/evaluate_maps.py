@@ -27,6 +27,36 @@ from pipeline.artifacts import MAPS_DIR, read_maps, scored_ids
 
 THRESHOLD_RULES = ("auto", "oracle")
 HISTOGRAM_BINS = 1000
+# A class map is "collapsed" where its mean is below / above these (about 0 or 1
+# everywhere), as the BAS training diagnostics count it (pipeline/models/bas.py).
+COLLAPSED_BELOW, COLLAPSED_ABOVE = 0.02, 0.98
+
+
+class MapStatistics:
+    """GT-free statistics of the exported maps, per class: how many images carry the
+    class, the mean of its maps, and the share of them that collapsed. A class whose
+    maps mostly collapsed gets no seeds, whatever the threshold: said, not hidden."""
+
+    def __init__(self, classes: list[str]):
+        self.classes = classes
+        self.images = np.zeros(len(classes), dtype=np.int64)
+        self.mean_sum = np.zeros(len(classes))
+        self.collapsed = np.zeros(len(classes), dtype=np.int64)
+
+    def add(self, maps: np.ndarray, classes: np.ndarray) -> None:
+        means = maps.reshape(len(classes), -1).mean(1) if len(classes) else np.zeros(0)
+        for c, m in zip(classes, means):
+            self.images[c] += 1
+            self.mean_sum[c] += m
+            self.collapsed[c] += bool(m < COLLAPSED_BELOW or m > COLLAPSED_ABOVE)
+
+    def summary(self) -> dict[str, dict]:
+        return {self.classes[c]: {"images": int(self.images[c]), "mean": float(self.mean_sum[c] / self.images[c]),
+                                  "collapsed_share": float(self.collapsed[c] / self.images[c])}
+                for c in range(1, len(self.classes)) if self.images[c]}
+
+    def collapsed_classes(self, share: float = 0.5) -> list[str]:
+        return [name for name, s in self.summary().items() if s["collapsed_share"] > share]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +82,17 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
 
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    statistics = MapStatistics(dataset.classes)
     for image_id in progress(exported, "evaluate_maps: map histogram", total=len(exported)):
-        histogram += strongest_value_histogram(*read_maps(maps_dir / f"{image_id}.npz"))
+        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+        histogram += strongest_value_histogram(maps, classes)
+        statistics.add(maps, classes)
+    collapsed = statistics.collapsed_classes()
+    if collapsed:
+        log.warning("evaluate_maps: the maps of %s collapsed (mean below %.2f or above %.2f) on more than half of "
+                    "their images: those classes get (almost) no seeds. See map_statistics_per_class in the "
+                    "manifest and the localizer's diag_* terms", ", ".join(collapsed), COLLAPSED_BELOW,
+                    COLLAPSED_ABOVE)
     auto = otsu_threshold(histogram)
     if np.count_nonzero(histogram) < 2:
         log.warning("evaluate_maps: every pixel's strongest class-map value is the same (%s): the maps are "
@@ -86,7 +125,8 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
         raise ConfigError("evaluate_maps.threshold='oracle' picks t on GT, and no exported image has a GT "
                           "mask; use threshold='auto' (no GT needed) or a number")
 
-    metrics: dict = {"auto_threshold": auto}
+    metrics: dict = {"auto_threshold": auto, "map_statistics_per_class": statistics.summary(),
+                     "collapsed_classes": collapsed}
     if with_gt:
         curve = sweep.miou_curve()
         best = int(np.nanargmax(curve))

@@ -1,8 +1,10 @@
 """Stage 3: class-wise foreground maps for every image of a split.
 
-Multi-scale + flip inference, maps resized to the image and summed, only the image's
-classes kept, each divided by its maximum. BAS exports its foreground prediction maps;
-the CAM baseline its ReLU'd class activation maps. `fuse_cam` adds a CAM's maps (each
+Multi-scale + flip inference, maps resized to the image, only the image's classes kept.
+The CAM baseline's ReLU'd class activation maps (zero floor, no ceiling) are summed and
+divided by their maximum; BAS's foreground prediction maps are already probabilities
+(sigmoid), so they are averaged: max-normalising them would stretch a map that is low
+everywhere into full-range noise. `fuse_cam` adds a CAM's maps (each
 map max-normalised, summed, normalised again, as the reference does): 'partner' = the
 CAM the train_cam_partner stage trained in this run, or the folder of a CAM run. One compressed file per image:
 `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,) class
@@ -87,7 +89,8 @@ def export_maps(ctx: StageContext) -> StageResult:
 
 @torch.inference_mode()
 def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: bool) -> torch.Tensor:
-    """(n, H, W) maps of the image's classes: summed over scales (and flips), max-normalised."""
+    """(n, H, W) maps of the image's classes over scales (and flips): averaged where the
+    model's maps are probabilities (`maps_are_probabilities`), else summed and max-normalised."""
     _, h, w = image.shape
     keep = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=image.device)
     total = torch.zeros(len(classes), h, w, device=image.device)
@@ -100,6 +103,8 @@ def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: boo
         maps = model(batch)[:, keep].float()
         maps = maps[:1] + maps[1:].flip(-1) if flip else maps
         total += F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)[0]
+    if getattr(model, "maps_are_probabilities", False):
+        return total / (len(scales) * (2 if flip else 1))
     return _normalize(total)
 
 

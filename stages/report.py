@@ -28,7 +28,8 @@ from pipeline.evaluation import image_miou
 from pipeline.report.panels import ImageChain, chain_panel
 from pipeline.report.plots import sweep_plot
 from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
-from pipeline.artifacts import CARD, MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PSEUDO_MASKS_DIR, read_maps, scored_ids
+from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PREMISE_CURVES, PREMISE_FIGURE,
+                                PSEUDO_MASKS_DIR, read_maps, scored_ids)
 
 HTML = "index.html"
 IMAGES = "images"
@@ -67,6 +68,7 @@ def report(ctx: StageContext) -> StageResult:
             f"data set {esc(dataset.name)}, {len(dataset.classes) - 1} classes{config}.</p>"]
     body.append(_stages_section(ctx))
     body.append(_numbers_section(runs, dataset.classes, images))
+    body.append(_premise_section(ctx, images))
 
     scored = scored_ids(dataset, ctx.upstream_manifest("export_maps")["info"]["split"],
                         ctx.upstream_manifest("evaluate_maps")["info"].get("score_split"))
@@ -130,6 +132,26 @@ def load_chain(run_dir: Path, dataset: PreparedDataset, image_id: str) -> ImageC
 
     return ImageChain(image_id, dataset.load_image(image_id), maps, mask(PSEUDO_MASKS), dataset.load_mask(image_id),
                       mask(PREDICTIONS))
+
+
+def _premise_section(ctx: StageContext, images: Path) -> str:
+    """check_premise's curves and verdict, where it ran with GT."""
+    if not ctx.has_upstream("check_premise") or not ctx.upstream_manifest("check_premise")["info"]["checked"]:
+        return ""
+    folder = ctx.upstream_dir("check_premise")
+    saved = json.loads((folder / PREMISE_CURVES).read_text())
+    (images / PREMISE_FIGURE).parent.mkdir(parents=True, exist_ok=True)
+    (images / PREMISE_FIGURE).write_bytes((folder / PREMISE_FIGURE).read_bytes())
+    rows = [(name, f"{v['ce_at_gt']:.2f}", f"{v['activation_peak_offset']:+d} px",
+             f"{v['activation_rise_to_gt']:+.2f}", "holds" if v["observation_1"] else "fails",
+             "holds" if v["observation_2"] else "fails") for name, v in saved["verdict"].items()]
+    return ("<h2>Premise check (the BAS paper's exploratory experiment)</h2>"
+            '<p class="note">GT masks eroded (negative offsets) and dilated; the class activation map masked '
+            "with them. Observation 1: the cross-entropy is about 0 at the GT mask (&lt; 0.1). Observation 2: "
+            "the class activation rises up to the object's boundary (peak within 8 px of it, rise &ge; 0.2 from "
+            f"the most eroded mask). Classifier: this run's {esc(saved['method'])} localizer.</p>"
+            + table(("class", "CE at GT", "activation peak", "rise to GT", "observation 1", "observation 2"), rows)
+            + figure(f"{IMAGES}/{PREMISE_FIGURE}", "CE and class activation against the mask offset"))
 
 
 def _stages_section(ctx: StageContext) -> str:

@@ -21,7 +21,7 @@ from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
-from pipeline.models.backbone import build_backbone
+from pipeline.models.backbone import build_resnet_backbone
 from pipeline.models.boundary import BoundaryNet
 from pipeline.runner import StageContext, StageResult
 from pipeline.training.checkpoint import save_checkpoint
@@ -58,7 +58,7 @@ def train_boundary(ctx: StageContext) -> StageResult:
                     "train_backbone=False): the heads see random features")
     torch.manual_seed(settings.seed)
     from_localizer = net.backbone.get("weights") == "localizer"
-    model = BoundaryNet(build_backbone(**dict(net.backbone, weights=None) if from_localizer else net.backbone),
+    model = BoundaryNet(build_resnet_backbone(**dict(net.backbone, weights=None) if from_localizer else net.backbone),
                         net.radius, net.train_backbone)
     if from_localizer:
         _load_localizer_backbone(model, ctx.upstream_dir("train_localizer") / MODEL_FILE)

@@ -63,6 +63,8 @@ def test_own_folder_without_masks_runs_end_to_end(tmp_path, capsys):
     def manifest(stage):
         return json.loads((run / stage / "manifest.json").read_text())
 
+    premise = manifest("check_premise")
+    assert premise["info"]["checked"] is False and premise["artifacts"]["images_without_gt"] == len(labels)
     maps = manifest("evaluate_maps")
     assert maps["artifacts"]["images_scored"] == 0 and "seed_miou" not in maps["metrics"]
     assert maps["info"]["threshold_chosen_on_gt"] is False and 0 < maps["metrics"]["threshold"] < 1

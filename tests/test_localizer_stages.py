@@ -168,3 +168,37 @@ def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path
     cfg = load_config(TINY_CONFIG, {"export_maps.fuse_cam": str(finished_run)})  # a BAS run
     with pytest.raises(ConfigError, match="is a 'bas' model"):
         Pipeline(STAGES, cfg, fused_run).run(["export_maps"], force=True)
+
+
+def test_export_averages_probability_maps_and_max_normalises_activations():
+    """BAS's sigmoid maps keep their level (a map low everywhere stays low); a CAM's
+    ReLU'd maps, which have no ceiling, are divided by their maximum."""
+    from stages.export_maps import class_maps
+
+    class Constant(torch.nn.Module):
+        def __init__(self, value, probabilities):
+            super().__init__()
+            self.value, self.maps_are_probabilities = value, probabilities
+
+        def forward(self, x):
+            return torch.full((x.shape[0], 2, x.shape[2] // 4, x.shape[3] // 4), self.value)
+
+    image = torch.zeros(3, 32, 32)
+    low = class_maps(Constant(0.1, True), image, [1, 2], scales=(1.0, 0.5), flip=True)
+    assert torch.allclose(low, torch.full_like(low, 0.1))
+    cam = class_maps(Constant(7.0, False), image, [2], scales=(1.0,), flip=False)
+    assert torch.allclose(cam, torch.ones_like(cam), atol=1e-5)
+
+
+def test_map_statistics_per_class_name_collapsed_classes():
+    """GT-free per-class statistics of the exported maps: a class whose maps are about
+    0 everywhere is counted as collapsed (BAS's failure mode), the others are not."""
+    from stages.evaluate_maps import MapStatistics
+
+    stats = MapStatistics(["background", "a", "b"])
+    for _ in range(3):
+        stats.add(np.stack([np.full((8, 8), 0.01), np.full((8, 8), 0.4)]).astype(np.float32), np.array([1, 2]))
+    summary = stats.summary()
+    assert summary["a"]["collapsed_share"] == 1.0 and summary["a"]["images"] == 3
+    assert summary["b"]["collapsed_share"] == 0.0 and summary["b"]["mean"] == pytest.approx(0.4)
+    assert stats.collapsed_classes() == ["a"]

@@ -122,6 +122,21 @@ def test_erased_pass_batch_statistics_undo_a_uniform_erasure_running_ones_do_not
     assert running.backbone.layer4.training and torch.equal(bn.running_mean, before)
 
 
+def test_running_statistics_compare_like_with_like_erasing_nothing_keeps_the_score():
+    """With erased_bn='running', S is computed under the same statistics as S_bg: a mask
+    of 0 everywhere erases nothing, so L_bas is exactly 1 (with batch-statistics S it
+    was not, the issue's suspect)."""
+    torch.manual_seed(0)
+    model = build_localizer(dict(type="bas", backbone=dict(depth=18), bas=dict(erased_bn="running")), 5)[0].train()
+    with torch.no_grad():
+        model.classifier.weight.abs_()  # positive scores
+    model.generator = torch.nn.Conv2d(256, 5, 1)
+    torch.nn.init.zeros_(model.generator.weight)
+    torch.nn.init.constant_(model.generator.bias, -40.0)  # M = sigmoid(-40) = 0
+    x, labels = tiny_batch()
+    assert model(x, labels)["bas"].item() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_bas_diagnostics_count_samples_without_a_bas_gradient_and_collapsed_masks():
     from pipeline.models.bas import diagnostics
 

@@ -130,6 +130,7 @@ def test_random_walk_config_runs_end_to_end(tmp_path):
     config.write_text(f"""_base_ = ['{root / TINY_CONFIG}', '{root / 'configs/_base_/random_walk_irn.py'}']
 refine_masks = dict(confident=dict(enabled=True))
 train_segmenter = dict(pseudo_masks='random_walk')
+localizer = dict(backbone=dict(_delete_=True, depth=18, output_stride=16, weights=None))  # a ResNet, to lend
 boundary_net = dict(backbone=dict(depth=18, output_stride=16, weights='localizer', frozen_bn=False), radius=3)
 train_boundary = dict(epochs=1, batch_size=4, resize_long=(56, 80), crop=64, amp=None, num_workers=0)
 random_walk = dict(radius=2, exp_times=4)

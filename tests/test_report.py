@@ -35,14 +35,14 @@ def test_report_shows_every_part_and_every_image_it_refers_to_exists(reported_ru
     page = reported_run / "report" / "index.html"
     html = page.read_text()
     for part in ("Stages", "mIoU chain", "Per-class IoU", "Background threshold sweep", "best", "worst", "random",
-                 "Segmenter on 'val'", "The pseudo-mask data set", "train_segmenter"):
+                 "Segmenter on 'val'", "The pseudo-mask data set", "train_segmenter", "Premise check"):
         assert part in html, part
     files = referenced_files(page)
     assert len([f for f in files if f.endswith(".png")]) >= 1 + 2 * 3  # sweep + two galleries of 3 kinds
     for ref in files:
         assert (page.parent / ref).is_file(), ref
     m = json.loads((reported_run / "report" / "manifest.json").read_text())
-    assert set(m["upstream"]) >= {"refine_masks", "evaluate_segmenter"}  # the optional one is used when done
+    assert set(m["upstream"]) >= {"refine_masks", "evaluate_segmenter", "check_premise"}  # optional ones, used when done
 
 
 def test_report_compares_two_runs_side_by_side(reported_run, tmp_path):

@@ -110,6 +110,7 @@ def test_killed_boundary_net_and_random_walk_resume_to_identical_results(tmp_pat
     config.write_text(f"""_base_ = ['{root}/{TINY_CONFIG}', '{root}/configs/_base_/random_walk_irn.py']
 refine_masks = dict(confident=dict(enabled=True), n_jobs=1)
 train_segmenter = dict(pseudo_masks='random_walk')
+localizer = dict(backbone=dict(_delete_=True, depth=18, output_stride=16, weights=None))  # a ResNet, to lend
 boundary_net = dict(backbone=dict(depth=18, output_stride=16, weights='localizer', frozen_bn=False), radius=3)
 train_boundary = dict(epochs=2, batch_size=4, resize_long=(56, 80), crop=64, amp=None, num_workers=0,
                       checkpoint_every_steps=2)

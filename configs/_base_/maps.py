@@ -17,3 +17,8 @@ evaluate_maps = dict(
     sweep=(0.05, 0.95, 0.01),  # start, stop (inclusive), step
     score_split=None,  # None: every exported image with GT; VOC: 'train' (maps of train_aug)
 )
+# The BAS paper's premise check on the trained localizer (stages/check_premise.py): GT
+# masks eroded / dilated from offsets[0] to offsets[1] px in `step` px steps, on the first
+# `images` training images with GT, resized by `scale` first (the localizer's training
+# scale; offsets stay in the original pixels). Without GT the stage only says so.
+check_premise = dict(images=60, step=4, offsets=(-16, 40), scale=1.0)

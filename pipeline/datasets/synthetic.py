@@ -7,8 +7,15 @@ Every class has
   means with enough spread that neighbouring classes overlap: class evidence, but
   less reliable than the part.
 Backgrounds are cluttered (coloured low-frequency noise, bars, grain) and hold
-*distractors*: blobs with the bodies' texture statistics of a random class but no
-part, labelled background. Objects vary in scale, overlap each other and are
+*distractors*: object-shaped blobs with the bodies' low-level statistics (stripes of
+the same saturation, lightness and frequency, the same outlines), labelled background,
+so that neither outline nor "stripes" says "object". A distractor's (hue, stripe angle)
+pair is one no class has: a hue between two neighbouring classes' hues, at the stripe
+angle farthest from both. As in natural images (a dog's fur is dog evidence, and a
+striped awning is not fur), the body is weaker class evidence than the part, but
+evidence: the premise BAS rests on (`bench/premise.py`, the check_premise stage). An
+earlier version painted distractors with the class bodies' own textures; there the
+body was no class evidence at all and the premise failed by construction. Objects vary in scale, overlap each other and are
 sometimes crossed by background bars (occlusion). Masks carry 255 on a thin band
 along every object boundary, as VOC's void border.
 
@@ -128,9 +135,8 @@ def _render_attempt(spec: SyntheticSpec, looks: list[ClassLook], rng: np.random.
 
     image = _clutter_background(rng, h, w, yy, xx)
     for _ in range(int(rng.integers(spec.distractors[0], spec.distractors[1] + 1))):
-        look = looks[int(rng.integers(len(looks)))]
         blob = _blob(rng, yy, xx, h, w, radius=rng.uniform(*spec.body_radius) * min(h, w) * 0.8)
-        image[blob] = _body_texture(rng, spec, look, yy, xx)[blob]
+        image[blob] = _distractor_texture(rng, spec, looks, yy, xx)[blob]
 
     n_classes = int(rng.integers(spec.classes_per_image[0], spec.classes_per_image[1] + 1))
     present = rng.choice(spec.num_classes, size=n_classes, replace=False) + 1
@@ -238,6 +244,18 @@ def _body_texture(rng, spec: SyntheticSpec, look: ClassLook, yy, xx) -> np.ndarr
     phase = 2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 2 * np.pi)
     t = (0.5 + 0.5 * np.sin(phase))[..., None]
     return light * t + dark * (1 - t)
+
+
+def _distractor_texture(rng, spec: SyntheticSpec, looks: list[ClassLook], yy, xx) -> np.ndarray:
+    """Stripes as a body's, at a (hue, angle) no class has: the hue halfway between two
+    neighbouring classes' (the class hues are evenly spaced), the angle a right angle
+    off the mean of theirs (the class angles spread over half a turn)."""
+    i = int(rng.integers(len(looks)))
+    a, b = looks[i], looks[(i + 1) % len(looks)]
+    gap = (b.body_hue - a.body_hue) % 1.0
+    mean_angle = np.angle(np.exp(2j * a.body_angle) + np.exp(2j * b.body_angle)) / 2  # angles mod pi
+    between = dataclasses.replace(a, body_hue=(a.body_hue + gap / 2) % 1.0, body_angle=mean_angle + np.pi / 2)
+    return _body_texture(rng, spec, between, yy, xx)
 
 
 def _part(rng, spec: SyntheticSpec, look: ClassLook, yy, xx, body: np.ndarray, body_r: float) -> np.ndarray:

@@ -72,8 +72,21 @@ class ResNetBackbone(nn.Module):
         return x3, self.layer4(x3)
 
 
-def build_backbone(depth: int = 50, output_stride: int = 16, weights: str | None = None, frozen_bn: bool = False,
-                   frozen_stages: int = 0) -> ResNetBackbone:
+def build_backbone(type: str = "resnet", **options) -> nn.Module:
+    """A localizer backbone from its config section: `type='resnet'` (torchvision, below)
+    or `type='timm'` (`name=` a timm EfficientNet / MobileNet; see timm_backbone.py).
+    Either returns (layer3 features, layer4 features) and has `layer4`."""
+    if type == "timm":
+        from pipeline.models.timm_backbone import build_timm_backbone
+
+        return build_timm_backbone(**options)
+    if type != "resnet":
+        raise ConfigError(f"localizer.backbone.type must be 'resnet' or 'timm', got {type!r}")
+    return build_resnet_backbone(**options)
+
+
+def build_resnet_backbone(depth: int = 50, output_stride: int = 16, weights: str | None = None,
+                          frozen_bn: bool = False, frozen_stages: int = 0) -> ResNetBackbone:
     """`weights`: None (random init), a torchvision weights name ('IMAGENET1K_V1',
     'DEFAULT'), or the path of a local torchvision ResNet state dict."""
     resnet = DEPTHS[_check_depth(depth, "localizer.backbone.depth")](weights=None)

@@ -60,9 +60,11 @@ def diagnostics(fpm_c: torch.Tensor, s_bg: torch.Tensor, s: torch.Tensor) -> dic
 class BASLocalizer(nn.Module):
     """`erased_bn`: BatchNorm statistics of the erased pass. 'batch' (the paper's code)
     normalises the erased features by their own batch statistics, which undoes a uniform
-    erasure; 'running' uses the running statistics, so erasing lowers the activation."""
+    erasure; 'running' uses the running statistics, so erasing lowers the activation,
+    and compares S_bg with an S computed under the same statistics."""
 
     Options = BASOptions
+    maps_are_probabilities = True  # export averages M over views instead of max-normalising it
 
     def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch",
                  head_init: str = "default"):
@@ -96,6 +98,11 @@ class BASLocalizer(nn.Module):
         # Only M carries gradient into the background term: features detached, weights frozen.
         bg_scores = self.frozen_scores(x3.detach() * (1 - fpm_c[:, None]))
         s_bg, s = bg_scores[rows, target], scores[rows, target]
+        if self.erased_bn == "running" and self.training:
+            # S under the same (running) statistics as S_bg, so that erasing nothing
+            # gives S_bg = S exactly; S is detached in L_bas anyway.
+            with torch.no_grad():
+                s = self.frozen_scores(x3.detach())[rows, target]
         return {
             "mcls": multilabel_ce(scores, labels),
             "frg": foreground_guidance_loss(cam, fpm_c, target),

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.backbone import ResNetBackbone, build_backbone, out_channels
+from pipeline.models.backbone import ResNetBackbone, build_resnet_backbone, out_channels
 from pipeline.relations import affinity_loss_terms, pair_affinity, relation_labels
 
 LEVEL_CHANNELS = 32
@@ -71,6 +71,6 @@ class BoundaryNet(nn.Module):
 def load_boundary_net(path, device="cpu") -> BoundaryNet:
     """A boundary net saved by the train_boundary stage, in eval mode."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = BoundaryNet(build_backbone(**dict(saved["backbone"], weights=None)), saved["radius"])
+    model = BoundaryNet(build_resnet_backbone(**dict(saved["backbone"], weights=None)), saved["radius"])
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval()

@@ -28,3 +28,29 @@ def sweep_plot(curves: dict[str, list[list[float]]], chosen: dict[str, float], p
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def premise_plot(offsets: list[int], runs: dict[str, dict[str, dict]], path: Path) -> None:
+    """The premise curves (pipeline.premise): CE (top) and relative class activation
+    (bottom) against the mask offset, one column per class, one line per run."""
+    classes = sorted({c for per_class in runs.values() for c in per_class})
+    fig, axes = plt.subplots(2, max(1, len(classes)), figsize=(2.6 * max(1, len(classes)), 4.6), dpi=100,
+                             squeeze=False, sharex=True)
+    for name, per_class in runs.items():
+        for k, cls in enumerate(classes):
+            if cls in per_class:
+                axes[0, k].plot(offsets, per_class[cls]["ce"], marker=".", label=name)
+                axes[1, k].plot(offsets, per_class[cls]["activation"], marker=".", label=name)
+    for k, cls in enumerate(classes):
+        axes[0, k].set_title(cls)
+        axes[1, k].set_xlabel("mask offset (px)")
+        for row in (0, 1):
+            axes[row, k].axvline(0, color="grey", lw=0.5)
+            axes[row, k].grid(alpha=0.3)
+    axes[0, 0].set_ylabel("CE, masked features")
+    axes[1, 0].set_ylabel("class activation (rel.)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,6 +1,6 @@
 # The synthetic stand-in for VOC (pipeline/datasets/synthetic.py explains its design):
 # every class has a small decisive part and a larger, less reliable body, on cluttered
-# backgrounds with body-like distractors. Deterministic from `seed`.
+# backgrounds with striped distractors in hue/angle pairs no class has. Deterministic from `seed`.
 dataset = dict(
     type='synthetic',
     seed=0,
@@ -14,7 +14,7 @@ dataset = dict(
     part_radius=0.42,  # fraction of the body radius
     body_hue_spread=0.07,  # body hue std around the class mean (hue circle = 1)
     body_angle_spread=0.35,  # stripe angle std around the class mean, radians
-    distractors=(2, 5),  # body-like background blobs per image
+    distractors=(2, 5),  # object-shaped background blobs per image (stripes in no class's hue/angle)
     occluder_prob=0.3,
     min_visible=0.5,
     void_width=1,  # 255 pixels on each side of an object boundary

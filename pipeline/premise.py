@@ -1,0 +1,110 @@
+"""Does a data set pose the problem BAS solves? The BAS paper's exploratory experiment.
+
+BAS rests on two observations about a trained classifier (docs/method.md, section 6):
+as a mask grows from an object's most decisive part to its whole extent, (1) the
+classification cross-entropy reaches about 0 early, while (2) the class activation
+keeps rising until the mask reaches the object's boundary. For each image with GT,
+every GT class's mask is eroded (negative offsets, px) and dilated (positive); the
+class activation map F (layer4 + the 1x1 classifier) is masked ("feature-map masking",
+as in the paper) and gives
+
+- CE: the softmax cross-entropy over classes of GAP(F * mask), target the class;
+- activation: GAP(F_c * mask), relative to the unmasked GAP(F_c).
+
+`verdict` states the two observations as numbers with fixed criteria (below), never
+tuned on a method's mIoU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from pipeline.images import to_normalized_tensor
+
+DISK = ndimage.generate_binary_structure(2, 1)
+# Observation 1 holds where CE at the GT mask is below this (softmax CE; ln 2 = 0.69
+# is a coin toss between two classes).
+CE_NEAR_ZERO = 0.1
+# Observation 2 holds where the activation peaks within this many px of the boundary
+# and rises by at least ACTIVATION_RISE (of the unmasked activation) from the most
+# eroded mask to the GT mask.
+PEAK_TOLERANCE_PX = 8
+ACTIVATION_RISE = 0.2
+
+
+def grown(mask: np.ndarray, offset: int) -> np.ndarray:
+    """`mask` dilated (offset > 0) or eroded (< 0) by |offset| px (4-connected steps)."""
+    if offset == 0:
+        return mask
+    op = ndimage.binary_dilation if offset > 0 else ndimage.binary_erosion
+    return op(mask, structure=DISK, iterations=abs(offset))
+
+
+@torch.inference_mode()
+def premise_curves(model, dataset, ids: list[str], offsets: list[int],
+                   scale: float = 1.0) -> dict[str, dict[str, list[float]]]:
+    """{class name: {'ce': [...], 'activation': [...], 'objects': n}} means over the
+    (image, class) pairs of `ids`, one value per offset (None where no mask was left).
+    `model`: a trained localizer with `backbone` (-> layer3, layer4) and `classifier`;
+    `scale`: the image is resized by it first (the scale the localizer trained at);
+    offsets stay in the original image's pixels."""
+    classes = dataset.classes
+    sums = {c: np.zeros((2, len(offsets))) for c in classes[1:]}
+    counts = {c: np.zeros(len(offsets)) for c in classes[1:]}
+    device = next(model.parameters()).device
+    for image_id in ids:
+        gt = dataset.load_mask(image_id)
+        if gt is None:
+            continue
+        x = to_normalized_tensor(dataset.load_image(image_id))[None].to(device)
+        if scale != 1.0:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        _, x4 = model.backbone(x)
+        cam = model.classifier(x4)[0].float()  # (C, h, w)
+        for c in dataset.labels[image_id]:
+            full = cam[c - 1].mean()
+            if full <= 0:  # the classifier does not see the class: no relative activation
+                continue
+            for j, offset in enumerate(offsets):
+                mask = grown(gt == c, offset)
+                if not mask.any():
+                    continue
+                small = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None].to(device),
+                                      size=cam.shape[1:], mode="area")[0, 0]
+                logits = (cam * small).mean((1, 2))
+                target = torch.tensor([c - 1], device=device)
+                sums[classes[c]][0, j] += float(F.cross_entropy(logits[None], target))
+                sums[classes[c]][1, j] += float((cam[c - 1] * small).mean() / full)
+                counts[classes[c]][j] += 1
+    out = {}
+    for name in sums:
+        if counts[name].any():
+            with np.errstate(invalid="ignore"):
+                mean = sums[name] / np.where(counts[name] > 0, counts[name], np.nan)
+            ce, act = ([None if np.isnan(v) else float(v) for v in row] for row in mean)  # JSON has no NaN
+            out[name] = {"ce": ce, "activation": act, "objects": int(counts[name].max())}
+    return out
+
+
+def verdict(offsets: list[int], curves: dict[str, dict]) -> dict[str, dict]:
+    """Per class: CE at the GT mask, the offset of the activation's peak, its rise from
+    the most eroded mask to the GT mask, and whether observations 1 and 2 hold."""
+    offsets = np.asarray(offsets)
+    at_gt = int(np.flatnonzero(offsets == 0)[0])
+    out = {}
+    for name, curve in curves.items():
+        ce, act = np.asarray(curve["ce"], dtype=float), np.asarray(curve["activation"], dtype=float)  # None -> NaN
+        valid = ~np.isnan(act)
+        peak = int(offsets[valid][np.argmax(act[valid])])
+        first = int(np.flatnonzero(valid)[0])
+        rise = float(act[at_gt] - act[first])
+        out[name] = {
+            "ce_at_gt": float(ce[at_gt]), "ce_min_offset": int(offsets[valid][np.argmin(ce[valid])]),
+            "activation_peak_offset": peak, "activation_rise_to_gt": rise,
+            "observation_1": bool(ce[at_gt] < CE_NEAR_ZERO),
+            "observation_2": bool(abs(peak) <= PEAK_TOLERANCE_PX and rise >= ACTIVATION_RISE),
+        }
+    return out

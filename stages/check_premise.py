@@ -1,0 +1,60 @@
+"""Stage: does the data set pose the problem BAS solves? (the BAS paper's exploratory
+experiment, `pipeline.premise`), on the trained localizer and the training images with GT.
+
+Writes `premise.json` (curves and the per-class verdict) and `premise.png`; the report
+shows both. Without GT there is nothing to check: the stage says so and counts the
+images. It reads the model only, so it neither blocks nor changes the maps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipeline.artifacts import MODEL_FILE, PREMISE_CURVES, PREMISE_FIGURE
+from pipeline.atomic import write_json
+from pipeline.config import section_to_dataclass
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.errors import ConfigError
+from pipeline.log import get_logger
+from pipeline.models import load_trained_localizer
+from pipeline.premise import premise_curves, verdict
+from pipeline.report.plots import premise_plot
+from pipeline.runner import StageContext, StageResult
+
+@dataclasses.dataclass(frozen=True)
+class PremiseSettings:
+    images: int = 60  # the first N images of the localizer's training split that have GT
+    step: int = 4  # px per erosion / dilation step
+    offsets: tuple[int, int] = (-16, 40)  # most eroded, most dilated (px)
+    scale: float = 1.0  # images resized by this first: the scale the localizer trained at
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or not self.offsets[0] <= 0 <= self.offsets[1] or self.offsets[0] % self.step:
+            raise ConfigError(f"check_premise: offsets {self.offsets} must straddle 0 in steps of {self.step}")
+
+
+def check_premise(ctx: StageContext) -> StageResult:
+    settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")
+    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    split = ctx.upstream_manifest("train_localizer")["config"]["train_localizer"]["split"]
+    ids = dataset.split(split)
+    with_gt = [i for i in ids if dataset.mask_path(i) is not None]
+    if not with_gt:
+        get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", len(ids), split)
+        return StageResult(artifacts={"images": 0, "images_without_gt": len(ids)}, info={"checked": False})
+    model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE)
+    offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
+    chosen = with_gt[:settings.images]
+    curves = premise_curves(model, dataset, chosen, offsets, settings.scale)
+    verdicts = verdict(offsets, curves)
+    write_json(ctx.out_dir / PREMISE_CURVES, {"offsets": offsets, "method": method, "curves": curves,
+                                           "verdict": verdicts})
+    premise_plot(offsets, {method: curves}, ctx.out_dir / PREMISE_FIGURE)
+    holds = {k: sum(v[k] for v in verdicts.values()) for k in ("observation_1", "observation_2")}
+    get_logger().info("check_premise: observation 1 holds for %d of %d classes, observation 2 for %d",
+                      holds["observation_1"], len(verdicts), holds["observation_2"])
+    return StageResult(
+        artifacts={"images": len(chosen), "images_without_gt": len(ids) - len(with_gt)},
+        metrics={f"{k}_classes": v for k, v in holds.items()} | {"verdict": verdicts},
+        info={"checked": True, "method": method, "curves": PREMISE_CURVES, "figure": PREMISE_FIGURE},
+    )

@@ -1,0 +1,64 @@
+"""The premise check (pipeline.premise): curves on a classifier that sees exactly the object, and the verdict."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.premise import grown, premise_curves, verdict
+
+
+class ObjectClassifier(nn.Module):
+    """A 'trained localizer' whose class-1 activation is +1 on the object, -0.2 elsewhere
+    (class 2: the opposite), at full resolution, so the premise holds by construction."""
+
+    def __init__(self, mask: np.ndarray):
+        super().__init__()
+        self.register_buffer("mask", torch.from_numpy(mask.astype(np.float32)))
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def backbone(self, x):
+        return None, None
+
+    def classifier(self, x4):
+        on = self.mask - 0.2 * (1 - self.mask)
+        return 10 * torch.stack([on, -on])[None]
+
+
+class OneImage:
+    classes = ["background", "a", "b"]
+
+    def __init__(self, mask):
+        self.mask, self.labels = mask, {"x": [1]}
+
+    def load_mask(self, image_id):
+        return self.mask
+
+    def load_image(self, image_id):
+        return np.zeros((*self.mask.shape, 3), dtype=np.uint8)
+
+
+def test_grown_erodes_and_dilates():
+    mask = np.zeros((21, 21), bool)
+    mask[5:16, 5:16] = True
+    assert grown(mask, 2).sum() > mask.sum() > grown(mask, -2).sum()
+    assert grown(mask, 0) is mask
+
+
+def test_a_classifier_that_sees_the_object_shows_both_observations():
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 10:30] = 1
+    offsets = list(range(-8, 17, 4))
+    curves = premise_curves(ObjectClassifier(mask == 1), OneImage(mask), ["x"], offsets)
+    ce, act = np.array(curves["a"]["ce"]), np.array(curves["a"]["activation"])
+    assert np.all(np.diff(act[:3]) > 0) and np.all(np.diff(act[2:]) < 0)  # rises to the boundary, then falls
+    v = verdict(offsets, curves)["a"]
+    assert v["activation_peak_offset"] == 0 and v["observation_2"]
+    assert v["ce_at_gt"] < 0.1 and v["observation_1"]
+
+
+def test_the_verdict_fails_a_classifier_whose_activation_peaks_outside():
+    offsets = [-8, -4, 0, 4, 8, 12]
+    curves = {"a": {"ce": [0.9, 0.7, 0.5, 0.4, 0.45, 0.5], "activation": [0.2, 0.4, 0.6, 0.8, 0.9, 1.0]}}
+    v = verdict(offsets, curves)["a"]
+    assert v["activation_peak_offset"] == 12 and not v["observation_2"]
+    assert v["ce_min_offset"] == 4 and not v["observation_1"]
