@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
-from pipeline.premise import premise_curves, verdict  # noqa: E402
+from pipeline.premise import premise_curves, premise_ids, verdict  # noqa: E402
 from pipeline.report.plots import premise_plot  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def main() -> int:
         dataset = PreparedDataset.load(run / "prepare")
         model, method = load_trained_localizer(run / "train_localizer" / "model.pth")
         split = manifest["config"]["train_localizer"]["split"]
-        ids = [i for i in dataset.split(split) if dataset.mask_path(i) is not None][:args.images]
+        ids, _ = premise_ids(dataset, split, args.images)
         results[f"{run.name} ({method})"] = premise_curves(model, dataset, ids, offsets)
     header = "offset px " + " ".join(f"{o:>6d}" for o in offsets)
     for name, per_class in results.items():

@@ -43,6 +43,13 @@ def grown(mask: np.ndarray, offset: int) -> np.ndarray:
     return op(mask, structure=DISK, iterations=abs(offset))
 
 
+def premise_ids(dataset, split: str, images: int | None) -> tuple[list[str], int]:
+    """(the first `images` ids of `split` that have GT, how many of the split have none)."""
+    ids = dataset.split(split)
+    with_gt = [i for i in ids if dataset.mask_path(i) is not None]
+    return with_gt[:images], len(ids) - len(with_gt)
+
+
 @torch.inference_mode()
 def premise_curves(model, dataset, ids: list[str], offsets: list[int],
                    scale: float = 1.0) -> dict[str, dict[str, list[float]]]:

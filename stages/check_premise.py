@@ -17,7 +17,7 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
 from pipeline.models import load_trained_localizer
-from pipeline.premise import premise_curves, verdict
+from pipeline.premise import premise_curves, premise_ids, verdict
 from pipeline.report.plots import premise_plot
 from pipeline.runner import StageContext, StageResult
 
@@ -37,14 +37,13 @@ def check_premise(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     split = ctx.upstream_manifest("train_localizer")["config"]["train_localizer"]["split"]
-    ids = dataset.split(split)
-    with_gt = [i for i in ids if dataset.mask_path(i) is not None]
-    if not with_gt:
-        get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", len(ids), split)
-        return StageResult(artifacts={"images": 0, "images_without_gt": len(ids)}, info={"checked": False})
+    chosen, without_gt = premise_ids(dataset, split, settings.images)
+    if not chosen:
+        get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,
+                             split)
+        return StageResult(artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
     model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE)
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
-    chosen = with_gt[:settings.images]
     curves = premise_curves(model, dataset, chosen, offsets, settings.scale)
     verdicts = verdict(offsets, curves)
     write_json(ctx.out_dir / PREMISE_CURVES, {"offsets": offsets, "method": method, "curves": curves,
@@ -54,7 +53,7 @@ def check_premise(ctx: StageContext) -> StageResult:
     get_logger().info("check_premise: observation 1 holds for %d of %d classes, observation 2 for %d",
                       holds["observation_1"], len(verdicts), holds["observation_2"])
     return StageResult(
-        artifacts={"images": len(chosen), "images_without_gt": len(ids) - len(with_gt)},
+        artifacts={"images": len(chosen), "images_without_gt": without_gt},
         metrics={f"{k}_classes": v for k, v in holds.items()} | {"verdict": verdicts},
         info={"checked": True, "method": method, "curves": PREMISE_CURVES, "figure": PREMISE_FIGURE},
     )

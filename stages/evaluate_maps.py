@@ -20,16 +20,13 @@ from skimage.filters import threshold_otsu
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
-from pipeline.evaluation import SeedSweep, iou_per_class, per_class
+from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW, SeedSweep, iou_per_class, per_class
 from pipeline.log import get_logger, progress
 from pipeline.runner import StageContext, StageResult
 from pipeline.artifacts import MAPS_DIR, read_maps, scored_ids
 
 THRESHOLD_RULES = ("auto", "oracle")
 HISTOGRAM_BINS = 1000
-# A class map is "collapsed" where its mean is below / above these (about 0 or 1
-# everywhere), as the BAS training diagnostics count it (pipeline/models/bas.py).
-COLLAPSED_BELOW, COLLAPSED_ABOVE = 0.02, 0.98
 
 
 class MapStatistics:

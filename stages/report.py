@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import save_image, write_text
+from pipeline.atomic import atomic_path, save_image, write_text
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
@@ -140,8 +141,9 @@ def _premise_section(ctx: StageContext, images: Path) -> str:
         return ""
     folder = ctx.upstream_dir("check_premise")
     saved = json.loads((folder / PREMISE_CURVES).read_text())
-    (images / PREMISE_FIGURE).parent.mkdir(parents=True, exist_ok=True)
-    (images / PREMISE_FIGURE).write_bytes((folder / PREMISE_FIGURE).read_bytes())
+    images.mkdir(parents=True, exist_ok=True)
+    with atomic_path(images / PREMISE_FIGURE) as tmp:
+        shutil.copyfile(folder / PREMISE_FIGURE, tmp)
     rows = [(name, f"{v['ce_at_gt']:.2f}", f"{v['activation_peak_offset']:+d} px",
              f"{v['activation_rise_to_gt']:+.2f}", "holds" if v["observation_1"] else "fails",
              "holds" if v["observation_2"] else "fails") for name, v in saved["verdict"].items()]

@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
 from pipeline.errors import ConfigError
+from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW
 from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
 
 
@@ -53,7 +54,7 @@ def diagnostics(fpm_c: torch.Tensor, s_bg: torch.Tensor, s: torch.Tensor) -> dic
         "diag_no_bas_gradient": ((s <= 0) | (F.relu(s_bg) > F.relu(s))).float().mean(),
         "diag_mask_mean": per_sample.mean(),
         "diag_mask_saturated": ((fpm_c < 0.05) | (fpm_c > 0.95)).float().mean(),
-        "diag_mask_collapsed": ((per_sample < 0.02) | (per_sample > 0.98)).float().mean(),
+        "diag_mask_collapsed": ((per_sample < COLLAPSED_BELOW) | (per_sample > COLLAPSED_ABOVE)).float().mean(),
     }
 
 
