@@ -6,16 +6,26 @@ import torch
 import torch.nn.functional as F
 
 
-def multilabel_ce(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def multilabel_ce(scores: torch.Tensor, labels: torch.Tensor, background_logit: bool = False) -> torch.Tensor:
     """L_mcls: for each positive class p, softmax CE of s_p against the image's negatives.
 
     Summed over positives, averaged over the batch. scores, labels: (B, C), labels 0/1.
     -log(e^{s_p} / (e^{s_p} + sum_n e^{s_n})) = softplus(logsumexp_n(s_n) - s_p).
+    `background_logit`: a constant 0 logit joins every image's negatives, and an image
+    without positives (a negative image) takes -log(1 / (1 + sum_k e^{s_k})), the CE of
+    that background logit. With one class this is the binary CE; without it, a one-class
+    set has no negatives to compare with and a negative image gives no signal.
     """
     positive = labels > 0
-    negatives_lse = torch.logsumexp(scores.masked_fill(positive, float("-inf")), dim=1, keepdim=True)
+    negative_scores = scores.masked_fill(positive, float("-inf"))
+    if background_logit:
+        negative_scores = torch.cat([negative_scores, scores.new_zeros(len(scores), 1)], 1)
+    negatives_lse = torch.logsumexp(negative_scores, dim=1, keepdim=True)
     per_class = F.softplus(negatives_lse - scores)  # 0 where an image has no negatives
-    return (per_class * positive).sum(1).mean()
+    loss = (per_class * positive).sum(1)
+    if background_logit:
+        loss = loss + torch.where(positive.any(1), 0.0, F.softplus(torch.logsumexp(scores, 1)))
+    return loss.mean()
 
 
 def background_activation_loss(bg_score: torch.Tensor, fg_score: torch.Tensor) -> torch.Tensor:
@@ -30,7 +40,8 @@ def area_loss(fpm_c: torch.Tensor) -> torch.Tensor:
     return fpm_c.flatten(1).mean(1)
 
 
-def foreground_guidance_loss(cam: torch.Tensor, fpm_c: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def foreground_guidance_loss(cam: torch.Tensor, fpm_c: torch.Tensor, target: torch.Tensor,
+                              reduction: str = "mean") -> torch.Tensor:
     """L_frg: CE over classes of GAP(F.detach() * M_c), target the sampled class."""
     logits = (cam.detach() * fpm_c[:, None]).mean((2, 3))
-    return F.cross_entropy(logits, target)
+    return F.cross_entropy(logits, target, reduction=reduction)

@@ -43,21 +43,31 @@ def grown(mask: np.ndarray, offset: int) -> np.ndarray:
     return op(mask, structure=DISK, iterations=abs(offset))
 
 
-def premise_ids(dataset, split: str, images: int | None) -> tuple[list[str], int]:
-    """(the first `images` ids of `split` that have GT, how many of the split have none)."""
+def premise_ids(dataset, split: str, images: int | None, min_share: float = 0.0) -> tuple[list[str], int]:
+    """(the first `images` ids of `split` that have GT, and with `min_share` > 0 an object
+    class covering at least that share of the image; how many of the split have no GT)."""
     ids = dataset.split(split)
     with_gt = [i for i in ids if dataset.mask_path(i) is not None]
-    return with_gt[:images], len(ids) - len(with_gt)
+    chosen = with_gt if min_share <= 0 else [i for i in with_gt if large_classes(dataset, i, min_share)]
+    return chosen[:images], len(ids) - len(with_gt)
+
+
+def large_classes(dataset, image_id: str, min_share: float) -> list[int]:
+    """The image's labelled classes whose GT covers at least `min_share` of it."""
+    gt = dataset.load_mask(image_id)
+    return [c for c in dataset.labels[image_id] if (gt == c).mean() >= min_share]
 
 
 @torch.inference_mode()
-def premise_curves(model, dataset, ids: list[str], offsets: list[int],
-                   scale: float = 1.0) -> dict[str, dict[str, list[float]]]:
+def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: float = 1.0,
+                   min_share: float = 0.0) -> dict[str, dict[str, list[float]]]:
     """{class name: {'ce': [...], 'activation': [...], 'objects': n}} means over the
     (image, class) pairs of `ids`, one value per offset (None where no mask was left).
-    `model`: a trained localizer with `backbone` (-> layer3, layer4) and `classifier`;
+    `model`: a trained localizer (its `class_activation`, pipeline/models/base.py); with one
+    class a constant 0 logit joins the CE (a softmax over one logit is always 1);
     `scale`: the image is resized by it first (the scale the localizer trained at);
-    offsets stay in the original image's pixels."""
+    offsets stay in the original image's pixels; `min_share`: only objects (classes) that
+    cover at least that share of their image are checked (the paper's CUB birds fill the frame)."""
     classes = dataset.classes
     sums = {c: np.zeros((2, len(offsets))) for c in classes[1:]}
     counts = {c: np.zeros(len(offsets)) for c in classes[1:]}
@@ -69,9 +79,10 @@ def premise_curves(model, dataset, ids: list[str], offsets: list[int],
         x = to_normalized_tensor(dataset.load_image(image_id))[None].to(device)
         if scale != 1.0:
             x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-        _, x4 = model.backbone(x)
-        cam = model.classifier(x4)[0].float()  # (C, h, w)
+        cam = model.class_activation(x)[0].float()  # (C, h, w)
         for c in dataset.labels[image_id]:
+            if min_share > 0 and (gt == c).mean() < min_share:
+                continue
             full = cam[c - 1].mean()
             if full <= 0:  # the classifier does not see the class: no relative activation
                 continue
@@ -82,6 +93,8 @@ def premise_curves(model, dataset, ids: list[str], offsets: list[int],
                 small = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None].to(device),
                                       size=cam.shape[1:], mode="area")[0, 0]
                 logits = (cam * small).mean((1, 2))
+                if len(logits) == 1:
+                    logits = torch.cat([logits, logits.new_zeros(1)])
                 target = torch.tensor([c - 1], device=device)
                 sums[classes[c]][0, j] += float(F.cross_entropy(logits[None], target))
                 sums[classes[c]][1, j] += float((cam[c - 1] * small).mean() / full)

@@ -27,6 +27,10 @@ class PremiseSettings:
     step: int = 4  # px per erosion / dilation step
     offsets: tuple[int, int] = (-16, 40)  # most eroded, most dilated (px)
     scale: float = 1.0  # images resized by this first: the scale the localizer trained at
+    # Only objects covering at least this share of their image (0: all). The paper checked
+    # CUB birds that fill the frame; with GAP over the whole map a small object's masked
+    # score is diluted by its area.
+    min_object_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.step < 1 or not self.offsets[0] <= 0 <= self.offsets[1] or self.offsets[0] % self.step:
@@ -37,14 +41,14 @@ def check_premise(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     split = ctx.upstream_manifest("train_localizer")["config"]["train_localizer"]["split"]
-    chosen, without_gt = premise_ids(dataset, split, settings.images)
+    chosen, without_gt = premise_ids(dataset, split, settings.images, settings.min_object_share)
     if not chosen:
         get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,
                              split)
         return StageResult(artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
     model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE)
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
-    curves = premise_curves(model, dataset, chosen, offsets, settings.scale)
+    curves = premise_curves(model, dataset, chosen, offsets, settings.scale, settings.min_object_share)
     verdicts = verdict(offsets, curves)
     write_json(ctx.out_dir / PREMISE_CURVES, {"offsets": offsets, "method": method, "curves": curves,
                                            "verdict": verdicts})

@@ -139,6 +139,7 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
             "oracle_seed_miou": float(curve[best]),
             "gap_to_oracle": float(curve[best] - curve[chosen]),
             "per_class_iou": per_class(dataset.classes, iou_per_class(sweep.conf[chosen])),
+            "oracle_per_class_iou": per_class(dataset.classes, iou_per_class(sweep.conf[best])),
             "curve": [[float(t), float(m)] for t, m in zip(sweep.thresholds, curve)],
         })
         log.info("evaluate_maps: t = %.3f (%s): seed mIoU %.1f%% on %d images with GT; the oracle t = %.2f gives "

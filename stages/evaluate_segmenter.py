@@ -127,9 +127,9 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
     train_dir = ctx.upstream_dir("train_segmenter")
     cfg = Config.fromfile(str(train_dir / MMSEG_CONFIG))
     cfg.model.backbone.init_cfg = None  # trained weights follow
-    if cfg.model.backbone.norm_cfg.type == "SyncBN":  # trained under torchrun; one process here
+    if cfg.model.decode_head.norm_cfg.type == "SyncBN":  # trained under torchrun; one process here
         for part in ("backbone", "decode_head", "auxiliary_head"):
-            if part in cfg.model:
+            if part in cfg.model and "norm_cfg" in cfg.model[part]:
                 cfg.model[part].norm_cfg = dict(type="BN", requires_grad=True)
     model = MODELS.build(cfg.model)
     state = torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True)["state_dict"]

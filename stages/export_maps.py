@@ -30,6 +30,7 @@ from pipeline.errors import ConfigError
 from pipeline.images import load_rgb, to_normalized_tensor
 from pipeline.log import get_logger, progress
 from pipeline.models import load_trained_localizer
+from pipeline.models.cam import CAMClassifier
 from pipeline.runner import StageContext, StageResult, read_manifest
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +104,7 @@ def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: boo
         maps = model(batch)[:, keep].float()
         maps = maps[:1] + maps[1:].flip(-1) if flip else maps
         total += F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)[0]
-    if getattr(model, "maps_are_probabilities", False):
+    if model.maps_are_probabilities:
         return total / (len(scales) * (2 if flip else 1))
     return _normalize(total)
 
@@ -123,7 +124,7 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
         raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished {stage} in {run_dir} (looked for {path} "
                           "and its manifest.json); run the CAM config first")
     model, method = load_trained_localizer(path, device)
-    if method != "cam" or model.classifier.out_channels != num_classes:
+    if not isinstance(model, CAMClassifier) or model.num_classes != num_classes:
         raise ConfigError(f"export_maps.fuse_cam: {path} is a '{method}' model with "
-                          f"{model.classifier.out_channels} classes, expected a CAM baseline with {num_classes}")
+                          f"{model.num_classes} classes, expected a CAM baseline with {num_classes}")
     return model, {"run": str(run_dir), "stage": stage, "run_id": manifest["run_id"]}

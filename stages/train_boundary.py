@@ -21,6 +21,7 @@ from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
+from pipeline.models import load_trained_localizer
 from pipeline.models.backbone import build_resnet_backbone
 from pipeline.models.boundary import BoundaryNet
 from pipeline.runner import StageContext, StageResult
@@ -81,10 +82,13 @@ def train_boundary(ctx: StageContext) -> StageResult:
 def _load_localizer_backbone(model: BoundaryNet, path) -> None:
     """The trained localizer's backbone as the boundary net's (where no ImageNet weights
     are at hand, the only features trained on something else)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k.removeprefix("backbone."): v for k, v in saved["state_dict"].items() if k.startswith("backbone.")}
+    localizer, _ = load_trained_localizer(path)
+    borrowed = localizer.resnet_backbone()
+    if borrowed is None:
+        raise ConfigError(f"boundary_net.backbone.weights='localizer': the localizer in {path} has no ResNet "
+                          "backbone to lend (its resnet_backbone() is None); give the boundary net its own weights")
     try:
-        model.backbone.load_state_dict(state)
+        model.backbone.load_state_dict(borrowed.state_dict())
     except RuntimeError as err:
         raise ConfigError(f"boundary_net.backbone.weights='localizer': the localizer in {path} has another "
                           f"backbone (boundary_net.backbone must match localizer.backbone): {err}") from None

@@ -72,7 +72,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
         if val_with_gt:
             write_lines(ctx.out_dir / VAL_LIST, val_with_gt)
         if init is not None and not init.is_file():
-            write_backbone_init(model.depth, model.weights, init)
+            write_backbone_init(model, init)
     distributed.barrier()
     if init is None:
         log.warning("!" * 78)
@@ -91,8 +91,9 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     if distributed.is_main():
         with atomic_path(ctx.out_dir / MMSEG_CONFIG) as tmp:
             cfg.dump(str(tmp))
-    log.info("train_segmenter: %s ResNet-%d, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
-             "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3", model.depth,
+    log.info("train_segmenter: %s %s, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
+             "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3",
+             model.timm_name if model.backbone == "timm" else f"ResNet-{model.depth}",
              schedule.iters, schedule.batch_size, len(train_ids), ctx.out_dir / MMSEG_CONFIG)
 
     with mmengine_checkpoint_globals():  # resume loads mmengine's own checkpoints
@@ -114,7 +115,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
         metrics={"loss_start": float(np.mean(losses[:window])), "loss_end": float(np.mean(losses[-window:]))},
         info={"mmseg_config": MMSEG_CONFIG, "model": MODEL_FILE, "backbone_init": str(model.weights),
               "val_split": val_split, "train_split": card["split"], "base_scale": list(schedule.scale), "world_size": distributed.world_size(),
-              "norm": cfg.model.backbone.norm_cfg.type},
+              "norm": cfg.model.decode_head.norm_cfg.type},
     )
 
 

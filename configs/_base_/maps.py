@@ -21,4 +21,4 @@ evaluate_maps = dict(
 # masks eroded / dilated from offsets[0] to offsets[1] px in `step` px steps, on the first
 # `images` training images with GT, resized by `scale` first (the localizer's training
 # scale; offsets stay in the original pixels). Without GT the stage only says so.
-check_premise = dict(images=60, step=4, offsets=(-16, 40), scale=1.0)
+check_premise = dict(images=60, step=4, offsets=(-16, 40), scale=1.0, min_object_share=0.0)

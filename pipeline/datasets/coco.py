@@ -1,23 +1,34 @@
-"""COCO 2014 (README, 'Real data sets'): 80 classes from instance annotations.
+"""COCO (2014 or 2017 layout) from instance annotations, in any class space.
 
-Category ids 1..90 (with gaps) map to class indices 1..80 in id order. GT class masks
-are drawn with pycocotools (polygons and RLE alike), in parallel, kept across runs:
+Layout under `data_root`: one image folder per split, `<split><year>/` (train2014,
+val2017, ...), and `annotations/<ann_file>` with `{split}` standing for that folder's
+name (default `instances_{split}.json`). Splits whose folder is absent are left out
+(logged); at least one must be there.
 
+Class space (`classes`): 'all' (every category of the JSON, ids 1..90 with gaps ->
+1..80 in id order), a list of category names, or the preset 'voc20' (COCO's names
+mapped to VOC's 20, in VOC's order: airplane -> aeroplane, motorcycle -> motorbike,
+couch -> sofa, dining table -> diningtable, potted plant -> pottedplant, tv ->
+tvmonitor). Objects of other categories are background (COCO's WSSS practice).
+
+GT masks, drawn with pycocotools (polygons and RLE), in parallel, cached:
 - overlap rule: instances are painted largest area first, so where two overlap the
   smaller (usually the one in front) wins;
-- crowd regions: `crowd='ignore'` paints them 255 where no instance was painted;
-  `crowd='exclude'` leaves them out (background where nothing else is);
-- image-level labels are the classes of the non-crowd instances.
+- crowd regions of a chosen class: `crowd='ignore'` paints them 255 where no instance
+  was painted; `crowd='exclude'` leaves them out;
+- image-level labels are the chosen classes of the non-crowd instances (an image whose
+  chosen objects are all crowd is labelled by them; its mask is 255 over the crowd).
 
-Lists: `image_list='annotated'` keeps images with at least one annotation (82,081 train
-/ 40,137 val), 'all' keeps every image (82,783 / 40,504; those without labels are
-background-only). An annotated image whose annotations are all crowd has no label: it
-is a bad item (an error, or a counted skip with on_bad_item='skip').
+Negatives, images without any chosen class (their objects are all of other
+categories, or, with `image_list='all'`, they have no annotation): `negatives='keep'`
+lists them with no label (background-only images: every localizer trains on them,
+see `pipeline/models/base.py`), 'drop' leaves them out; counted either way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
@@ -27,25 +38,34 @@ from joblib import Parallel, delayed
 from pipeline.datasets.checks import Skips, check_images, check_layout
 from pipeline.datasets.masks import IGNORE_INDEX, save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
+from pipeline.datasets.registry import DATASETS, DataSource
+from pipeline.datasets.voc import CLASSES as VOC_CLASSES
 from pipeline.errors import ConfigError, DataError
 from pipeline.log import get_logger, progress
 
-LIST_SIZES = {("annotated", "train"): 82081, ("annotated", "val"): 40137, ("all", "train"): 82783,
-              ("all", "val"): 40504}
+LIST_SIZES = {("annotated", "train2014"): 82081, ("annotated", "val2014"): 40137, ("all", "train2014"): 82783,
+              ("all", "val2014"): 40504}
+# COCO category name -> VOC class name, where they differ (the other 14 share their names)
+VOC_NAMES = {"airplane": "aeroplane", "motorcycle": "motorbike", "couch": "sofa", "dining table": "diningtable",
+             "potted plant": "pottedplant", "tv": "tvmonitor"}
+CLASS_PRESETS = ("all", "voc20")
 
 
 @dataclasses.dataclass(frozen=True)
 class COCOSpec:
-    """The `dataset` section for type 'coco14'; folders are relative to data_root."""
+    """The `dataset` section for type 'coco' (and 'coco14', the same with year 2014)."""
 
-    type: str = "coco14"
+    type: str = "coco"
     data_root: str = "data/coco"
-    train_images: str = "train2014"
-    val_images: str = "val2014"
-    annotations: str = "annotations"  # holds instances_{train,val}2014.json
+    year: int | None = None  # 2014 or 2017; None: the year whose train folder is there
+    splits: tuple[str, ...] = ("train", "val")  # image folders <split><year>/
+    annotations: str = "annotations"
+    ann_file: str = "instances_{split}.json"  # {split}: the image folder's name (train2017, ...)
+    classes: str | tuple[str, ...] = "all"  # 'all', 'voc20', or category names
+    negatives: str = "keep"  # images without a chosen class: 'keep' (background-only) or 'drop'
     crowd: str = "ignore"  # 'ignore': crowd regions 255; 'exclude': not drawn
-    image_list: str = "annotated"  # or 'all'
-    masks_dir: str | None = None  # where GT masks are drawn; None: <data_root>/SegmentationClass_crowd_<crowd>
+    image_list: str = "annotated"  # or 'all' (images without any annotation too)
+    masks_dir: str | None = None  # GT mask cache; None: <data_root>/SegmentationClass_<rules>, or the run's
     on_bad_item: str = "error"
     n_jobs: int = -1
 
@@ -54,10 +74,44 @@ class COCOSpec:
             raise ConfigError(f"dataset.crowd must be 'ignore' or 'exclude', got {self.crowd!r}")
         if self.image_list not in ("annotated", "all"):
             raise ConfigError(f"dataset.image_list must be 'annotated' or 'all', got {self.image_list!r}")
+        if self.negatives not in ("keep", "drop"):
+            raise ConfigError(f"dataset.negatives must be 'keep' or 'drop', got {self.negatives!r}")
+        if self.year not in (None, 2014, 2017):
+            raise ConfigError(f"dataset.year must be 2014, 2017 or None (found on disk), got {self.year!r}")
+        if isinstance(self.classes, str) and self.classes not in CLASS_PRESETS:
+            raise ConfigError(f"dataset.classes must be one of {CLASS_PRESETS} or a list of COCO category "
+                              f"names, got {self.classes!r}")
+        if not isinstance(self.classes, str) and not self.classes:
+            raise ConfigError("dataset.classes is an empty list; give category names, 'all' or 'voc20'")
+
+    def class_tag(self) -> str:
+        if isinstance(self.classes, str):
+            return self.classes
+        return "list" + hashlib.sha1("\n".join(self.classes).encode()).hexdigest()[:8]
+
+
+def class_space(spec: COCOSpec, categories: dict[int, str], json_path: Path) -> tuple[list[str], dict[int, int]]:
+    """(class names with background first, {COCO category id: class index}) for `spec.classes`."""
+    cat_ids = sorted(categories)
+    if spec.classes == "all":
+        return ["background"] + [categories[c] for c in cat_ids], {c: k + 1 for k, c in enumerate(cat_ids)}
+    by_name = {categories[c]: c for c in cat_ids}
+    if spec.classes == "voc20":
+        wanted = {VOC_NAMES.get(name, name): name for name in by_name if VOC_NAMES.get(name, name) in VOC_CLASSES}
+        missing = [v for v in VOC_CLASSES[1:] if v not in wanted]
+        if missing:
+            raise DataError(f"{json_path}: dataset.classes='voc20' needs COCO's categories for {', '.join(missing)}")
+        return list(VOC_CLASSES), {by_name[wanted[v]]: k for k, v in enumerate(VOC_CLASSES) if k > 0}
+    unknown = [n for n in spec.classes if n not in by_name]
+    if unknown:
+        raise ConfigError(f"dataset.classes: {', '.join(map(repr, unknown))} not among the categories of "
+                          f"{json_path} ({', '.join(sorted(by_name))})")
+    return ["background", *spec.classes], {by_name[n]: k + 1 for k, n in enumerate(spec.classes)}
 
 
 def draw_mask(height: int, width: int, anns: list[dict], class_of: dict[int, int], crowd: str) -> np.ndarray:
-    """The class mask of one image under the module's overlap and crowd rules."""
+    """The class mask of one image under the module's overlap and crowd rules; objects
+    of categories outside `class_of` are background."""
     from pycocotools import mask as mask_utils
 
     def binary(ann: dict) -> np.ndarray:
@@ -70,15 +124,16 @@ def draw_mask(height: int, width: int, anns: list[dict], class_of: dict[int, int
             rle = seg
         return mask_utils.decode(rle).astype(bool)
 
+    chosen = [a for a in anns if a["category_id"] in class_of]
     mask = np.zeros((height, width), dtype=np.uint8)
     painted = np.zeros((height, width), dtype=bool)
-    for ann in sorted((a for a in anns if not a.get("iscrowd")), key=lambda a: -a["area"]):
+    for ann in sorted((a for a in chosen if not a.get("iscrowd")), key=lambda a: -a["area"]):
         region = binary(ann)
         mask[region] = class_of[ann["category_id"]]
         painted |= region
-    crowd_only = not painted.any() and any(a.get("iscrowd") for a in anns)
+    crowd_only = not painted.any() and any(a.get("iscrowd") for a in chosen)
     if crowd == "ignore" or crowd_only:  # a crowd-only image is labelled by its crowd: never call it background
-        for ann in (a for a in anns if a.get("iscrowd")):
+        for ann in (a for a in chosen if a.get("iscrowd")):
             mask[binary(ann) & ~painted] = IGNORE_INDEX
     return mask
 
@@ -92,39 +147,72 @@ def _write_mask(path: Path, height: int, width: int, anns: list[dict], class_of:
     return None
 
 
-def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
-    from pycocotools.coco import COCO
+def _year(spec: COCOSpec, root: Path) -> int:
+    if spec.year is not None:
+        return spec.year
+    found = [y for y in (2017, 2014) if any((root / f"{s}{y}").is_dir() for s in spec.splits)]
+    if not found:
+        raise DataError(f"COCO: no image folder {' or '.join(f'{s}2017/ or {s}2014/' for s in spec.splits)} "
+                        f"under {root}. Set dataset.data_root to the folder holding them (and annotations/).")
+    return found[0]
+
+
+def _masks_dir(spec: COCOSpec, root: Path, out_dir: Path) -> Path:
+    """The GT mask cache: one folder per drawing rule, kept across runs in the data root
+    where it is writable, else in the run's prepare folder."""
+    if spec.masks_dir:
+        return Path(spec.masks_dir).expanduser()
+    name = f"SegmentationClass_crowd_{spec.crowd}" + ("" if spec.classes == "all" else f"_{spec.class_tag()}")
+    return root / name if os.access(root, os.W_OK) else out_dir / name
+
+
+@DATASETS.register_module(name=["coco", "coco14"])
+class COCO(DataSource):
+    Spec = COCOSpec
+
+    def prepare(self, out_dir: Path) -> dict:
+        return prepare_coco(self.spec, out_dir)
+
+
+def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
+    from pycocotools.coco import COCO as COCOIndex
 
     log = get_logger()
     root = Path(spec.data_root).expanduser()
+    year = 2014 if spec.type == "coco14" and spec.year is None else _year(spec, root)
+    folders = {s: f"{s}{year}" for s in spec.splits}
+    present = {s: f for s, f in folders.items() if (root / f).is_dir()}
+    if root.is_dir() and not present:
+        raise DataError(f"COCO {year}: none of the image folders {', '.join(folders.values())} is under {root}")
+    for split in sorted(set(folders) - set(present)):
+        log.warning("prepare: COCO %s: no folder %s; split '%s' left out", year, root / folders[split], split)
     ann_dir = Path(spec.annotations)
-    check_layout("COCO 2014", root, {
-        spec.train_images: "train images", spec.val_images: "val images",
-        str(ann_dir / "instances_train2014.json"): "train instance annotations",
-        str(ann_dir / "instances_val2014.json"): "val instance annotations",
-    }, hint="Expected data_root holding train2014/, val2014/ and annotations/ as unpacked from cocodataset.org.")
-    masks_dir = Path(spec.masks_dir).expanduser() if spec.masks_dir else root / f"SegmentationClass_crowd_{spec.crowd}"
-    image_links = out_dir / "images"  # one folder for both splits' images (symlinks)
+    check_layout(f"COCO {year}", root, {
+        **{f: f"{s} images" for s, f in present.items()},
+        **{str(ann_dir / spec.ann_file.format(split=f)): f"{s} instance annotations" for s, f in present.items()},
+    }, hint=f"Expected data_root holding {', '.join(present.values() or folders.values())} and annotations/ "
+            f"(dataset.ann_file={spec.ann_file!r}) as unpacked from cocodataset.org.")
+    masks_dir = _masks_dir(spec, root, out_dir)
+    image_links = out_dir / "images"  # one folder for every split's images (symlinks)
     palette = voc_palette()
     skips = Skips(spec.on_bad_item)
     classes: list[str] | None = None
     splits: dict[str, list[str]] = {}
     labels: dict[str, list[int]] = {}
     drawn = reused = crowd_only = 0
-    for split, image_folder in (("train", spec.train_images), ("val", spec.val_images)):
-        json_path = root / ann_dir / f"instances_{split}2014.json"
+    negatives: dict[str, int] = {}
+    for split, image_folder in present.items():
+        json_path = root / ann_dir / spec.ann_file.format(split=image_folder)
         try:
-            coco = COCO(str(json_path))
+            coco = COCOIndex(str(json_path))
         except (ValueError, KeyError) as err:
             raise DataError(f"{json_path}: not a COCO instances file ({err})") from None
-        cat_ids = sorted(coco.getCatIds())
-        names = ["background"] + [coco.cats[c]["name"] for c in cat_ids]
+        names, class_of = class_space(spec, {c: coco.cats[c]["name"] for c in coco.getCatIds()}, json_path)
         if classes is None:
             classes = names
         elif names != classes:
-            raise DataError(f"{json_path}: its categories differ from the train annotations'")
-        class_of = {cat: k + 1 for k, cat in enumerate(cat_ids)}
-        entries, listed = [], 0
+            raise DataError(f"{json_path}: its categories differ from the {next(iter(present))} annotations'")
+        entries, listed, negatives[split] = [], 0, 0
         for img_id in sorted(coco.imgs):
             info = coco.imgs[img_id]
             anns = coco.imgToAnns.get(img_id, [])
@@ -132,17 +220,24 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
                 continue
             image_id = Path(info["file_name"]).stem
             listed += 1
-            # Labels from the instances; an image with crowd annotations only is labelled by its
-            # crowd categories (its mask is 255 over the crowd), as in the published lists.
-            found = sorted({class_of[a["category_id"]] for a in anns if not a.get("iscrowd")}) or \
-                sorted({class_of[a["category_id"]] for a in anns})
-            crowd_only += bool(anns) and all(a.get("iscrowd") for a in anns)
+            chosen = [a for a in anns if a["category_id"] in class_of]
+            found = sorted({class_of[a["category_id"]] for a in chosen if not a.get("iscrowd")}) or \
+                sorted({class_of[a["category_id"]] for a in chosen})
+            if not found:
+                negatives[split] += 1
+                if spec.negatives == "drop":
+                    continue
+            crowd_only += bool(chosen) and all(a.get("iscrowd") for a in chosen)
             entries.append((image_id, info, anns))
             labels[image_id] = found
-        expected = LIST_SIZES[(spec.image_list, split)]
-        if len(coco.imgs) == LIST_SIZES[("all", split)] and listed != expected:
-            log.warning("prepare: COCO %s list has %d images, %d expected for image_list=%r", split, listed,
+        expected = LIST_SIZES.get((spec.image_list, image_folder))
+        if expected and spec.classes == "all" and len(coco.imgs) == LIST_SIZES[("all", image_folder)] \
+                and listed != expected:
+            log.warning("prepare: COCO %s list has %d images, %d expected for image_list=%r", image_folder, listed,
                         expected, spec.image_list)
+        log.info("prepare: COCO %s: %d images listed, %d without any of the %d chosen classes (%s)", image_folder,
+                 listed, negatives[split], len(names) - 1,
+                 "kept as background-only" if spec.negatives == "keep" else "dropped")
         sizes = check_images({e[0]: root / image_folder / e[1]["file_name"] for e in entries}, skips, spec.n_jobs,
                              what=f"prepare: COCO {split}")
         for image_id, info, _ in entries:
@@ -168,15 +263,18 @@ def prepare_coco14(spec: COCOSpec, out_dir: Path) -> dict:
     skips.check()
     for split, ids in splits.items():
         if not ids:
-            raise DataError(f"COCO split '{split}' has no usable image ({root / ann_dir})")
-    kept = set(splits["train"]) | set(splits["val"])
-    write_prepared(out_dir, name="coco14", classes=classes, palette=palette, image_dir=image_links,
-                   image_suffix=".jpg", mask_dir=masks_dir, splits=splits,
-                   labels={i: v for i, v in labels.items() if i in kept})
+            raise DataError(f"COCO split '{split}' has no usable image ({root / ann_dir}, "
+                            f"dataset.classes={spec.classes!r}, negatives={spec.negatives!r})")
+    kept = {i for ids in splits.values() for i in ids}
+    labels = {i: v for i, v in labels.items() if i in kept}
+    per_class = np.bincount([c for cs in labels.values() for c in cs], minlength=len(classes))[1:]
+    write_prepared(out_dir, name=f"coco{year}", classes=classes, palette=palette, image_dir=image_links,
+                   image_suffix=".jpg", mask_dir=masks_dir, splits=splits, labels=labels)
     return {
-        "artifacts": {"train_images": len(splits["train"]), "val_images": len(splits["val"]), "masks_drawn": drawn,
-                      "masks_reused": reused, "skipped": skips.total(),
-                      "crowd_only_images": crowd_only},
-        "info": {"classes": classes, "skipped": skips.report("prepare"), "crowd": spec.crowd,
-                 "image_list": spec.image_list, "masks_dir": str(masks_dir)},
+        "artifacts": {**{f"{s}_images": len(ids) for s, ids in splits.items()}, "masks_drawn": drawn,
+                      "masks_reused": reused, "skipped": skips.total(), "crowd_only_images": crowd_only,
+                      **{f"{s}_negatives": n for s, n in negatives.items()}},
+        "info": {"classes": classes, "year": year, "skipped": skips.report("prepare"), "crowd": spec.crowd,
+                 "image_list": spec.image_list, "negatives": spec.negatives, "masks_dir": str(masks_dir),
+                 "images_per_class": dict(zip(classes[1:], per_class.tolist()))},
     }

@@ -21,6 +21,7 @@ from pathlib import Path
 from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list
 from pipeline.datasets.masks import voc_palette
 from pipeline.datasets.prepared import write_prepared
+from pipeline.datasets.registry import DATASETS, DataSource
 from pipeline.errors import DataError
 
 
@@ -73,6 +74,14 @@ def read_labels(path: Path, classes: list[str]) -> dict[str, list[int]]:
     if not labels:
         raise DataError(f"{path} lists no images")
     return labels
+
+
+@DATASETS.register_module(name="folder")
+class Folder(DataSource):
+    Spec = FolderSpec
+
+    def prepare(self, out_dir: Path) -> dict:
+        return prepare_folder(self.spec, out_dir)
 
 
 def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:

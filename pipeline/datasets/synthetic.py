@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from pipeline.datasets.masks import IGNORE_INDEX
+from pipeline.atomic import save_image, write_lines
+from pipeline.datasets.masks import IGNORE_INDEX, read_mask, save_mask, voc_palette
+from pipeline.datasets.prepared import write_prepared
+from pipeline.datasets.registry import DATASETS, DataSource
 from pipeline.errors import ConfigError
+from pipeline.log import get_logger, progress
 
 PART_SHAPES = ("disc", "square", "triangle", "cross", "star", "diamond", "ring", "hexagon")
 
@@ -297,3 +302,54 @@ def _part_texture(look: ClassLook, yy, xx, part_r: float) -> np.ndarray:
     checker = ((np.floor(yy / cell) + np.floor(xx / cell)) % 2)[..., None]
     a, b = look.part_colors
     return a * checker + b * (1 - checker)
+
+
+@DATASETS.register_module(name="synthetic")
+class Synthetic(DataSource):
+    """Generates the VOC-layout tree under `<out_dir>/VOC` item by item, reusing items an
+    interrupted run already wrote."""
+
+    Spec = SyntheticSpec
+
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(image, mask, classes) of item `index`; a subclass may draw other images."""
+        return render_sample(self.spec, index)
+
+    def class_names(self) -> list[str]:
+        return class_names(self.spec)
+
+    def prepare(self, out_dir: Path) -> dict:
+        spec = self.spec
+        tree = out_dir / "VOC"
+        image_dir, mask_dir = tree / "JPEGImages", tree / "SegmentationClass"
+        palette = voc_palette()
+        splits: dict[str, list[str]] = {"train": [], "val": []}
+        labels: dict[str, list[int]] = {}
+        reused = 0
+        for index in progress(range(spec.num_images), desc="prepare: synthetic images", total=spec.num_images):
+            name = image_id(index)
+            image_path, mask_path = image_dir / f"{name}.jpg", mask_dir / f"{name}.png"
+            if image_path.is_file() and mask_path.is_file():
+                # Written atomically on an earlier, interrupted run: reuse; labels come from the mask.
+                present = np.unique(read_mask(mask_path))
+                classes = [int(c) for c in present if 0 < c < 255]
+                reused += 1
+            else:
+                image, mask, classes = self.render(index)
+                save_image(image_path, Image.fromarray(image), format="JPEG", quality=spec.jpeg_quality)
+                save_mask(mask_path, mask, palette)
+            splits[split_of(spec, index)].append(name)
+            labels[name] = classes
+        if reused:
+            get_logger().info("prepare: reused %d of %d images written by an interrupted run", reused, spec.num_images)
+        for split, ids in splits.items():  # the VOC tree's own lists, for tools that read VOC
+            write_lines(tree / "ImageSets" / "Segmentation" / f"{split}.txt", ids)
+        names = self.class_names()
+        write_prepared(out_dir, name="synthetic", classes=names, palette=palette, image_dir=image_dir,
+                       image_suffix=".jpg", mask_dir=mask_dir, splits=splits, labels=labels)
+        per_class = np.bincount([c for cs in labels.values() for c in cs], minlength=len(names))[1:]
+        return {
+            "artifacts": {"images": spec.num_images, "masks": spec.num_images, "reused": reused,
+                          **{f"{split}_images": len(ids) for split, ids in splits.items()}},
+            "info": {"classes": names, "images_per_class": dict(zip(names[1:], per_class.tolist()))},
+        }

@@ -21,6 +21,7 @@ from joblib import Parallel, delayed
 from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list
 from pipeline.datasets.masks import save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
+from pipeline.datasets.registry import DATASETS, DataSource
 from pipeline.errors import DataError
 from pipeline.log import get_logger, progress
 
@@ -71,6 +72,14 @@ def convert_sbd_mask(mat_path: Path, png_path: Path, palette: np.ndarray) -> str
     except (OSError, KeyError, AttributeError, ValueError, TypeError) as err:
         return f"{type(err).__name__}: {err}"
     return None
+
+
+@DATASETS.register_module(name="voc12")
+class VOC12(DataSource):
+    Spec = VOCSpec
+
+    def prepare(self, out_dir: Path) -> dict:
+        return prepare_voc12(self.spec, out_dir)
 
 
 def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:

@@ -1,16 +1,10 @@
 """Localization networks, as plug-ins: BAS, the CAM baseline, DRS.
 
-A localizer is one model class, registered in `METHODS` under its config name
-(`localizer.type`), with:
-
-- `Options`: a dataclass of its own options (at least `loss_weights`), read from the
-  config section `localizer.<type>` (absent: the defaults);
-- `build(num_classes, backbone, head_init, options)`: the model from the config;
-- `heads()`: the modules trained with the head learning rate;
-- `forward(images)` -> class maps (B, C, h, w), and `forward(images, labels)` -> a dict
-  of loss terms, weighted by `options.loss_weights` (other terms are logged only).
-
-Adding a method is its model file, one line in `METHODS`, and a config.
+A localizer is a `Localizer` subclass (`pipeline/models/base.py`: its docstring is the
+contract) registered in `LOCALIZERS` with `@LOCALIZERS.register_module(name=...)`;
+`localizer.type` names it, `localizer.<type>` holds its own options. Adding a method is
+its model file (registered where the class is defined) and a config; a model outside
+the project is loaded by the config's `custom_imports = dict(imports=['my_module'])`.
 """
 
 from __future__ import annotations
@@ -22,21 +16,19 @@ import torch
 from pipeline.config import section_to_dataclass
 from pipeline.errors import ConfigError
 from pipeline.models.backbone import ResNetBackbone, build_backbone
-from pipeline.models.bas import BASLocalizer
-from pipeline.models.cam import CAMClassifier
-from pipeline.models.drs import DRSClassifier
+from pipeline.models.base import Localizer
+from pipeline.models.registry import LOCALIZERS
+from pipeline.models import bas, cam, drs  # noqa: F401  (register the built-in localizers)
 
-__all__ = ["ResNetBackbone", "build_backbone", "METHODS", "build_localizer", "load_trained_localizer"]
-
-METHODS = {"bas": BASLocalizer, "cam": CAMClassifier, "drs": DRSClassifier}
+__all__ = ["ResNetBackbone", "build_backbone", "Localizer", "LOCALIZERS", "build_localizer", "load_trained_localizer"]
 
 
-def build_localizer(localizer: dict, num_classes: int) -> tuple[torch.nn.Module, dict[str, float]]:
+def build_localizer(localizer: dict, num_classes: int) -> tuple[Localizer, dict[str, float]]:
     """(model, loss weights) from a `localizer` config section: type, backbone, head_init
     and the method's own section."""
     kind, options = _method_options(localizer)
-    model = METHODS[kind].build(num_classes, dict(localizer["backbone"]), localizer.get("head_init", "default"),
-                                options)
+    model = LOCALIZERS.get(kind).build(num_classes, dict(localizer["backbone"]),
+                                       localizer.get("head_init", "default"), options)
     return model, {k: float(v) for k, v in options.loss_weights.items()}
 
 
@@ -46,6 +38,7 @@ def load_trained_localizer(path, device="cpu"):
     localizer = dict(saved["localizer"], backbone=dict(saved["localizer"]["backbone"], weights=None))
     model, _ = build_localizer(localizer, saved["num_classes"])  # the trained weights replace any init
     model.load_state_dict(saved["state_dict"])
+    model.num_classes = saved["num_classes"]
     return model.to(device).eval(), localizer["type"]
 
 
@@ -59,6 +52,8 @@ def localizer_record(localizer: dict) -> dict:
 def _method_options(localizer: dict):
     """(type, the method's checked Options) from a `localizer` section."""
     kind = localizer.get("type")
-    if kind not in METHODS:
-        raise ConfigError(f"localizer.type = {kind!r}; choose one of: {', '.join(METHODS)}")
-    return kind, section_to_dataclass(METHODS[kind].Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")
+    method = LOCALIZERS.get(kind) if isinstance(kind, str) else None
+    if method is None:
+        raise ConfigError(f"localizer.type = {kind!r} is not a registered localizer; choose one of: "
+                          f"{', '.join(sorted(LOCALIZERS.module_dict))} (or register your own: README, 'Plug-ins')")
+    return kind, section_to_dataclass(method.Options, dict(localizer.get(kind) or {}), f"localizer.{kind}")

