@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
@@ -17,8 +20,10 @@ from mmengine.config import Config, ConfigDict
 
 from pipeline.errors import ConfigError
 
-# Keys that say where and how to run, not what to compute: never fingerprinted.
-RUNTIME_KEYS = ("run_name", "work_dir", "log_level")
+# Keys that say where and how to run, not what to compute: never fingerprinted as
+# sections. (`custom_imports`, mmengine's convention, loads a user's plug-in modules; the
+# source of those modules is fingerprinted instead: `plugin_digest`.)
+RUNTIME_KEYS = ("run_name", "work_dir", "log_level", "custom_imports")
 
 T = TypeVar("T")
 
@@ -27,8 +32,13 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/default.py)")
+    if str(Path.cwd()) not in sys.path:  # `custom_imports` finds a user's modules in the working directory
+        sys.path.append(str(Path.cwd()))
     try:
-        cfg = Config.fromfile(str(path))
+        cfg = Config.fromfile(str(path))  # imports the modules `custom_imports` names (plug-ins register there)
+    except ImportError as err:
+        raise ConfigError(f"cannot load config {path}: custom_imports failed ({err}); the module must be in the "
+                          "working directory or on PYTHONPATH") from None
     except (TypeError, KeyError, ValueError, SyntaxError, NameError, FileNotFoundError) as err:
         raise ConfigError(f"cannot load config {path}: {err}") from None
     if overrides:
@@ -104,3 +114,17 @@ def _plain(value: Any) -> Any:
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, [str(o) for o in options], n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def plugin_digest(cfg: Config) -> str | None:
+    """A digest of the source files of the modules `custom_imports` loads (None without
+    any), so that editing a plug-in makes the stages stale like editing the project."""
+    modules = (cfg.get("custom_imports") or {}).get("imports") or []
+    if not modules:
+        return None
+    digest = hashlib.sha256()
+    for name in ([modules] if isinstance(modules, str) else modules):
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec is not None and spec.origin else None
+        digest.update(name.encode() + (origin.read_bytes() if origin is not None and origin.is_file() else b""))
+    return digest.hexdigest()[:16]

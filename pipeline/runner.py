@@ -29,7 +29,7 @@ from mmengine.config import Config
 
 from pipeline import __version__, distributed
 from pipeline.atomic import write_json
-from pipeline.config import check_top_level_keys, section_dict
+from pipeline.config import check_top_level_keys, plugin_digest, section_dict
 from pipeline.errors import PipelineError
 from pipeline.log import get_logger
 from pipeline.source_hash import source_digest
@@ -177,6 +177,9 @@ class Pipeline:
         }
         if stage.external:
             identity["external"] = stage.external(self.cfg)
+        plugins = plugin_digest(self.cfg)
+        if plugins is not None:
+            identity["plugins"] = plugins
         return _hash(identity)
 
     def is_off(self, name: str) -> bool:

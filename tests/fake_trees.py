@@ -88,21 +88,31 @@ def rle_of(mask: np.ndarray) -> dict:
     return {"size": rle["size"], "counts": rle["counts"].decode()}
 
 
-def make_coco(root: Path) -> Path:
-    """COCO 2014 layout; categories 1, 3, 90 (gaps) -> classes 1, 2, 3.
+# COCO's names of VOC's classes other than person and car (ids made up, after 90)
+OTHER_VOC_NAMES = ("airplane", "bicycle", "bird", "boat", "bottle", "bus", "cat", "chair", "cow", "dining table", "dog",
+                   "horse", "motorcycle", "potted plant", "sheep", "couch", "train", "tv")
+
+
+def make_coco(root: Path, year: int = 2014) -> Path:
+    """COCO 2014 (file names COCO_train2014_<id>.jpg) or 2017 (<id>.jpg) layout;
+    categories 1, 3, 90 (gaps) -> classes 1, 2, 3; 2017 adds the rest of VOC's 20 under
+    COCO's names (ids 91..), so that the 'voc20' preset applies.
 
     train: img 1 two overlapping instances (a big polygon 'person', a small RLE 'car' on
     it) and a crowd region; img 2 crowd only; img 3 no annotation; img 4 an uncompressed
     RLE 'toothbrush'. val: img 5 one polygon.
     """
     categories = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 90, "name": "toothbrush"}]
+    if year == 2017:
+        categories += [{"id": 91 + k, "name": name} for k, name in enumerate(OTHER_VOC_NAMES)]
+    name = (lambda split, i: f"COCO_{split}2014_{i:012d}.jpg") if year == 2014 else (lambda split, i: f"{i:012d}.jpg")
     small = np.zeros((H, W), dtype=np.uint8)
     small[10:16, 10:18] = 1
     crowd = np.zeros((H, W), dtype=np.uint8)
     crowd[0:30, 30:40] = 1
     uncompressed = {"size": [H, W], "counts": [5 * H, 10 * H, (W - 15) * H]}  # columns 5..14
     train = {
-        "images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg", "width": W, "height": H} for i in (1, 2, 3, 4)],
+        "images": [{"id": i, "file_name": name("train", i), "width": W, "height": H} for i in (1, 2, 3, 4)],
         "annotations": [
             {"id": 11, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 500.0, "bbox": [2, 2, 30, 25],
              "segmentation": [[2, 2, 32, 2, 32, 27, 2, 27]]},
@@ -118,16 +128,16 @@ def make_coco(root: Path) -> Path:
         "categories": categories,
     }
     val = {
-        "images": [{"id": 5, "file_name": "COCO_val2014_000000000005.jpg", "width": W, "height": H}],
+        "images": [{"id": 5, "file_name": name("val", 5), "width": W, "height": H}],
         "annotations": [{"id": 51, "image_id": 5, "category_id": 90, "iscrowd": 0, "area": 100.0,
                          "bbox": [0, 0, 10, 10], "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]}],
         "categories": categories,
     }
     (root / "annotations").mkdir(parents=True)
     for split, data in (("train", train), ("val", val)):
-        (root / "annotations" / f"instances_{split}2014.json").write_text(json.dumps(data))
+        (root / "annotations" / f"instances_{split}{year}.json").write_text(json.dumps(data))
         for n, image in enumerate(data["images"]):
-            write_jpeg(root / f"{split}2014" / image["file_name"], 100 + image["id"])
+            write_jpeg(root / f"{split}{year}" / image["file_name"], 100 + image["id"])
     return root
 
 

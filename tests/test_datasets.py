@@ -187,6 +187,42 @@ def test_coco_crowd_exclusion_and_the_all_images_list(tmp_path):
         coco(tmp_path, crowd="drop")
 
 
+def coco17(tmp_path, **dataset):
+    return prepare(tmp_path, "configs/real_voc20_bas.py", **{"data_root": str(tmp_path / "coco"), "n_jobs": 1,
+                                                             "negatives": "keep", **dataset})
+
+
+def test_coco_2017_layout_in_voc_classes_with_negatives_kept_or_dropped(tmp_path):
+    ft.make_coco(tmp_path / "coco", year=2017)
+    ds, m = coco17(tmp_path)
+    assert m["info"]["year"] == 2017 and ds.classes[1] == "aeroplane" and len(ds.classes) == 21
+    person, car = ds.classes.index("person"), ds.classes.index("car")
+    assert ds.labels["000000000001"] == sorted([person, car])
+    assert ds.labels["000000000004"] == [] and m["artifacts"]["train_negatives"] == 1  # a toothbrush: not VOC
+    assert (ds.load_mask("000000000004") == 0).all()  # other categories are background
+    assert ds.load_mask("000000000001")[12, 12] == car and ds.load_mask("000000000001")[3, 5] == person
+    assert ds.split("val") == ["000000000005"] and ds.labels["000000000005"] == []
+    ds, m = prepare(tmp_path / "drop", "configs/real_voc20_bas.py",
+                    **{"data_root": str(tmp_path / "coco"), "n_jobs": 1, "negatives": "drop", "splits": ("train",)})
+    assert "000000000004" not in ds.split("train") and m["artifacts"]["train_negatives"] == 1  # counted
+
+
+def test_coco_class_list_and_errors(tmp_path):
+    ft.make_coco(tmp_path / "coco", year=2017)
+    ds, m = coco17(tmp_path, classes=("person",))
+    assert ds.classes == ["background", "person"]
+    assert ds.labels["000000000001"] == [1] and ds.labels["000000000004"] == []
+    assert (ds.load_mask("000000000001")[12, 12]) == 1  # the car is background: the person shows through
+    with pytest.raises(ConfigError, match="'unicorn' not among the categories"):
+        coco17(tmp_path / "bad", classes=("unicorn",), data_root=str(tmp_path / "coco"))
+    with pytest.raises(ConfigError, match="dataset.negatives"):
+        coco17(tmp_path / "bad2", negatives="maybe", data_root=str(tmp_path / "coco"))
+    with pytest.raises(DataError, match="voc20' needs COCO's categories"):
+        ft.make_coco(tmp_path / "c14")
+        prepare(tmp_path / "c14run", "configs/coco14_bas_r50.py",
+                **{"data_root": str(tmp_path / "c14"), "n_jobs": 1, "classes": "voc20"})
+
+
 # ---- a user's own folder ---------------------------------------------------------------------
 
 def tiny_on(tmp_path, dataset: dict):

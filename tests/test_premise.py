@@ -16,10 +16,7 @@ class ObjectClassifier(nn.Module):
         self.register_buffer("mask", torch.from_numpy(mask.astype(np.float32)))
         self.weight = nn.Parameter(torch.ones(1))
 
-    def backbone(self, x):
-        return None, None
-
-    def classifier(self, x4):
+    def class_activation(self, x):
         on = self.mask - 0.2 * (1 - self.mask)
         return 10 * torch.stack([on, -on])[None]
 
@@ -62,3 +59,26 @@ def test_the_verdict_fails_a_classifier_whose_activation_peaks_outside():
     v = verdict(offsets, curves)["a"]
     assert v["activation_peak_offset"] == 12 and not v["observation_2"]
     assert v["ce_min_offset"] == 4 and not v["observation_1"]
+
+
+def test_with_one_class_the_premise_ce_is_binary_not_identically_zero():
+    """A softmax over one logit is always 1: with one class a 0 background logit joins."""
+    mask = np.zeros((32, 32), dtype=np.uint8)
+    mask[8:24, 8:24] = 1
+
+    class OneClass(ObjectClassifier):
+        def class_activation(self, x):
+            return super().class_activation(x)[:, :1]  # masked logit ~2.5 at the GT: binary CE ~0.08
+
+    class OneClassImage(OneImage):
+        classes = ["background", "a"]
+
+    curves = premise_curves(OneClass(mask == 1), OneClassImage(mask), ["x"], [-4, 0, 4])
+    assert all(ce > 0.01 for ce in curves["a"]["ce"])
+
+
+def test_min_share_keeps_only_large_objects():
+    mask = np.zeros((32, 32), dtype=np.uint8)
+    mask[8:24, 8:24] = 1  # 25 % of the image
+    assert premise_curves(ObjectClassifier(mask == 1), OneImage(mask), ["x"], [0], min_share=0.3) == {}
+    assert "a" in premise_curves(ObjectClassifier(mask == 1), OneImage(mask), ["x"], [0], min_share=0.2)
