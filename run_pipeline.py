@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from pipeline.atomic import save_image
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
-from pipeline.runner import Pipeline, read_manifest
+from pipeline.run_lock import RunLock, RunFolderBusy
+from pipeline.runner import Pipeline, StorageError, read_manifest, storage_fault
 from stages import STAGES
 
 
@@ -87,6 +89,28 @@ def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
     return "\n".join(rows)
 
 
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path):
+    """The run folder's lock (pipeline/run_lock.py), taken by rank 0 for every rank of
+    its torchrun group: the others learn whether it got it."""
+    lock = RunLock(run_dir)
+    refusal = None
+    if distributed.is_main():
+        try:
+            lock.acquire()
+        except RunFolderBusy as busy:
+            refusal = str(busy)
+        except OSError as error:
+            refusal = storage_fault(error, run_dir) or f"cannot lock {lock.path}: {error}"
+    refusal = distributed.broadcast_object(refusal)
+    if refusal is not None:
+        raise RunFolderBusy(refusal)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -114,13 +138,22 @@ def main(argv: list[str] | None = None) -> int:
             for name, action, reason in pipeline.plan(selected, args.force):
                 print(f"  {name:<20} {action:<8} {reason}")
             return 0
-        if main_rank:
-            cfg.dump(str(run_dir / "config.py"))
-        log.info("run folder %s, config %s", run_dir, args.config)
-        summary = pipeline.run(selected, force=args.force)
+        with run_folder_lock(run_dir):
+            if main_rank:
+                try:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    cfg.dump(str(run_dir / "config.py"))
+                except OSError as error:
+                    raise StorageError(storage_fault(error, run_dir) or str(error)) from None
+            log.info("run folder %s, config %s", run_dir, args.config)
+            summary = pipeline.run(selected, force=args.force)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C: every finished item is kept; run the same command again to resume.",
+              file=sys.stderr)
+        return 130
     if main_rank:
         log.info("summary of %s:\n%s", run_dir, summary_table(summary, run_dir))
         report = read_manifest(run_dir / "report")

@@ -15,6 +15,7 @@ stage skips them), one re-run under another fingerprint starts from an empty fol
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import importlib
 import json
@@ -126,10 +127,29 @@ class StageStatus:
 
 
 def read_manifest(stage_dir: Path) -> dict | None:
+    """The stage's manifest; None when absent or unreadable (a damaged manifest counts as
+    'not done': the stage runs again; `manifest_problem` says why)."""
+    return read_json_record(stage_dir / MANIFEST, required=("fingerprint", "run_id"))
+
+
+def manifest_problem(stage_dir: Path) -> str | None:
+    """Why a manifest that exists cannot be used, or None."""
     path = stage_dir / MANIFEST
-    if not path.is_file():
+    if path.is_file() and read_manifest(stage_dir) is None:
+        return f"manifest unreadable ({path} is damaged or cut short): the stage runs again"
+    return None
+
+
+def read_json_record(path: Path, required: Sequence[str] = ()) -> dict | None:
+    """A JSON object from `path`, or None when it is absent, does not parse, or lacks a
+    required key: a record that cannot be trusted is no record."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
-    return json.loads(path.read_text())
+    if not isinstance(data, dict) or any(k not in data for k in required):
+        return None
+    return data
 
 
 def _hash(obj: Any) -> str:
@@ -198,6 +218,9 @@ class Pipeline:
         out_dir = self.run_dir / name
         manifest = read_manifest(out_dir)
         if manifest is None:
+            problem = manifest_problem(out_dir)
+            if problem:
+                return StageStatus("missing", problem)
             if (out_dir / IN_PROGRESS).is_file():
                 return StageStatus("missing", "interrupted; the next run resumes it")
             return StageStatus("missing", "never run")
@@ -316,7 +339,7 @@ class Pipeline:
         }
         marker = out_dir / IN_PROGRESS
         identity = {"fingerprint": fingerprint, "upstream": upstream}
-        previous = json.loads(marker.read_text()) if marker.is_file() else {}
+        previous = read_json_record(marker) or {}  # a damaged marker: nothing to resume
         resumable = (
             not force
             and status.manifest is None
@@ -338,13 +361,23 @@ class Pipeline:
                            available_upstream=tuple(used))
         try:
             result = stage.load()(ctx) if stage.distributed or distributed.is_main() else None
-        except BaseException:
+        except BaseException as error:
             seconds = time.perf_counter() - t0
-            self.log.error("[%s] failed after %.1f s; finished items are kept and a re-run resumes",
-                           stage.name, seconds)
+            if isinstance(error, KeyboardInterrupt):
+                self.log.error("[%s] stopped by Ctrl-C after %.1f s; finished items are kept and a re-run "
+                               "resumes", stage.name, seconds)
+            else:
+                self.log.error("[%s] failed after %.1f s; finished items are kept and a re-run resumes",
+                               stage.name, seconds)
             if distributed.is_main() and marker.is_file():
-                write_json(marker, {**identity, "attempts": [
-                    *attempts, {"started_at": started.isoformat(), "seconds": round(seconds, 3)}]})
+                try:
+                    write_json(marker, {**identity, "attempts": [
+                        *attempts, {"started_at": started.isoformat(), "seconds": round(seconds, 3)}]})
+                except OSError:
+                    pass  # the disk that failed the stage may not take this record either
+            fault = storage_fault(error, out_dir)
+            if fault is not None:
+                raise StorageError(f"[{stage.name}] {fault}") from None
             raise
         if not distributed.is_main():
             distributed.barrier()  # rank 0 writes the manifest
@@ -371,13 +404,47 @@ class Pipeline:
             "metrics": result.metrics,
             "info": result.info,
         }
-        write_json(out_dir / MANIFEST, manifest)  # last: the stage counts as done from here
-        marker.unlink()
+        try:
+            write_json(out_dir / MANIFEST, manifest)  # last: the stage counts as done from here
+        except OSError as error:
+            raise StorageError(f"[{stage.name}] {storage_fault(error, out_dir) or error}") from None
+        marker.unlink(missing_ok=True)
         distributed.barrier()
         self.log.info("[%s] done in %.1f s%s: %s", stage.name, total,
                       f" over {len(attempts)} attempts" if len(attempts) > 1 else "",
                       ", ".join(f"{k}={v}" for k, v in result.artifacts.items()))
         return total
+
+
+class StorageError(PipelineError):
+    """The disk refused a write: full, read-only, or not ours."""
+
+
+def storage_fault(error: BaseException, out_dir: Path) -> str | None:
+    """A message naming the path and what to do when `error` is the disk's (full, read-only,
+    permission denied), else None. torch.save reports a full disk as a RuntimeError from
+    its C++ stream, so the free space is checked too."""
+    number = getattr(error, "errno", None)
+    where = getattr(error, "filename", None) or out_dir
+    if number in (errno.ENOSPC, errno.EDQUOT) or (
+            isinstance(error, RuntimeError) and _free_bytes(out_dir) is not None and _free_bytes(out_dir) < 1 << 20):
+        return (f"the disk is full: no space left writing {where} (free: {_free_bytes(out_dir) or 0} bytes). "
+                "Free some space or move the run (--work-dir) to a larger disk, then run again: finished items "
+                "are kept and the stage resumes.")
+    if number == errno.EROFS:
+        return (f"{where} is on a read-only file system. Choose a writable --work-dir (or work_dir in the "
+                "config), then run again.")
+    if number in (errno.EACCES, errno.EPERM):
+        return (f"permission denied writing {where}. Make the run folder writable for this user, or choose "
+                "another --work-dir, then run again.")
+    return None
+
+
+def _free_bytes(path: Path) -> int | None:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return None
 
 
 def _closed_attempts(attempts: list[dict], out_dir: Path) -> list[dict]:

@@ -4,10 +4,9 @@ A new stage is one module here plus one line below: its upstream stages and the
 config sections it reads (its fingerprint hashes exactly those).
 """
 
-import json
 from pathlib import Path
 
-from pipeline.runner import Stage
+from pipeline.runner import Stage, read_manifest
 
 
 def _fuses_partner(cfg) -> bool:
@@ -23,9 +22,8 @@ def _external_cam_run(cfg) -> dict:
     fuse = cfg.get("export_maps", {}).get("fuse_cam")
     if fuse in (None, "partner"):
         return {}
-    manifest = Path(fuse) / "train_localizer" / "manifest.json"
-    return {"fuse_cam_run": str(fuse), "run_id": json.loads(manifest.read_text())["run_id"]
-            if manifest.is_file() else None}
+    manifest = read_manifest(Path(fuse) / "train_localizer")
+    return {"fuse_cam_run": str(fuse), "run_id": manifest["run_id"] if manifest else None}
 
 
 STAGES = [
