@@ -5,13 +5,26 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/default.py
 ARGS ?=
 
-.PHONY: run test status clean-venv
+.PHONY: run test status clean-venv lock
 
-$(VENV)/.installed: pyproject.toml
+LOCK ?= requirements/lock.txt
+
+# Installs the exact versions of $(LOCK) (pip constraints); `make lock` refreshes them.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[mmcv-lite,test]'
+	$(PY) -m pip install -c $(LOCK) -e '.[mmcv-lite,test]'
 	touch $@
+
+# The newest versions pyproject.toml allows, frozen into $(LOCK) (commit it with the figures it gave).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --upgrade pip
+	.lock-venv/bin/python -m pip install -e '.[mmcv-lite,test]'
+	{ head -3 $(LOCK); .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e\|^bas-pseudomasks'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
 
 run: $(VENV)/.installed
 	$(PY) run_pipeline.py --config $(CONFIG) --stage all $(ARGS)

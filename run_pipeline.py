@@ -20,13 +20,12 @@ from mmengine.config import DictAction
 from pipeline import distributed
 from pipeline.config import load_config
 from pipeline.atomic import save_image
-from pipeline.datasets.prepared import PreparedDataset
+
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
 from pipeline.run_lock import RunLock, RunFolderBusy
 from pipeline.runner import Pipeline, StorageError, read_manifest, storage_fault
-from stages import STAGES
-
+from stages import SETTINGS, STAGES
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,17 +43,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override config keys, e.g. dataset.num_train=100 (keys must exist)")
     return parser.parse_args(argv)
 
-
 def run_dir_for(cfg, config_path: str, work_dir: str | None) -> Path:
     if work_dir:
         return Path(work_dir)
     return Path(cfg.get("work_dir", "outputs")) / (cfg.get("run_name") or Path(config_path).stem)
 
-
 def show(run_dir: Path, image_id: str) -> Path:
     """Draw one image's chain from whatever the run folder holds; returns the PNG's path."""
-    from pipeline.report.panels import chain_panel  # plotting and stage imports only for --show
-    from stages.report import load_chain
+    from pipeline.datasets.prepared import PreparedDataset  # plotting and data imports only for --show
+    from pipeline.report.chain import load_chain
+    from pipeline.report.panels import chain_panel
 
     if read_manifest(run_dir / "prepare") is None:
         raise PipelineError(f"--show needs a prepared data set in {run_dir}; run `--stage prepare` first")
@@ -62,7 +60,6 @@ def show(run_dir: Path, image_id: str) -> Path:
     path = run_dir / "show" / f"{image_id}.png"
     save_image(path, chain_panel(load_chain(run_dir, dataset, image_id), dataset.palette), format="PNG")
     return path
-
 
 def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
     """One row per stage: what happened, its time (over every attempt, also for a stage
@@ -88,7 +85,6 @@ def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
     rows.append(f"  {'total':<20} {'':<22} {total:>7.1f} s")
     return "\n".join(rows)
 
-
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path):
     """The run folder's lock (pipeline/run_lock.py), taken by rank 0 for every rank of
@@ -110,11 +106,10 @@ def run_folder_lock(run_dir: Path):
     finally:
         lock.release()
 
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config, args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options, SETTINGS)
         run_dir = run_dir_for(cfg, args.config, args.work_dir)
         read_only = args.status or args.dry_run or bool(args.show)
         if not read_only:
@@ -160,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         if report:
             log.info("report: %s", (run_dir / "report" / report["info"]["html"]).resolve().as_uri())
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,7 +62,7 @@ def measure_train(method: str, args) -> dict:
 
 def measure_export(args) -> dict:
     from pipeline.models import build_localizer
-    from stages.export_maps import class_maps
+    from pipeline.maps import class_maps
 
     cuda = torch.cuda.is_available() and not args.cpu
     device = torch.device("cuda" if cuda else "cpu")
@@ -95,7 +95,7 @@ def measure_export_stage(args, workers: int) -> dict:
 
     from pipeline.atomic import save_npz
     from pipeline.models import build_localizer
-    from stages.export_maps import _Images, class_maps
+    from pipeline.maps import ImageTensors, class_maps
 
     cuda = torch.cuda.is_available() and not args.cpu
     device = torch.device("cuda" if cuda else "cpu")
@@ -116,7 +116,7 @@ def measure_export_stage(args, workers: int) -> dict:
 
         class_maps(model, torch.zeros(3, h, w, device=device), [1, 2], tuple(args.scales), True)  # warm-up
         t0 = time.perf_counter()
-        loader = DataLoader(_Images(Files, ids), batch_size=None, num_workers=workers, pin_memory=cuda)
+        loader = DataLoader(ImageTensors(Files, ids), batch_size=None, num_workers=workers, pin_memory=cuda)
         for image_id, image in loader:
             maps = class_maps(model, image.to(device, non_blocking=True), [1, 2], tuple(args.scales), True)
             save_npz(folder / f"{image_id}.npz", maps=maps.cpu().numpy().astype(np.float16))

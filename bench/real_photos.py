@@ -84,7 +84,7 @@ def large_object_premise(folder: Path, share: float) -> dict:
     from pipeline.datasets.prepared import PreparedDataset
     from pipeline.models import load_trained_localizer
     from pipeline.premise import premise_curves, premise_ids, verdict
-    from stages.check_premise import PremiseSettings
+    from pipeline.premise import PremiseSettings
 
     settings = section_to_dataclass(PremiseSettings, dict(load_config(folder / "config.py").check_premise),
                                     "check_premise")

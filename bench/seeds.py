@@ -59,7 +59,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     from pipeline.evaluation import MaskScore, SeedSweep, image_miou
     from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
     from scipy.stats import spearmanr
-    from stages.evaluate_maps import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
+    from pipeline.maps import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
 
     dataset = PreparedDataset.load(bas / "prepare")
     refine = load_config(str(bas / "config.py")).refine_masks

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -28,7 +29,11 @@ RUNTIME_KEYS = ("run_name", "work_dir", "log_level", "custom_imports")
 T = TypeVar("T")
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
+                schemas: Mapping[str, str] | None = None) -> Config:
+    """The config at `path` with `overrides` (--cfg-options) merged. `schemas`: {section:
+    'module:SettingsDataclass'}, so an override may also set a key the settings define
+    but no config file lists (its default applies otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/default.py)")
@@ -42,14 +47,18 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     except (TypeError, KeyError, ValueError, SyntaxError, NameError, FileNotFoundError) as err:
         raise ConfigError(f"cannot load config {path}: {err}") from None
     if overrides:
-        check_override_keys(cfg, overrides)
+        check_override_keys(cfg, overrides, schemas or {})
         cfg.merge_from_dict(dict(overrides))
     return cfg
 
 
-def check_override_keys(cfg: Config, overrides: Mapping[str, Any]) -> None:
-    """Every dotted key must already exist in the config (mmengine would add it)."""
+def check_override_keys(cfg: Config, overrides: Mapping[str, Any], schemas: Mapping[str, str] = {}) -> None:
+    """Every dotted key must exist in the config (mmengine would add it), or be a field of
+    its section's settings dataclass (`schemas`)."""
     for key in overrides:
+        section, _, field = key.partition(".")
+        if field and "." not in field and section in schemas and field in _schema_fields(schemas[section]):
+            continue
         node: Any = cfg.to_dict()
         parts = key.split(".")
         for depth, part in enumerate(parts):
@@ -96,7 +105,10 @@ def section_to_dataclass(cls: type[T], section: Mapping[str, Any], name: str, dr
     ]
     if missing:
         raise ConfigError(f"missing key(s) in '{name}': {', '.join(name + '.' + m for m in missing)}.")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as err:  # a value check of the dataclass: say which section it came from
+        raise ConfigError(str(err) if str(err).startswith(name) else f"{name}.{err}") from None
 
 
 def section_dict(cfg: Config, name: str) -> dict:
@@ -128,3 +140,8 @@ def plugin_digest(cfg: Config) -> str | None:
         origin = Path(spec.origin) if spec is not None and spec.origin else None
         digest.update(name.encode() + (origin.read_bytes() if origin is not None and origin.is_file() else b""))
     return digest.hexdigest()[:16]
+
+
+def _schema_fields(target: str) -> set[str]:
+    module, _, name = target.partition(":")
+    return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))}

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 
-import torch
-import torch.distributed as dist
+
+def _group():
+    """torch.distributed where a process group exists, else None. Without torch imported
+    there is none, so the command line's reading paths never import torch."""
+    if "torch" not in sys.modules:
+        return None
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
 
 
 def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
+    dist = _group()
+    return dist.get_world_size() if dist else 1
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
+    dist = _group()
+    return dist.get_rank() if dist else 0
 
 
 def is_main() -> bool:
@@ -27,6 +37,9 @@ def init_from_env() -> None:
     NCCL on CUDA, gloo on CPU. The long timeout lets ranks wait at a barrier while
     rank 0 runs a single-process stage.
     """
+    import torch
+    import torch.distributed as dist
+
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return
     if torch.cuda.is_available():
@@ -35,11 +48,15 @@ def init_from_env() -> None:
 
 
 def barrier() -> None:
-    if dist.is_initialized():
+    dist = _group()
+    if dist:
         dist.barrier()
 
 
-def device() -> torch.device:
+def device():
+    """The process's torch device: its GPU under torchrun on CUDA, else the CPU."""
+    import torch
+
     if torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -47,7 +64,8 @@ def device() -> torch.device:
 
 def broadcast_object(value):
     """Rank 0's `value` on every rank (itself where there is one process)."""
-    if not dist.is_initialized():
+    dist = _group()
+    if not dist:
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)

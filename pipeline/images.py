@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-import torchvision.transforms.functional as TF
+from typing import TYPE_CHECKING
+
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 from pipeline.errors import DataError
 
@@ -26,5 +29,7 @@ def load_rgb(path: Path) -> Image.Image:
         raise DataError(f"cannot read image {path}: {err} (corrupt or truncated? replace or remove it)") from None
 
 
-def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
+def to_normalized_tensor(image: Image.Image) -> "torch.Tensor":
+    import torchvision.transforms.functional as TF  # torch only where tensors are made (the CLI stays quick)
+
     return TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)

@@ -17,11 +17,14 @@ tuned on a method's mIoU.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from pipeline.errors import ConfigError
 from pipeline.images import to_normalized_tensor
 
 DISK = ndimage.generate_binary_structure(2, 1)
@@ -34,6 +37,22 @@ CE_NEAR_ZERO = 0.1
 PEAK_TOLERANCE_PX = 8
 ACTIVATION_RISE = 0.2
 
+
+
+@dataclasses.dataclass(frozen=True)
+class PremiseSettings:
+    images: int = 60  # the first N images of the localizer's training split that have GT
+    step: int = 4  # px per erosion / dilation step
+    offsets: tuple[int, int] = (-16, 40)  # most eroded, most dilated (px)
+    scale: float = 1.0  # images resized by this first: the scale the localizer trained at
+    # Only objects covering at least this share of their image (0: all). The paper checked
+    # CUB birds that fill the frame; with GAP over the whole map a small object's masked
+    # score is diluted by its area.
+    min_object_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or not self.offsets[0] <= 0 <= self.offsets[1] or self.offsets[0] % self.step:
+            raise ConfigError(f"check_premise: offsets {self.offsets} must straddle 0 in steps of {self.step}")
 
 def grown(mask: np.ndarray, offset: int) -> np.ndarray:
     """`mask` dilated (offset > 0) or eroded (< 0) by |offset| px (4-connected steps)."""

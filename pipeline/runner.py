@@ -34,6 +34,7 @@ from pipeline.config import check_top_level_keys, plugin_digest, section_dict
 from pipeline.errors import PipelineError
 from pipeline.log import get_logger
 from pipeline.source_hash import source_digest
+from pipeline.versions import package_versions
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".in_progress.json"
@@ -67,6 +68,13 @@ class Stage:
     # Inputs from outside the run folder that the output depends on (an external run's
     # model id, say): hashed into the fingerprint, so a change makes the stage stale.
     external: Callable[[Config], dict] | None = None
+    # {config section: 'module:SettingsDataclass'} for the sections this stage reads:
+    # --cfg-options may set any field of them, listed in a config file or not.
+    settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The stage writes a pseudo-mask data set (`<stage>/pseudo_masks/`, pipeline/artifacts.py)
+    # that `train_segmenter.pseudo_masks` may name; the segmenter's upstream and the
+    # report's chain follow from these flags.
+    makes_pseudo_masks: bool = False
 
     def load(self) -> Callable[["StageContext"], "StageResult"]:
         module, _, function = self.entry.partition(":")
@@ -390,6 +398,7 @@ class Pipeline:
             "fingerprint": fingerprint,
             "run_id": uuid.uuid4().hex,
             "version": __version__,
+            "package_versions": package_versions(),  # of the packages that change numbers
             "section_hashes": self.section_hashes(stage),
             "code_digest": self.code_digest(stage),
             "config": {sec: section_dict(self.cfg, sec) for sec in stage.reads},

@@ -8,34 +8,15 @@ images. It reads the model only, so it neither blocks nor changes the maps.
 
 from __future__ import annotations
 
-import dataclasses
-
 from pipeline.artifacts import MODEL_FILE, PREMISE_CURVES, PREMISE_FIGURE
 from pipeline.atomic import write_json
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import ConfigError
 from pipeline.log import get_logger
 from pipeline.models import load_trained_localizer
-from pipeline.premise import premise_curves, premise_ids, verdict
+from pipeline.premise import PremiseSettings, premise_curves, premise_ids, verdict
 from pipeline.report.plots import premise_plot
 from pipeline.runner import StageContext, StageResult
-
-@dataclasses.dataclass(frozen=True)
-class PremiseSettings:
-    images: int = 60  # the first N images of the localizer's training split that have GT
-    step: int = 4  # px per erosion / dilation step
-    offsets: tuple[int, int] = (-16, 40)  # most eroded, most dilated (px)
-    scale: float = 1.0  # images resized by this first: the scale the localizer trained at
-    # Only objects covering at least this share of their image (0: all). The paper checked
-    # CUB birds that fill the frame; with GAP over the whole map a small object's masked
-    # score is diluted by its area.
-    min_object_share: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.step < 1 or not self.offsets[0] <= 0 <= self.offsets[1] or self.offsets[0] % self.step:
-            raise ConfigError(f"check_premise: offsets {self.offsets} must straddle 0 in steps of {self.step}")
-
 
 def check_premise(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")

@@ -17,9 +17,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from pipeline import distributed
 from pipeline.artifacts import MAPS_DIR, MODEL_FILE
@@ -27,8 +25,8 @@ from pipeline.atomic import save_npz
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
-from pipeline.images import load_rgb, to_normalized_tensor
 from pipeline.log import get_logger, progress
+from pipeline.maps import ImageTensors, class_maps, normalize_maps
 from pipeline.models import load_trained_localizer
 from pipeline.models.cam import CAMClassifier
 from pipeline.runner import StageContext, StageResult, read_manifest
@@ -40,19 +38,6 @@ class ExportSettings:
     flip: bool = True
     fuse_cam: str | None = None  # None, 'partner' (this run's train_cam_partner), or a CAM run folder
     num_workers: int = 2  # DataLoader workers decoding images while the model runs (0: in the loop)
-
-
-class _Images(Dataset):
-    """(image id, normalised image tensor), decoded in the DataLoader's workers."""
-
-    def __init__(self, dataset: PreparedDataset, ids: list[str]):
-        self.dataset, self.ids = dataset, ids
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[str, torch.Tensor]:
-        return self.ids[i], to_normalized_tensor(load_rgb(self.dataset.image_path(self.ids[i])))
 
 
 def export_maps(ctx: StageContext) -> StageResult:
@@ -68,14 +53,14 @@ def export_maps(ctx: StageContext) -> StageResult:
     todo = [i for i in shard if not (out / f"{i}.npz").is_file()]
     if len(todo) < len(shard):
         get_logger().info("export_maps: %d of %d maps already written, resuming", len(shard) - len(todo), len(shard))
-    images = DataLoader(_Images(dataset, todo), batch_size=None, num_workers=settings.num_workers,
+    images = DataLoader(ImageTensors(dataset, todo), batch_size=None, num_workers=settings.num_workers,
                         pin_memory=device.type == "cuda")
     for image_id, image in progress(images, "export_maps", total=len(todo)):
         image = image.to(device, non_blocking=True)
         classes = dataset.labels[image_id]
         maps = class_maps(model, image, classes, settings.scales, settings.flip)
         if cam_model is not None:
-            maps = _normalize(maps + class_maps(cam_model, image, classes, settings.scales, settings.flip))
+            maps = normalize_maps(maps + class_maps(cam_model, image, classes, settings.scales, settings.flip))
         save_npz(out / f"{image_id}.npz", maps=maps.cpu().numpy().astype(np.float16),
                  classes=np.asarray(classes, dtype=np.int16))
     distributed.barrier()  # every shard written before rank 0 counts and writes the manifest
@@ -86,31 +71,6 @@ def export_maps(ctx: StageContext) -> StageResult:
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C"},
     )
-
-
-@torch.inference_mode()
-def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: bool) -> torch.Tensor:
-    """(n, H, W) maps of the image's classes over scales (and flips): averaged where the
-    model's maps are probabilities (`maps_are_probabilities`), else summed and max-normalised."""
-    _, h, w = image.shape
-    keep = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=image.device)
-    total = torch.zeros(len(classes), h, w, device=image.device)
-    if not classes:
-        return total
-    for scale in scales:
-        x = image[None] if scale == 1 else F.interpolate(image[None], scale_factor=scale, mode="bilinear",
-                                                         align_corners=False)
-        batch = torch.cat([x, x.flip(-1)]) if flip else x
-        maps = model(batch)[:, keep].float()
-        maps = maps[:1] + maps[1:].flip(-1) if flip else maps
-        total += F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)[0]
-    if model.maps_are_probabilities:
-        return total / (len(scales) * (2 if flip else 1))
-    return _normalize(total)
-
-
-def _normalize(maps: torch.Tensor) -> torch.Tensor:
-    return maps / (maps.flatten(1).amax(1)[:, None, None] + 1e-5)
 
 
 def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, device):

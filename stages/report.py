@@ -22,11 +22,12 @@ from pipeline.atomic import atomic_path, save_image, write_text
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError
 from pipeline.log import progress
 from pipeline.report.page import document, esc, figure, percent, pre_json, table
 from pipeline.evaluation import image_miou
-from pipeline.report.panels import ImageChain, chain_panel
+from pipeline.report.chain import PREDICTIONS, PSEUDO_MASKS, load_chain
+from pipeline.report.panels import chain_panel
 from pipeline.report.plots import sweep_plot
 from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
 from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PREMISE_CURVES, PREMISE_FIGURE,
@@ -35,10 +36,6 @@ from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, P
 HTML = "index.html"
 IMAGES = "images"
 THIS_RUN = "this run"
-# Where a run folder holds each stage's per-image output.
-MAPS = Path("export_maps") / MAPS_DIR
-PSEUDO_MASKS = Path("refine_masks") / PSEUDO_MASKS_DIR / MASKS_SUBDIR
-PREDICTIONS = Path("evaluate_segmenter") / PREDICTIONS_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,24 +112,6 @@ def report(ctx: StageContext) -> StageResult:
     write_text(ctx.out_dir / HTML, document(f"Report: {ctx.run_dir.name}", "\n".join(body)))
     return StageResult(artifacts={"images": len(list(images.glob("*.png")))},
                        info={"html": HTML, "compared_with": [str(p) for p in runs.values()][1:]})
-
-
-def load_chain(run_dir: Path, dataset: PreparedDataset, image_id: str) -> ImageChain:
-    """One image's maps, pseudo-mask, GT and prediction, as far as the run folder holds them."""
-    if image_id not in dataset.labels:
-        raise DataError(f"image '{image_id}' is not in the prepared data set of {run_dir}")
-    maps = []
-    npz = run_dir / MAPS / f"{image_id}.npz"
-    if npz.is_file():
-        values, classes = read_maps(npz)
-        maps = [(dataset.classes[int(c)], m) for c, m in zip(classes, values)]
-
-    def mask(folder: Path) -> np.ndarray | None:
-        path = run_dir / folder / f"{image_id}.png"
-        return read_mask(path) if path.is_file() else None
-
-    return ImageChain(image_id, dataset.load_image(image_id), maps, mask(PSEUDO_MASKS), dataset.load_mask(image_id),
-                      mask(PREDICTIONS))
 
 
 def _premise_section(ctx: StageContext, images: Path) -> str:

@@ -15,5 +15,5 @@ from pipeline.training.loop import TrainSettings, train_and_save
 
 def train_cam_partner(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(TrainSettings, ctx.section("train_cam_partner"), "train_cam_partner")
-    return train_and_save(ctx, "train_cam_partner", settings,
-                          {"type": "cam", "backbone": ctx.section("cam_partner")["backbone"]})
+    return StageResult(**train_and_save(ctx.upstream_dir("prepare"), ctx.out_dir, "train_cam_partner", settings,
+                                        {"type": "cam", "backbone": ctx.section("cam_partner")["backbone"]}))

@@ -14,4 +14,5 @@ from pipeline.training.loop import TrainSettings, train_and_save
 
 def train_localizer(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(TrainSettings, ctx.section("train_localizer"), "train_localizer")
-    return train_and_save(ctx, "train_localizer", settings, ctx.section("localizer"))
+    return StageResult(**train_and_save(ctx.upstream_dir("prepare"), ctx.out_dir, "train_localizer", settings,
+                                        ctx.section("localizer")))

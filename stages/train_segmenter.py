@@ -21,7 +21,7 @@ from pipeline.artifacts import CARD, MMSEG_CONFIG, MODEL_FILE, PSEUDO_MASKS_DIR
 from pipeline.atomic import atomic_path, write_lines
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.log import get_logger
 from pipeline.runner import StageContext, StageResult
 from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
@@ -39,6 +39,10 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     schedule = section_to_dataclass(SegmenterSchedule, ctx.section("train_segmenter"), "train_segmenter")
     val_split = schedule.val_split
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    if schedule.pseudo_masks not in ctx.available_upstream or \
+            not (ctx.upstream_dir(schedule.pseudo_masks) / PSEUDO_MASKS_DIR / CARD).is_file():
+        raise ConfigError(f"train_segmenter.pseudo_masks={schedule.pseudo_masks!r} is not a stage of this run that "
+                          f"made a pseudo-mask data set (upstream here: {', '.join(ctx.available_upstream)})")
     pseudo = ctx.upstream_dir(schedule.pseudo_masks) / PSEUDO_MASKS_DIR
     card = json.loads((pseudo / CARD).read_text())
     log = get_logger()

@@ -173,7 +173,7 @@ def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path
 def test_export_averages_probability_maps_and_max_normalises_activations():
     """BAS's sigmoid maps keep their level (a map low everywhere stays low); a CAM's
     ReLU'd maps, which have no ceiling, are divided by their maximum."""
-    from stages.export_maps import class_maps
+    from pipeline.maps import class_maps
 
     class Constant(torch.nn.Module):
         def __init__(self, value, probabilities):
@@ -193,7 +193,7 @@ def test_export_averages_probability_maps_and_max_normalises_activations():
 def test_map_statistics_per_class_name_collapsed_classes():
     """GT-free per-class statistics of the exported maps: a class whose maps are about
     0 everywhere is counted as collapsed (BAS's failure mode), the others are not."""
-    from stages.evaluate_maps import MapStatistics
+    from pipeline.maps import MapStatistics
 
     stats = MapStatistics(["background", "a", "b"])
     for _ in range(3):

@@ -52,3 +52,19 @@ def test_foreground_guidance_is_ce_of_pooled_masked_cam():
     logits = torch.tensor([[1.0 / 2, 2.0 / 2]])
     expected = F.cross_entropy(logits, torch.tensor([0]))
     assert torch.isclose(foreground_guidance_loss(cam, m, torch.tensor([0])), expected)
+
+
+def test_multilabel_ce_with_a_background_logit_is_the_binary_ce_for_one_class():
+    scores = torch.tensor([[1.5], [-0.5]])
+    labels = torch.tensor([[1.0], [0.0]])  # a positive and a negative image
+    expected = F.binary_cross_entropy_with_logits(scores, labels, reduction="none").sum(1).mean()
+    assert torch.isclose(multilabel_ce(scores, labels, background_logit=True), expected, atol=1e-6)
+    assert multilabel_ce(scores, labels) == 0  # without it, one class teaches nothing
+
+
+def test_multilabel_ce_with_a_background_logit_pushes_a_negative_image_below_background():
+    scores = torch.tensor([[2.0, -1.0, 0.5]], requires_grad=True)
+    loss = multilabel_ce(scores, torch.zeros(1, 3), background_logit=True)
+    assert torch.isclose(loss, torch.log1p(scores.exp().sum()))
+    loss.backward()
+    assert (scores.grad > 0).all()  # every class score goes down

@@ -53,9 +53,6 @@ class SegmenterModel:
                               "weights (a torchvision name such as 'IMAGENET1K_V1', or a local .pth).")
 
 
-PSEUDO_MASK_SOURCES = ("refine_masks", "random_walk")
-
-
 @dataclasses.dataclass(frozen=True)
 class SegmenterSchedule:
     """The `train_segmenter` config section (mmseg's iteration-based recipe)."""
@@ -82,14 +79,12 @@ class SegmenterSchedule:
     # Leave this share of the pseudo-masks out of training: those with the lowest GT-free
     # quality score of the data-set card (0: train on all).
     drop_lowest_quality: float = 0.0
-    # The pseudo-mask data set it trains on: the stage that wrote it ('refine_masks':
-    # the dense CRF's; 'random_walk': IRN's random walk, which also switches that stage on).
+    # The pseudo-mask data set it trains on: the stage that wrote it, one whose Stage entry
+    # says `makes_pseudo_masks` ('refine_masks': the dense CRF's; 'random_walk': IRN's
+    # random walk, which also switches that stage on).
     pseudo_masks: str = "refine_masks"
 
     def __post_init__(self) -> None:
-        if self.pseudo_masks not in PSEUDO_MASK_SOURCES:
-            raise ConfigError(f"train_segmenter.pseudo_masks must be one of {PSEUDO_MASK_SOURCES}, "
-                              f"got {self.pseudo_masks!r}")
         if not 0.0 <= self.drop_lowest_quality < 1.0:
             raise ConfigError(f"train_segmenter.drop_lowest_quality must be in [0, 1), got {self.drop_lowest_quality}")
 

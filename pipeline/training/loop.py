@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline import distributed
 from pipeline.artifacts import MODEL_FILE
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.runner import StageContext, StageResult
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.log import get_logger, progress
 from pipeline.models import build_localizer, localizer_record
@@ -71,9 +70,9 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if self.amp not in (None, "bf16", "fp16"):
-            raise ConfigError(f"train_localizer.amp must be 'bf16', 'fp16' or None, got {self.amp!r}")
+            raise ConfigError(f"amp must be 'bf16', 'fp16' or None, got {self.amp!r}")
         if self.resize not in ("long", "square"):
-            raise ConfigError(f"train_localizer.resize must be 'long' or 'square', got {self.resize!r}")
+            raise ConfigError(f"resize must be 'long' or 'square', got {self.resize!r}")
 
 
 def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: dict[str, float], out_dir: Path,
@@ -179,11 +178,11 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
             "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world)}
 
 
-def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, localizer: dict) -> StageResult:
-    """A localizer stage's whole body: the split's labelled images, the model (seeded
-    init), `train`, `model.pth`, and the stage's result."""
+def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSettings, localizer: dict) -> dict:
+    """A localizer stage's whole body: the split's images (negatives included), the model
+    (seeded init), `train`, `out_dir/model.pth`; returns the stage's artifacts, metrics and info."""
     log = get_logger()
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    dataset = PreparedDataset.load(prepared)
     usable = dataset.split(settings.split)
     negatives = sum(not dataset.labels[i] for i in usable)
     if negatives:  # every localizer trains on them (pipeline/models/base.py)
@@ -195,12 +194,12 @@ def train_and_save(ctx: StageContext, name: str, settings: TrainSettings, locali
     model, weights = build_localizer(localizer, dataset.num_classes)
     images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip,
                                      square=settings.resize == "square")
-    trained = train(model, images, settings, weights, ctx.out_dir, name)
+    trained = train(model, images, settings, weights, out_dir, name)
     if distributed.is_main():
-        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), localizer=localizer_record(localizer),
+        save_checkpoint(out_dir / MODEL_FILE, state_dict=model.state_dict(), localizer=localizer_record(localizer),
                         num_classes=dataset.num_classes)
     history = trained["history"]
-    return StageResult(
+    return dict(
         artifacts={"images": len(usable), "negatives": negatives, "epochs": settings.epochs,
                    "steps": trained["steps"], "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,

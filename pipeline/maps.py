@@ -1,0 +1,99 @@
+"""The class maps' library: multi-scale inference, normalisation, GT-free statistics and
+the GT-free threshold. Used by the export and evaluation stages, the benches and the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.filters import threshold_otsu
+from torch.utils.data import Dataset
+
+from pipeline.datasets.prepared import PreparedDataset
+from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW
+from pipeline.images import load_rgb, to_normalized_tensor
+
+HISTOGRAM_BINS = 1000
+
+
+class ImageTensors(Dataset):
+    """(image id, normalised image tensor), decoded in the DataLoader's workers."""
+
+    def __init__(self, dataset: PreparedDataset, ids: list[str]):
+        self.dataset, self.ids = dataset, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[str, torch.Tensor]:
+        return self.ids[i], to_normalized_tensor(load_rgb(self.dataset.image_path(self.ids[i])))
+
+
+@torch.inference_mode()
+def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: bool) -> torch.Tensor:
+    """(n, H, W) maps of the image's classes over scales (and flips): averaged where the
+    model's maps are probabilities (`maps_are_probabilities`), else summed and max-normalised."""
+    _, h, w = image.shape
+    keep = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=image.device)
+    total = torch.zeros(len(classes), h, w, device=image.device)
+    if not classes:
+        return total
+    for scale in scales:
+        x = image[None] if scale == 1 else F.interpolate(image[None], scale_factor=scale, mode="bilinear",
+                                                         align_corners=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        maps = model(batch)[:, keep].float()
+        maps = maps[:1] + maps[1:].flip(-1) if flip else maps
+        total += F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)[0]
+    if model.maps_are_probabilities:
+        return total / (len(scales) * (2 if flip else 1))
+    return normalize_maps(total)
+
+
+def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
+    return maps / (maps.flatten(1).amax(1)[:, None, None] + 1e-5)
+
+
+class MapStatistics:
+    """GT-free statistics of the exported maps, per class: how many images carry the
+    class, the mean of its maps, and the share of them that collapsed. A class whose
+    maps mostly collapsed gets no seeds, whatever the threshold: said, not hidden."""
+
+    def __init__(self, classes: list[str]):
+        self.classes = classes
+        self.images = np.zeros(len(classes), dtype=np.int64)
+        self.mean_sum = np.zeros(len(classes))
+        self.collapsed = np.zeros(len(classes), dtype=np.int64)
+
+    def add(self, maps: np.ndarray, classes: np.ndarray) -> None:
+        means = maps.reshape(len(classes), -1).mean(1) if len(classes) else np.zeros(0)
+        for c, m in zip(classes, means):
+            self.images[c] += 1
+            self.mean_sum[c] += m
+            self.collapsed[c] += bool(m < COLLAPSED_BELOW or m > COLLAPSED_ABOVE)
+
+    def summary(self) -> dict[str, dict]:
+        return {self.classes[c]: {"images": int(self.images[c]), "mean": float(self.mean_sum[c] / self.images[c]),
+                                  "collapsed_share": float(self.collapsed[c] / self.images[c])}
+                for c in range(1, len(self.classes)) if self.images[c]}
+
+    def collapsed_classes(self, share: float = 0.5) -> list[str]:
+        return [name for name, s in self.summary().items() if s["collapsed_share"] > share]
+
+
+def strongest_value_histogram(maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Counts of each pixel's strongest class-map value, in HISTOGRAM_BINS bins over [0, 1]."""
+    if not len(classes):
+        return np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
+    return np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
+
+
+def otsu_threshold(histogram: np.ndarray) -> float:
+    """Otsu's threshold (scikit-image) of a histogram over [0, 1]: the cut that
+    maximises the variance between the two groups it makes. scikit-image returns the
+    centre of the last bin of the lower group; the cut is that bin's upper edge."""
+    if np.count_nonzero(histogram) < 2:  # no values, or all alike (constant maps): no cut makes two groups
+        return 0.5
+    centres = (np.arange(len(histogram)) + 0.5) / len(histogram)
+    return round(float(threshold_otsu(hist=(histogram, centres))) + 0.5 / len(histogram), 6)
