@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
+from pipeline.errors import ConfigError
 from pipeline.models.backbone import build_backbone, init_heads, torchvision_state_dict
 from pipeline.models.base import Localizer
 from pipeline.models.registry import LOCALIZERS
@@ -99,8 +100,12 @@ class DRSClassifier(Localizer):
     def build(cls, num_classes: int, backbone: dict, head_init: str, options: DRSOptions) -> Localizer:
         """The registry's constructor: `backbone` holds the VGG's `weights` (the VGG keeps
         the reference's head init; `head_init` is for the timm variant)."""
-        if backbone.get("type", "vgg") == "timm":
+        kind = backbone.get("type", "vgg")
+        if kind == "timm":
             return TimmDRS(build_backbone(**backbone), num_classes, options.delta, head_init)
+        if kind != "vgg":
+            raise ConfigError(f"localizer.backbone.type={kind!r}: DRS runs on 'vgg' (the reference's VGG-16) or "
+                              "'timm' (an EfficientNet)")
         return cls(num_classes, backbone.get("weights"), options.delta)
 
     def heads(self) -> list[nn.Module]:
