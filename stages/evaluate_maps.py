@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
-from pipeline.evaluation import SeedSweep, iou_per_class, per_class
+from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW, SeedSweep, iou_per_class, per_class
 from pipeline.maps import HISTOGRAM_BINS, MapStatistics, otsu_threshold, strongest_value_histogram
 from pipeline.log import get_logger, progress
 from pipeline.runner import StageContext, StageResult

@@ -30,8 +30,8 @@ from pipeline.report.chain import PREDICTIONS, PSEUDO_MASKS, load_chain
 from pipeline.report.panels import chain_panel
 from pipeline.report.plots import sweep_plot
 from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
-from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PREMISE_CURVES, PREMISE_FIGURE,
-                                PSEUDO_MASKS_DIR, read_maps, scored_ids)
+from pipeline.artifacts import (CARD, PREMISE_CURVES, PREMISE_FIGURE,
+                                PSEUDO_MASKS_DIR, scored_ids)
 
 HTML = "index.html"
 IMAGES = "images"

@@ -157,7 +157,7 @@ def test_torchvision_weights_map_onto_mmseg_resnet_exactly(tmp_path):
 
     tv = models.resnet18(weights=None).eval()
     torch.save(tv.state_dict(), tmp_path / "r18.pth")
-    path = write_backbone_init(18, str(tmp_path / "r18.pth"), tmp_path / "init.pth")
+    path = write_backbone_init(SegmenterModel(depth=18, weights=str(tmp_path / "r18.pth")), tmp_path / "init.pth")
     mm = ResNet(depth=18)
     mm.eval()  # mmseg's ResNet.train() returns None
     mm.load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=True)
@@ -167,7 +167,23 @@ def test_torchvision_weights_map_onto_mmseg_resnet_exactly(tmp_path):
     with pytest.raises(ConfigError, match="do not fit mmseg's ResNet-34"):
         torchvision_to_mmseg_resnet(tv.state_dict(), 34)
     with pytest.raises(ConfigError, match="neither a torchvision weights name of ResNet-18"):
-        write_backbone_init(18, "IMAGENET9K", tmp_path / "x.pth")
+        write_backbone_init(SegmenterModel(depth=18, weights="IMAGENET9K"), tmp_path / "x.pth")
+
+
+def test_packaged_efficientnet_weights_initialise_mmseg_timm_backbone_exactly(tmp_path):
+    """The real-photo configs' segmenter: DeepLabV3+ on mmseg's TIMMBackbone starts from
+    the ImageNet EfficientNet-Lite0 weights the localizer loads (no download)."""
+    from mmseg.models.backbones import TIMMBackbone
+
+    from pipeline.models.timm_backbone import timm_state_dict
+
+    model = SegmenterModel(backbone="timm", timm_name="tf_efficientnet_lite0", output_stride=16, weights="packaged")
+    path = write_backbone_init(model, tmp_path / "init.pth")
+    mm = TIMMBackbone("tf_efficientnet_lite0", pretrained=False, out_indices=(1, 2, 3, 4), output_stride=16)
+    mm.load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=True)
+    packaged = timm_state_dict("tf_efficientnet_lite0", "packaged", 16, "segmenter.weights")
+    assert torch.equal(mm.timm_model.conv_stem.weight, packaged["conv_stem.weight"])
+    assert [f.shape[1] for f in mm.eval()(torch.randn(1, 3, 64, 64))] == [24, 40, 112, 320]
 
 
 # ---- checkpoints under torch.load(weights_only=True) ----------------------------------------

@@ -125,5 +125,5 @@ def test_unknown_dataset_key_or_type_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'dataset.num_trian'. Did you mean 'num_train'"):
         run_prepare(cfg, tmp_path)
     cfg = load_config("configs/default.py", {"dataset.type": "vco12"})
-    with pytest.raises(ConfigError, match="dataset.type = 'vco12' is not supported"):
+    with pytest.raises(ConfigError, match="dataset.type = 'vco12' is not a registered data set; choose one of: coco, "):
         run_prepare(cfg, tmp_path / "b")
