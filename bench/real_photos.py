@@ -164,7 +164,9 @@ def table(results: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--data-root")
+    parser.add_argument("--print-only", action="store_true",
+                        help="print the table of OUT/results.json (a stopped or finished bench) and exit")
     parser.add_argument("--classes", choices=("voc20", "person"), default="voc20")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["bas", "cam", "fused"],
@@ -176,6 +178,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cfg-options", nargs="*", default=[])
     args = parser.parse_args()
+    if args.print_only:
+        results = json.loads((args.out / "results.json").read_text())
+        print(f"classes {results['classes']}, seeds {results['seeds']}, {results['minutes']:.0f} min; "
+              f"versions: {results['versions']}")
+        print(table(results))
+        return 0
+    if args.data_root is None:
+        raise SystemExit("--data-root is required (a COCO 2017 or 2014 tree)")
     if "fused" in args.methods and not {"bas", "cam"} <= set(args.methods):
         raise SystemExit("--methods fused needs bas and cam too (it fuses their runs)")
     out = args.out.resolve()
