@@ -29,7 +29,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 # Files that hold times, logs, or training state that the final weights supersede.
-SKIPPED_NAMES = {"manifest.json", ".in_progress.json", "pipeline.log", "last.pth", "config.py"}
+SKIPPED_NAMES = {"manifest.json", ".in_progress.json", "pipeline.log", "last.pth", "config.py", ".lock"}
 SKIPPED_DIRS = {"work", "report", "show"}  # mmengine's logs and checkpoints; the report's timestamps
 TIMING_KEYS = {"images_per_s", "steps_this_attempt_per_rank", "duration_s"}
 
