@@ -225,10 +225,12 @@ def main() -> int:
             extra = [f"train_localizer.seed={seed}"]
             if method == "fused":
                 extra.append(f"export_maps.fuse_cam={folders['cam']}")
-            seconds = run(config(method), folder, stages, options + extra, log)
+            run(config(method), folder, stages, options + extra, log)
             row = collect(folder, counts_train, counts_val, args.min_images, args.large_share,
                           folders["bas"] if method == "fused" else folder)
-            row["minutes"] = seconds / 60
+            # the stages' own time from their manifests (a reused run costs nothing twice)
+            row["minutes"] = sum(manifest(folder, st).get("duration_s", 0.0) for st in stages
+                                 if st not in copied) / 60
             rows_by_method.setdefault(method, []).append(row)
             seg = "-" if row["segmenter_miou"] is None else f"{row['segmenter_miou']:.1f}"
             log(f"  seed {seed} {method:<6} seed mIoU {row['seed_miou']:.1f} (oracle {row['oracle_seed_miou']:.1f}), "
