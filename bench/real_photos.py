@@ -44,7 +44,7 @@ SEGMENTER_STAGES = ["train_segmenter", "evaluate_segmenter"]
 SHARED_WITH_FUSED = ("prepare", "train_localizer", "check_premise")
 
 
-def run(config: Path, folder: Path, stages: list[str], options: list[str], log) -> float:
+def run(config: Path, folder: Path, stages: list[str], options: list[str], log) -> None:
     cmd = [sys.executable, "run_pipeline.py", "--config", str(config), "--work-dir", str(folder),
            "--stage", ",".join(stages), "--cfg-options", *options]
     t0 = time.time()
@@ -52,9 +52,7 @@ def run(config: Path, folder: Path, stages: list[str], options: list[str], log) 
         result = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{folder}: the run failed (exit {result.returncode}); see {folder.parent / folder.name}.log")
-    seconds = time.time() - t0
-    log(f"  {folder.name}: {seconds / 60:.1f} min")
-    return seconds
+    log(f"  {folder.name}: {(time.time() - t0) / 60:.1f} min wall-clock")
 
 
 def manifest(folder: Path, stage: str) -> dict:

@@ -136,16 +136,8 @@ class StageStatus:
 
 def read_manifest(stage_dir: Path) -> dict | None:
     """The stage's manifest; None when absent or unreadable (a damaged manifest counts as
-    'not done': the stage runs again; `manifest_problem` says why)."""
+    'not done': the stage runs again, and `--status` says why)."""
     return read_json_record(stage_dir / MANIFEST, required=("fingerprint", "run_id"))
-
-
-def manifest_problem(stage_dir: Path) -> str | None:
-    """Why a manifest that exists cannot be used, or None."""
-    path = stage_dir / MANIFEST
-    if path.is_file() and read_manifest(stage_dir) is None:
-        return f"manifest unreadable ({path} is damaged or cut short): the stage runs again"
-    return None
 
 
 def read_json_record(path: Path, required: Sequence[str] = ()) -> dict | None:
@@ -180,6 +172,7 @@ class Pipeline:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.log = get_logger()
+        self.plugins = plugin_digest(cfg)  # the user's plug-in modules, read once
 
     # ---- fingerprints and status -------------------------------------------------
 
@@ -205,9 +198,8 @@ class Pipeline:
         }
         if stage.external:
             identity["external"] = stage.external(self.cfg)
-        plugins = plugin_digest(self.cfg)
-        if plugins is not None:
-            identity["plugins"] = plugins
+        if self.plugins is not None:
+            identity["plugins"] = self.plugins
         return _hash(identity)
 
     def is_off(self, name: str) -> bool:
@@ -226,9 +218,9 @@ class Pipeline:
         out_dir = self.run_dir / name
         manifest = read_manifest(out_dir)
         if manifest is None:
-            problem = manifest_problem(out_dir)
-            if problem:
-                return StageStatus("missing", problem)
+            if (out_dir / MANIFEST).is_file():
+                return StageStatus("missing", f"manifest unreadable ({out_dir / MANIFEST} is damaged or cut "
+                                              "short): the stage runs again")
             if (out_dir / IN_PROGRESS).is_file():
                 return StageStatus("missing", "interrupted; the next run resumes it")
             return StageStatus("missing", "never run")
@@ -435,9 +427,10 @@ def storage_fault(error: BaseException, out_dir: Path) -> str | None:
     its C++ stream, so the free space is checked too."""
     number = getattr(error, "errno", None)
     where = getattr(error, "filename", None) or out_dir
-    if number in (errno.ENOSPC, errno.EDQUOT) or (
-            isinstance(error, RuntimeError) and _free_bytes(out_dir) is not None and _free_bytes(out_dir) < 1 << 20):
-        return (f"the disk is full: no space left writing {where} (free: {_free_bytes(out_dir) or 0} bytes). "
+    free = _free_bytes(out_dir)
+    if number in (errno.ENOSPC, errno.EDQUOT) or (isinstance(error, RuntimeError) and free is not None
+                                                   and free < 1 << 20):
+        return (f"the disk is full: no space left writing {where} (free: {free or 0} bytes). "
                 "Free some space or move the run (--work-dir) to a larger disk, then run again: finished items "
                 "are kept and the stage resumes.")
     if number == errno.EROFS:

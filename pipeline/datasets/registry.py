@@ -18,6 +18,7 @@ A user's own module registers the same way and is loaded by a config's
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 from mmengine.registry import Registry
@@ -28,7 +29,7 @@ from pipeline.errors import ConfigError
 DATASETS = Registry("wsss data set")
 
 
-class DataSource:
+class DataSource(abc.ABC):
     """Base of every registered data set; see the module docstring for the contract."""
 
     Spec: type
@@ -41,8 +42,9 @@ class DataSource:
         fields = cls.Spec.__dataclass_fields__
         return cls(section_to_dataclass(cls.Spec, section, "dataset", drop=() if "type" in fields else ("type",)))
 
+    @abc.abstractmethod
     def prepare(self, out_dir: Path) -> dict:
-        raise NotImplementedError
+        """Write the prepared data set into `out_dir`; {'artifacts': ..., 'info': ...}."""
 
 
 def build_data_source(section: dict) -> DataSource:

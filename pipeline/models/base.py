@@ -27,24 +27,32 @@ the model reaches past the members below.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
 
-class Localizer(nn.Module):
+class Localizer(nn.Module, metaclass=abc.ABCMeta):
+    """A subclass that leaves out an abstract member cannot be built (a clear error at
+    construction, not halfway through a stage)."""
+
     Options: type
     classification_terms: tuple[str, ...] = ()
     maps_are_probabilities: bool = False
 
     @classmethod
+    @abc.abstractmethod
     def build(cls, num_classes: int, backbone: dict, head_init: str, options) -> "Localizer":
-        raise NotImplementedError
+        """The model from the `localizer` config section's parts."""
 
+    @abc.abstractmethod
     def heads(self) -> list[nn.Module]:
-        raise NotImplementedError
+        """The modules trained at the head learning rate."""
 
+    @abc.abstractmethod
     def class_activation(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The class activation map F (B, C, h, w) whose GAP is the classification logit."""
 
     def resnet_backbone(self):
         return None
