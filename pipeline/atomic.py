@@ -52,16 +52,46 @@ def save_image(path: str | os.PathLike, image: Image.Image, **save_kwargs: Any) 
         image.save(tmp, **save_kwargs)
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Like np.savez_compressed, but byte-identical for identical arrays (numpy stamps
+def save_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> None:
+    """Like np.savez(_compressed), but byte-identical for identical arrays (numpy stamps
     each member with the current time; here the time is fixed)."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(tmp, "w", compression=method) as archive:
             for name, array in arrays.items():
                 member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                member.compress_type = zipfile.ZIP_DEFLATED
+                member.compress_type = method
                 with archive.open(member, "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+
+
+class BackgroundWriter:
+    """Runs writes in threads while the caller computes the next item (file writes and
+    zlib release the GIL). At most `pending` writes wait, bounding memory; leaving the
+    `with` block waits for all of them and raises the first error."""
+
+    def __init__(self, threads: int = 2, pending: int = 16):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool, self.pending, self.futures = ThreadPoolExecutor(threads), pending, []
+
+    def submit(self, write, *args, **kwargs) -> None:
+        self.futures.append(self.pool.submit(write, *args, **kwargs))
+        while len(self.futures) > self.pending:
+            self.futures.pop(0).result()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            for future in self.futures:
+                if exc[0] is None:
+                    future.result()
+                else:
+                    future.cancel()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def is_temporary(path: str | os.PathLike) -> bool:

@@ -70,3 +70,25 @@ def broadcast_object(value):
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def shard(items: list) -> list:
+    """This process's share of `items` under torchrun: every world_size-th, from its rank."""
+    return items[rank()::world_size()]
+
+
+def gather(value) -> list:
+    """Every rank's `value`, in rank order (a one-item list in one process)."""
+    dist = _group()
+    if not dist:
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def shard_record(items_done_here: int) -> dict:
+    """What a sharded stage's manifest says of its processes: the world size and how many
+    items each rank did (a collective call: every rank makes it)."""
+    counts = gather(items_done_here)
+    return {"world_size": len(counts), "items_per_rank": counts}

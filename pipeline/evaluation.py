@@ -119,6 +119,12 @@ class MaskScore:
         gt = np.where(ignored, self.ignore_index, gt)
         self.conf += confusion_matrix(gt, np.where(ignored, 0, pred), self.k, self.ignore_index)
 
+    def merge(self, other: "MaskScore") -> None:
+        """Add another score's counts (another worker's or process's images)."""
+        self.conf += other.conf
+        self.labelled_pixels += other.labelled_pixels
+        self.ignored_pixels += other.ignored_pixels
+
     def summary(self, class_names: list[str]) -> dict:
         precision, recall = precision_recall(self.conf)
         return {

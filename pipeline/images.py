@@ -29,6 +29,17 @@ def load_rgb(path: Path) -> Image.Image:
         raise DataError(f"cannot read image {path}: {err} (corrupt or truncated? replace or remove it)") from None
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file's header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path} (it is listed in the data set; restore it or re-run prepare)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"cannot read image {path}: {err} (corrupt or truncated? replace or remove it)") from None
+
+
 def to_normalized_tensor(image: Image.Image) -> "torch.Tensor":
     import torchvision.transforms.functional as TF  # torch only where tensors are made (the CLI stays quick)
 

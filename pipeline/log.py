@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
@@ -45,3 +46,24 @@ def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterato
     elapsed = bar.format_dict["elapsed"]
     bar.close()
     get_logger().info("%s: %d items in %.1f s", desc, count, elapsed)
+
+
+class Throughput:
+    """Items per second of a loop after its warm-up (the first `warmup` calls of `add`:
+    model loading, cuDNN autotuning and the first allocations are not the rate)."""
+
+    def __init__(self, warmup: int = 2):
+        self.warmup, self.calls, self.items, self.start = warmup, 0, 0, None
+
+    def add(self, items: int = 1) -> None:
+        self.calls += 1
+        if self.calls == self.warmup:
+            self.start = time.perf_counter()
+        elif self.calls > self.warmup:
+            self.items += items
+            self.end = time.perf_counter()
+
+    def summary(self) -> dict:
+        """{'items_after_warmup', 'items_per_s'} (the rate None where the loop was too short)."""
+        rate = self.items / (self.end - self.start) if self.items and self.end > self.start else None
+        return {"items_after_warmup": self.items, "items_per_s": None if rate is None else round(rate, 3)}

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW
-from pipeline.images import load_rgb, to_normalized_tensor
+from pipeline.images import image_size, load_rgb, to_normalized_tensor
 
 HISTOGRAM_BINS = 1000
 
@@ -29,25 +29,60 @@ class ImageTensors(Dataset):
         return self.ids[i], to_normalized_tensor(load_rgb(self.dataset.image_path(self.ids[i])))
 
 
+def same_size_batches(dataset: PreparedDataset, ids: list[str], batch_size: int) -> list[list[str]]:
+    """`ids` in batches of images of one size (sizes read from the file headers), in the
+    order of each batch's first image. The batches depend on the list alone, not on how
+    many processes share them, so every image is computed in the same company."""
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for image_id in ids:
+        by_size.setdefault(image_size(dataset.image_path(image_id)), []).append(image_id)
+    batches = [group[i:i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+    position = {image_id: k for k, image_id in enumerate(ids)}
+    return sorted(batches, key=lambda batch: position[batch[0]])
+
+
+class ImageBatches(Dataset):
+    """(ids, (B, 3, H, W) normalised images) for batches of same-size images."""
+
+    def __init__(self, dataset: PreparedDataset, batches: list[list[str]]):
+        self.dataset, self.batches = dataset, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[list[str], torch.Tensor]:
+        ids = self.batches[i]
+        return ids, torch.stack([to_normalized_tensor(load_rgb(self.dataset.image_path(j))) for j in ids])
+
+
 @torch.inference_mode()
 def class_maps(model, image: torch.Tensor, classes: list[int], scales, flip: bool) -> torch.Tensor:
-    """(n, H, W) maps of the image's classes over scales (and flips): averaged where the
+    """(n, H, W) maps of one image's classes over scales (and flips): averaged where the
     model's maps are probabilities (`maps_are_probabilities`), else summed and max-normalised."""
-    _, h, w = image.shape
-    keep = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=image.device)
-    total = torch.zeros(len(classes), h, w, device=image.device)
-    if not classes:
-        return total
+    return batch_class_maps(model, image[None], [classes], scales, flip)[0]
+
+
+@torch.inference_mode()
+def batch_class_maps(model, images: torch.Tensor, classes: list[list[int]], scales, flip: bool) -> list[torch.Tensor]:
+    """`class_maps` for a batch of same-size images (B, 3, H, W), one class list each:
+    one forward per scale for the whole batch (and its flips). Maps are summed in fp32
+    whatever precision the model runs in."""
+    b, _, h, w = images.shape
+    totals = [torch.zeros(len(c), h, w, device=images.device) for c in classes]
+    if not any(classes):
+        return totals
+    keeps = [torch.as_tensor([c - 1 for c in cls], dtype=torch.long, device=images.device) for cls in classes]
     for scale in scales:
-        x = image[None] if scale == 1 else F.interpolate(image[None], scale_factor=scale, mode="bilinear",
-                                                         align_corners=False)
-        batch = torch.cat([x, x.flip(-1)]) if flip else x
-        maps = model(batch)[:, keep].float()
-        maps = maps[:1] + maps[1:].flip(-1) if flip else maps
-        total += F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)[0]
+        x = images if scale == 1 else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
+        out = model(torch.cat([x, x.flip(-1)]) if flip else x).float()
+        if flip:
+            out = out[:b] + out[b:].flip(-1)
+        for i, keep in enumerate(keeps):
+            if len(keep):
+                totals[i] += F.interpolate(out[i:i + 1, keep], size=(h, w), mode="bilinear", align_corners=False)[0]
     if model.maps_are_probabilities:
-        return total / (len(scales) * (2 if flip else 1))
-    return normalize_maps(total)
+        return [t / (len(scales) * (2 if flip else 1)) for t in totals]
+    return [normalize_maps(t) for t in totals]
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
@@ -66,7 +101,14 @@ class MapStatistics:
         self.collapsed = np.zeros(len(classes), dtype=np.int64)
 
     def add(self, maps: np.ndarray, classes: np.ndarray) -> None:
-        means = maps.reshape(len(classes), -1).mean(1) if len(classes) else np.zeros(0)
+        self.add_means(classes, self.image_means(maps, classes))
+
+    @staticmethod
+    def image_means(maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """The mean of each of an image's maps: all `add` needs of the image."""
+        return maps.reshape(len(classes), -1).mean(1) if len(classes) else np.zeros(0)
+
+    def add_means(self, classes: np.ndarray, means: np.ndarray) -> None:
         for c, m in zip(classes, means):
             self.images[c] += 1
             self.mean_sum[c] += m

@@ -4,12 +4,17 @@ the optional confident/uncertain split (docs/method.md, section 2)."""
 from __future__ import annotations
 
 import dataclasses
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
+from pipeline.artifacts import read_maps
 from pipeline.crf import CRFParams, dense_crf_marginals
-from pipeline.datasets.masks import IGNORE_INDEX
-from pipeline.errors import ConfigError
+from pipeline.datasets.masks import IGNORE_INDEX, read_mask, save_mask
+from pipeline.errors import ConfigError, DataError, UserError
+from pipeline.evaluation import MaskScore, image_miou
+from pipeline.images import load_rgb
 
 BACKGROUND_MODES = ("chosen", "fixed", "power")
 
@@ -82,3 +87,57 @@ def agreement(seeds: np.ndarray, refined: np.ndarray) -> float:
         return float("nan")
     ious = [np.sum((a == k) & (b == k)) / np.sum((a == k) | (b == k)) for k in labels]
     return float(np.mean(ious))
+
+
+@dataclasses.dataclass(frozen=True)
+class RefineJob:
+    """One image for `refine_and_score`, in a worker process (which imports numpy, PIL and
+    pydensecrf, never torch)."""
+
+    image_id: str
+    image_path: Path
+    maps_path: Path
+    out_path: Path
+    gt_path: Path | None  # None: not scored
+    recipe: PseudoMaskRecipe
+    palette: np.ndarray
+    num_classes: int
+    ignore_index: int
+
+
+@dataclasses.dataclass
+class RefineOutcome:
+    image_id: str
+    error: str | None = None  # why the image failed; then nothing else is set
+    written: bool = False  # False: the mask was already on disk (a resumed run) and was read back
+    pixels: np.ndarray | None = None  # 256-bin histogram of the mask's values
+    quality: float = float("nan")  # `agreement` of seeds and mask (no GT)
+    score: MaskScore | None = None  # against GT, where scored
+    image_miou: float = float("nan")
+
+
+def refine_and_score(job: RefineJob) -> RefineOutcome:
+    """Write one pseudo-mask (or read it back, resuming) and measure it: pixel histogram,
+    GT-free quality and, where GT is given, its confusion counts. The worker that holds
+    the mask measures it, so the main process only adds counts."""
+    try:
+        maps, classes = read_maps(job.maps_path)
+        written = not job.out_path.is_file()
+        if written:
+            image = np.array(load_rgb(job.image_path))  # a writable copy: pydensecrf needs one
+            if maps.shape[1:] != image.shape[:2]:
+                raise DataError(f"maps {maps.shape[1:]} and image {image.shape[:2]} differ in size")
+            mask = pseudo_mask(image, maps, classes, job.recipe)
+            save_mask(job.out_path, mask, job.palette)
+        else:
+            mask = read_mask(job.out_path)
+        outcome = RefineOutcome(job.image_id, written=written, pixels=np.bincount(mask.ravel(), minlength=256),
+                                quality=agreement(seed_mask(maps, classes, job.recipe), mask))
+        if job.gt_path is not None:
+            gt = read_mask(job.gt_path)
+            outcome.score = MaskScore(job.num_classes, job.ignore_index)
+            outcome.score.add(mask, gt)
+            outcome.image_miou = image_miou(mask, gt, job.num_classes, job.ignore_index)
+        return outcome
+    except (UserError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        return RefineOutcome(job.image_id, error=f"{type(err).__name__}: {err}")

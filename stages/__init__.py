@@ -74,7 +74,7 @@ STAGES = [
         reads=("export_maps",),
         settings={"export_maps": "stages.export_maps:ExportSettings"},
         external=_external_cam_run,
-        execution_keys=("export_maps.num_workers",),
+        execution_keys=("export_maps.num_workers", "export_maps.compress"),
         description="class-wise foreground maps, multi-scale + flip, one npz per image",
         distributed=True,
     ),
@@ -86,6 +86,7 @@ STAGES = [
         settings={"evaluate_maps": "stages.evaluate_maps:MapEvalSettings"},
         description="seed mIoU against GT over a background threshold sweep",
         headline=("seed_miou", "seed mIoU"),
+        distributed=True,  # sharded: each process does every world_size-th image
     ),
     Stage(
         name="refine_masks",
@@ -97,6 +98,7 @@ STAGES = [
         description="dense-CRF refinement into the pseudo-mask data set, scored against GT",
         execution_keys=("refine_masks.n_jobs", "refine_masks.backend"),
         headline=("miou", "pseudo-mask mIoU"),
+        distributed=True,  # sharded: each process does every world_size-th image
     ),
     Stage(
         name="train_boundary",
@@ -119,6 +121,7 @@ STAGES = [
         description="IRN's random walk over the boundary net's affinities: a second pseudo-mask data set",
         headline=("miou", "random-walk mIoU"),
         enabled=_walks,
+        distributed=True,  # sharded: each process does every world_size-th image
     ),
     Stage(
         name="train_segmenter",
@@ -138,8 +141,10 @@ STAGES = [
         upstream=("prepare", "train_segmenter"),
         reads=("evaluate_segmenter",),
         settings={"evaluate_segmenter": "stages.evaluate_segmenter:SegEvalSettings"},
+        execution_keys=("evaluate_segmenter.workers",),
         description="segmenter mIoU on the val GT (multi-scale, flip, CRF as configured), palette PNGs",
         headline=("miou", "segmenter val mIoU"),
+        distributed=True,  # sharded: each process does every world_size-th image
     ),
     Stage(
         name="report",

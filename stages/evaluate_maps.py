@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from pipeline import distributed
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
@@ -50,12 +51,21 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
     log = get_logger()
 
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
+    # Each process reads its share of the maps; histograms and confusion matrices add
+    # up, and the per-image means are gathered to be summed in one order.
+    mine = distributed.shard(exported)
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
-    statistics = MapStatistics(dataset.classes)
-    for image_id in progress(exported, "evaluate_maps: map histogram", total=len(exported)):
+    means = {}
+    for image_id in progress(mine, "evaluate_maps: map histogram", total=len(mine)):
         maps, classes = read_maps(maps_dir / f"{image_id}.npz")
         histogram += strongest_value_histogram(maps, classes)
-        statistics.add(maps, classes)
+        means[image_id] = (classes, MapStatistics.image_means(maps, classes))
+    shards = distributed.shard_record(len(mine))
+    histogram = sum(distributed.gather(histogram))
+    means = {k: v for part in distributed.gather(means) for k, v in part.items()}
+    statistics = MapStatistics(dataset.classes)
+    for image_id in exported:
+        statistics.add_means(*means[image_id])
     collapsed = statistics.collapsed_classes()
     if collapsed:
         log.warning("evaluate_maps: the maps of %s collapsed (mean below %.2f or above %.2f) on more than half of "
@@ -81,7 +91,7 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
         grid.add(threshold)
     sweep = SeedSweep(len(dataset.classes), np.array(sorted(grid)), dataset.ignore_index)
     with_gt = 0
-    for image_id in progress([i for i in exported if i in scored], "evaluate_maps: seeds against GT"):
+    for image_id in progress([i for i in mine if i in scored], "evaluate_maps: seeds against GT"):
         gt = dataset.load_mask(image_id)
         if gt is None:
             continue
@@ -90,6 +100,8 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
             raise DataError(f"{maps_dir / (image_id + '.npz')}: maps {maps.shape[1:]} differ from GT {gt.shape}")
         sweep.add(maps, classes, gt)
         with_gt += 1
+    sweep.conf = sum(distributed.gather(sweep.conf))
+    with_gt = sum(distributed.gather(with_gt))
     if threshold is None and not with_gt:
         raise ConfigError("evaluate_maps.threshold='oracle' picks t on GT, and no exported image has a GT "
                           "mask; use threshold='auto' (no GT needed) or a number")
@@ -125,5 +137,5 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
         artifacts={"images": len(exported), "images_scored": with_gt, "images_without_gt": len(exported) - with_gt},
         metrics=metrics,
         info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold == "oracle",
-              "split": export["info"]["split"], "score_split": settings.score_split},
+              "split": export["info"]["split"], "score_split": settings.score_split, **shards},
     )

@@ -1,6 +1,9 @@
 """Stage 7: the segmenter's predictions as palette PNGs, scored on real GT where it exists.
 
-Predictions use the test-time recipe in `evaluate_segmenter` (scales, flip, dense CRF).
+Predictions use the test-time recipe in `evaluate_segmenter` (scales, flip, dense CRF),
+in bf16 and channels_last on CUDA; the CRF, the PNG writes and the scores run in worker
+processes while the GPU predicts the next images. Under torchrun each process predicts
+every world_size-th image and the counts are gathered.
 Scores come from the pipeline's evaluator and, as a cross-check, from mmseg's own
 IoUMetric on the same predictions; the manifest holds both. Per-image resume: written
 predictions are read back instead of being predicted again.
@@ -9,6 +12,7 @@ predictions are read back instead of being predicted again.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import torch
@@ -17,13 +21,15 @@ from pipeline import distributed
 from pipeline.artifacts import MMSEG_CONFIG, MODEL_FILE, PREDICTIONS_DIR, RAW_PREDICTIONS_DIR
 from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
-from pipeline.datasets.masks import read_mask, save_mask
+from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.evaluation import MaskScore
-from pipeline.log import get_logger, progress
+from pipeline.log import Throughput, get_logger, progress
+from pipeline.precision import autocast_dtype, check_amp
+from pipeline.predictions import PredictionJob, PredictionWriters, present_classes
 from pipeline.runner import StageContext, StageResult
-from pipeline.segmenter.inference import Predictor, crf_labels
+from pipeline.segmenter.inference import Predictor
 
 AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
 
@@ -34,6 +40,14 @@ class SegEvalSettings:
     scales: tuple[float, ...] = (1.0,)  # multipliers of the training base scale
     flip: bool = False
     crf: dict = dataclasses.field(default_factory=dict)  # enabled, min_prob, and CRFParams keys
+    amp: str | None = "bf16"  # CUDA only: autocast dtype ('bf16', 'fp16') or None for fp32; the CPU runs fp32
+    # Processes running the CRF and the PNG writes while the GPU predicts the next images.
+    # None: on CUDA this process's share of the cores less one (at most 8), on the CPU 0
+    # (in the loop: the CPU is busy predicting anyway).
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_amp(self.amp, "evaluate_segmenter.amp")
 
 
 def evaluate_segmenter(ctx: StageContext) -> StageResult:
@@ -54,45 +68,61 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
     ids = dataset.split(split)
 
     out_final = ctx.out_dir / PREDICTIONS_DIR
-    out_raw = ctx.out_dir / RAW_PREDICTIONS_DIR
-    todo = [i for i in ids if not (out_final / f"{i}.png").is_file()
+    out_raw = ctx.out_dir / RAW_PREDICTIONS_DIR if use_crf else None
+    mine = distributed.shard(ids)  # under torchrun each process predicts every world_size-th image
+    todo = [i for i in mine if not (out_final / f"{i}.png").is_file()
             or (use_crf and not (out_raw / f"{i}.png").is_file())]
-    if len(todo) < len(ids):
-        log.info("evaluate_segmenter: %d of %d predictions already written, resuming", len(ids) - len(todo), len(ids))
-    if todo:
-        predictor = _predictor(ctx, settings)
-        for image_id in progress(todo, "evaluate_segmenter: predict", total=len(todo)):
-            image = dataset.load_image(image_id)
-            probs = predictor.probabilities(image)
-            raw = probs.argmax(0).astype(np.uint8)
-            if use_crf:
-                save_mask(out_raw / f"{image_id}.png", raw, dataset.palette)
-                final = crf_labels(image, probs, crf_params, min_prob).astype(np.uint8)
-            else:
-                final = raw
-            save_mask(out_final / f"{image_id}.png", final, dataset.palette)
-
+    if len(todo) < len(mine):
+        log.info("evaluate_segmenter: %d of %d predictions already written, resuming", len(mine) - len(todo),
+                 len(mine))
     k = len(dataset.classes)
-    scores = {"final": MaskScore(k, dataset.ignore_index)}
-    if use_crf:
-        scores["without_crf"] = MaskScore(k, dataset.ignore_index)
+
+    def job(image_id: str, **prediction) -> PredictionJob:
+        return PredictionJob(image_id, out_final / f"{image_id}.png", out_raw and out_raw / f"{image_id}.png",
+                             dataset.mask_path(image_id), dataset.palette, k, dataset.ignore_index, **prediction)
+
+    rate = Throughput()
+    with PredictionWriters(_workers(settings.workers)) as writers:
+        if todo:
+            predictor = _predictor(ctx, settings)
+            for image_id in progress(todo, "evaluate_segmenter: predict", total=len(todo)):
+                image = dataset.load_image(image_id)
+                probs = predictor.probabilities(image)
+                prediction = dict(raw=probs.argmax(0).astype(np.uint8))
+                if use_crf:
+                    present = present_classes(probs, min_prob)
+                    prediction.update(image=image, probs=probs[present], present=present, crf=crf_params)
+                writers.submit(job(image_id, **prediction))  # CRF, PNGs, scores: in a worker
+                rate.add()
+        predicted = set(todo)
+        for image_id in [i for i in mine if i not in predicted]:
+            writers.submit(job(image_id))  # written by an earlier attempt: read back and scored
+        outcomes = writers.results()
+    shards = distributed.shard_record(len(mine))
+    rates = distributed.gather(rate.summary())
+    reused = sum(distributed.gather(len(mine) - len(todo)))
+
+    scores = {"final": MaskScore(k, dataset.ignore_index), "without_crf": MaskScore(k, dataset.ignore_index)}
+    for part in distributed.gather(outcomes):
+        for outcome in part:
+            if outcome.final is not None:
+                scores["final"].merge(outcome.final)
+            if outcome.raw is not None:
+                scores["without_crf"].merge(outcome.raw)
+    # mmseg's own IoUMetric on the same files, each process its share: a cross-check
     iou_metric = _iou_metric(dataset)
-    scored = 0
-    for image_id in progress(ids, "evaluate_segmenter: score", total=len(ids)):
+    for image_id in mine:
         gt = dataset.load_mask(image_id)
-        if gt is None:
-            continue
-        final = read_mask(out_final / f"{image_id}.png")
-        scores["final"].add(final, gt)
-        iou_metric.process({}, [{"pred_sem_seg": {"data": torch.from_numpy(final)[None]},
-                                 "gt_sem_seg": {"data": torch.from_numpy(gt)[None]}}])
-        if use_crf:
-            scores["without_crf"].add(read_mask(out_raw / f"{image_id}.png"), gt)
-        scored += 1
+        if gt is not None:
+            final = read_mask(out_final / f"{image_id}.png")
+            iou_metric.process({}, [{"pred_sem_seg": {"data": torch.from_numpy(final)[None]},
+                                     "gt_sem_seg": {"data": torch.from_numpy(gt)[None]}}])
+    iou_metric.results = [r for part in distributed.gather(iou_metric.results) for r in part]
+    scored = len(iou_metric.results)
 
     metrics: dict = {}
     info: dict = {"split": split, "images_without_gt": len(ids) - scored, "predictions": PREDICTIONS_DIR,
-                  "test_time": dataclasses.asdict(settings)}
+                  "test_time": dataclasses.asdict(settings), **shards, "throughput_per_rank": rates}
     if scored:
         metrics = scores["final"].summary(dataset.classes)
         del metrics["ignored_share"]  # predictions never hold the ignore label
@@ -112,7 +142,7 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
         log.warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing scored",
                     split)
     return StageResult(
-        artifacts={"predictions": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored},
+        artifacts={"predictions": len(ids), "reused": reused, "scored_against_gt": scored},
         metrics=metrics,
         info=info,
     )
@@ -140,8 +170,20 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
     # on an H200 (bench/gpu_check.py).
     torch.backends.cudnn.benchmark = False
     model.to(device).eval()
+    cuda = device.type == "cuda"
+    if cuda:
+        model.to(memory_format=torch.channels_last)
     base_scale = tuple(ctx.upstream_manifest("train_segmenter")["info"]["base_scale"])
-    return Predictor(model, base_scale=base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device)
+    return Predictor(model, base_scale=base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device,
+                     dtype=autocast_dtype(device, settings.amp))
+
+
+def _workers(workers: int | None) -> int:
+    if workers is not None:
+        return workers
+    if not torch.cuda.is_available():
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) // distributed.world_size() - 1))
 
 
 def _iou_metric(dataset: PreparedDataset):

@@ -6,9 +6,16 @@ divided by their maximum; BAS's foreground prediction maps are already probabili
 (sigmoid), so they are averaged: max-normalising them would stretch a map that is low
 everywhere into full-range noise. `fuse_cam` adds a CAM's maps (each
 map max-normalised, summed, normalised again, as the reference does): 'partner' = the
-CAM the train_cam_partner stage trained in this run, or the folder of a CAM run. One compressed file per image:
-`maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,) class
-indices 1..C. Sharded across processes under torchrun; resumes from files written.
+CAM the train_cam_partner stage trained in this run, or the folder of a CAM run. One file
+per image: `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,)
+class indices 1..C (zlib-compressed only with `compress`: 23 % less disk for ~36 ms an
+image).
+
+Throughput: images of one size go through the network together (`batch_size`), in
+bf16 autocast and channels_last on CUDA, while a background thread writes the previous
+maps. The batches are made from the whole split before it is shared out, so under
+torchrun each process does every world_size-th batch and the files are those of a
+one-process run. Resumes from the files written.
 """
 
 from __future__ import annotations
@@ -17,18 +24,20 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from pipeline import distributed
 from pipeline.artifacts import MAPS_DIR, MODEL_FILE
-from pipeline.atomic import save_npz
+from pipeline.atomic import BackgroundWriter, save_npz
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
-from pipeline.log import get_logger, progress
-from pipeline.maps import ImageTensors, class_maps, normalize_maps
+from pipeline.log import Throughput, get_logger, progress
+from pipeline.maps import ImageBatches, batch_class_maps, normalize_maps, same_size_batches
 from pipeline.models import load_trained_localizer
 from pipeline.models.cam import CAMClassifier
+from pipeline.precision import autocast, check_amp
 from pipeline.runner import StageContext, StageResult, read_manifest
 
 @dataclasses.dataclass(frozen=True)
@@ -37,39 +46,66 @@ class ExportSettings:
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     fuse_cam: str | None = None  # None, 'partner' (this run's train_cam_partner), or a CAM run folder
+    batch_size: int = 8  # images of one size per forward
+    amp: str | None = "bf16"  # CUDA only: autocast dtype ('bf16', 'fp16') or None for fp32; the CPU runs fp32
+    compress: bool = False  # zlib the map files (same values, less disk, slower)
     num_workers: int = 2  # DataLoader workers decoding images while the model runs (0: in the loop)
+
+    def __post_init__(self) -> None:
+        check_amp(self.amp, "export_maps.amp")
+        if self.batch_size < 1:
+            raise ConfigError(f"export_maps.batch_size must be at least 1, got {self.batch_size}")
 
 
 def export_maps(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(ExportSettings, ctx.section("export_maps"), "export_maps")
     dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
     device = distributed.device()
+    cuda = device.type == "cuda"
     model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE, device)
+    models = [model]
     cam_model, fused_from = _cam_model_to_fuse(ctx, settings.fuse_cam, dataset.num_classes, device)
+    models += [cam_model] if cam_model is not None else []
+    if cuda:
+        models = [m.to(memory_format=torch.channels_last) for m in models]
 
     ids = dataset.split(settings.split)
     out = ctx.out_dir / MAPS_DIR
-    shard = ids[distributed.rank()::distributed.world_size()]
-    todo = [i for i in shard if not (out / f"{i}.npz").is_file()]
-    if len(todo) < len(shard):
-        get_logger().info("export_maps: %d of %d maps already written, resuming", len(shard) - len(todo), len(shard))
-    images = DataLoader(ImageTensors(dataset, todo), batch_size=None, num_workers=settings.num_workers,
-                        pin_memory=device.type == "cuda")
-    for image_id, image in progress(images, "export_maps", total=len(todo)):
-        image = image.to(device, non_blocking=True)
-        classes = dataset.labels[image_id]
-        maps = class_maps(model, image, classes, settings.scales, settings.flip)
-        if cam_model is not None:
-            maps = normalize_maps(maps + class_maps(cam_model, image, classes, settings.scales, settings.flip))
-        save_npz(out / f"{image_id}.npz", maps=maps.cpu().numpy().astype(np.float16),
-                 classes=np.asarray(classes, dtype=np.int16))
+    batches = distributed.shard(same_size_batches(dataset, ids, settings.batch_size))
+    todo = [b for b in batches if not all((out / f"{i}.npz").is_file() for i in b)]
+    mine = sum(len(b) for b in batches)
+    if len(todo) < len(batches):
+        get_logger().info("export_maps: %d of %d batches already written, resuming", len(batches) - len(todo),
+                          len(batches))
+    loader = DataLoader(ImageBatches(dataset, todo), batch_size=None, num_workers=settings.num_workers,
+                        pin_memory=cuda)
+    rate = Throughput()
+    with BackgroundWriter(threads=1) as writer:
+        for batch_ids, images in progress(loader, "export_maps", total=len(todo)):
+            images = images.to(device, non_blocking=True)
+            if cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            classes = [dataset.labels[i] for i in batch_ids]
+            with autocast(device, settings.amp):
+                maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip) for m in models]
+            for k, image_id in enumerate(batch_ids):
+                image_maps = maps[0][k] if len(maps) == 1 else normalize_maps(maps[0][k] + maps[1][k])
+                if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
+                    writer.submit(save_npz, out / f"{image_id}.npz", settings.compress,
+                                  maps=image_maps.cpu().numpy().astype(np.float16),
+                                  classes=np.asarray(classes[k], dtype=np.int16))
+            rate.add(len(batch_ids))
+    reused = mine - sum(len(b) for b in todo)
+    shards = distributed.shard_record(mine)
+    reused, rates = sum(distributed.gather(reused)), distributed.gather(rate.summary())
     distributed.barrier()  # every shard written before rank 0 counts and writes the manifest
 
     written = sum((out / f"{i}.npz").is_file() for i in ids)
     return StageResult(
-        artifacts={"maps": written, "images": len(ids), "reused": len(shard) - len(todo)},
+        artifacts={"maps": written, "images": len(ids), "reused": reused},
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
-              "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C"},
+              "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
+              "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates},
     )
 
 

@@ -5,7 +5,8 @@ Per image: the boundary map (stride 4, averaged with its flip), the exported cla
 averaged down to that grid, the walk (`pipeline.relations.random_walk`: beta, 2^exp_times
 steps, pairs within `radius`), back to full size, one background threshold. Scored
 against GT on the images the seeds were, next to the CRF's masks on the same images.
-Runs on the GPU where there is one; per-image resume.
+Runs on the GPU where there is one; under torchrun each process walks every
+world_size-th image and the counts are gathered. Per-image resume.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ def random_walk(ctx: StageContext) -> StageResult:
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     root = ctx.out_dir / PSEUDO_MASKS_DIR
     mask_dir = root / MASKS_SUBDIR
-    todo = [i for i in ids if not (mask_dir / f"{i}.png").is_file()]
-    if len(todo) < len(ids):
-        log.info("random_walk: %d of %d masks already written, resuming", len(ids) - len(todo), len(ids))
+    mine = distributed.shard(ids)  # under torchrun each process walks every world_size-th image
+    todo = [i for i in mine if not (mask_dir / f"{i}.png").is_file()]
+    if len(todo) < len(mine):
+        log.info("random_walk: %d of %d masks already written, resuming", len(mine) - len(todo), len(mine))
     device = distributed.device()
     if todo:
         model = load_boundary_net(ctx.upstream_dir("train_boundary") / MODEL_FILE, device)
@@ -75,7 +77,7 @@ def random_walk(ctx: StageContext) -> StageResult:
     score, crf_score = MaskScore(k, dataset.ignore_index), MaskScore(k, dataset.ignore_index)
     pixels = np.zeros(256, dtype=np.int64)
     quality, scored = {}, 0
-    for image_id in progress(ids, "random_walk: statistics and mIoU", total=len(ids)):
+    for image_id in progress(mine, "random_walk: statistics and mIoU", total=len(mine)):
         mask, crf = read_mask(mask_dir / f"{image_id}.png"), read_mask(crf_masks / f"{image_id}.png")
         pixels += np.bincount(mask.ravel(), minlength=256)
         quality[image_id] = agreement(mask, crf)
@@ -84,12 +86,23 @@ def random_walk(ctx: StageContext) -> StageResult:
             score.add(mask, gt)
             crf_score.add(crf, gt)
             scored += 1
-    write_pseudo_mask_set(
-        root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=pixels, quality=quality,
-        quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
-                        "CRF's mask labels, computed without GT",
-        recipe=dataclasses.asdict(settings),
-        from_stages=ctx.upstream_runs())
+    shards = distributed.shard_record(len(mine))
+    reused = sum(distributed.gather(len(mine) - len(todo)))
+    (score, crf_score, pixels, scored), *others = distributed.gather((score, crf_score, pixels, scored))
+    for other, other_crf, other_pixels, other_scored in others:  # every process's counts, added up
+        score.merge(other)
+        crf_score.merge(other_crf)
+        pixels, scored = pixels + other_pixels, scored + other_scored
+    quality = {k: v for part in distributed.gather(quality) for k, v in part.items()}
+    quality = {i: quality[i] for i in ids}  # the split's order
+    if distributed.is_main():
+        write_pseudo_mask_set(
+            root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=pixels,
+            quality=quality,
+            quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
+                            "CRF's mask labels, computed without GT",
+            recipe=dataclasses.asdict(settings),
+            from_stages=ctx.upstream_runs())
     metrics = {}
     if scored:
         metrics = score.summary(dataset.classes)
@@ -102,9 +115,9 @@ def random_walk(ctx: StageContext) -> StageResult:
                  "%.1f%% after the random walk (%d images)", 100 * metrics["crf_miou"],
                  100 * metrics["crf_ignored_share"], 100 * metrics["miou"], scored)
     return StageResult(
-        artifacts={"pseudo_masks": len(ids), "reused": len(ids) - len(todo), "scored_against_gt": scored,
+        artifacts={"pseudo_masks": len(ids), "reused": reused, "scored_against_gt": scored,
                    "left_out_without_crf_mask": len(listed) - len(ids)},
         metrics=metrics,
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "split": split,
-              "device": str(device)},
+              "device": str(device), **shards},
     )

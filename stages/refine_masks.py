@@ -9,30 +9,31 @@ Output, a folder other tools read as is (`outputs/<run>/refine_masks/pseudo_mask
                                  per-class pixel share, the stages it came from
 
 CPU-parallel with joblib (`n_jobs`, `backend`: loky, threading, multiprocessing, or
-dask/ray when their cluster client is set up). Per-image resume; images that fail
-are listed, and fail the stage unless `allow_failures`.
+dask/ray when their cluster client is set up); the worker that refines an image also
+measures it (histogram, GT-free quality, confusion counts), so the main process only
+adds counts. Under torchrun each process takes every world_size-th image with its share
+of the cores; the counts are gathered and rank 0 writes the list and card. Per-image
+resume; images that fail are listed, and fail the stage unless `allow_failures`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import zipfile
-from pathlib import Path
+import os
 
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
 from scipy.stats import spearmanr
 
-from pipeline.artifacts import CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, read_maps, scored_ids, write_pseudo_mask_set
+from pipeline import distributed
+from pipeline.artifacts import CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, scored_ids, write_pseudo_mask_set
 from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
-from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import ConfigError, DataError, UserError
-from pipeline.evaluation import MaskScore, image_miou as single_image_miou
-from pipeline.images import load_rgb
+from pipeline.errors import ConfigError, DataError
+from pipeline.evaluation import MaskScore
 from pipeline.log import get_logger, progress
-from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
+from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, RefineJob, refine_and_score
 from pipeline.runner import StageContext, StageResult
 
 
@@ -58,23 +59,30 @@ def refine_masks(ctx: StageContext) -> StageResult:
     maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
     root = ctx.out_dir / PSEUDO_MASKS_DIR
     mask_dir = root / MASKS_SUBDIR
-
-    todo = [i for i in ids if not (mask_dir / f"{i}.png").is_file()]
+    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
+    to_score = set(scored_ids(dataset, split, score_split))  # scored on the images the seeds were
     log = get_logger()
-    if len(todo) < len(ids):
-        log.info("refine_masks: %d of %d pseudo-masks already written, resuming", len(ids) - len(todo), len(ids))
-    jobs = (delayed(refine_one)(i, dataset.image_path(i), maps_dir / f"{i}.npz", mask_dir / f"{i}.png",
-                                recipe, dataset.palette) for i in todo)
-    failures = {}
+
+    mine = distributed.shard(ids)
+    jobs = (delayed(refine_and_score)(RefineJob(
+        i, dataset.image_path(i), maps_dir / f"{i}.npz", mask_dir / f"{i}.png",
+        dataset.mask_path(i) if i in to_score else None, recipe, dataset.palette, len(dataset.classes),
+        dataset.ignore_index)) for i in mine)
     try:
-        backend = parallel_config(backend=settings.backend, n_jobs=settings.n_jobs)  # registers dask / ray lazily
-    except (ValueError, KeyError, ImportError) as err:
+        backend = parallel_config(backend=settings.backend, n_jobs=_jobs_per_process(settings.n_jobs))
+    except (ValueError, KeyError, ImportError) as err:  # dask / ray register lazily
         raise ConfigError(f"refine_masks.backend={settings.backend!r}: {err}") from None
+    outcomes = {}
     with backend:
         results = Parallel(return_as="generator_unordered")(jobs)
-        for image_id, error in progress(results, "refine_masks: dense CRF", total=len(todo)):
-            if error is not None:
-                failures[image_id] = error
+        for outcome in progress(results, "refine_masks: dense CRF and scores", total=len(mine)):
+            outcomes[outcome.image_id] = outcome
+    shards = distributed.shard_record(len(mine))
+    outcomes = {k: v for part in distributed.gather(outcomes) for k, v in part.items()}
+    failures = {i: outcomes[i].error for i in ids if outcomes[i].error is not None}
+    reused = sum(not o.written for o in outcomes.values() if o.error is None)
+    if reused:
+        log.info("refine_masks: %d of %d pseudo-masks were already written (resumed)", reused, len(ids))
     if failures:
         listing = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])
         if not settings.allow_failures:
@@ -83,31 +91,28 @@ def refine_masks(ctx: StageContext) -> StageResult:
         log.warning("refine_masks: %d image(s) failed and are left out: %s", len(failures), listing)
 
     written = [i for i in ids if i not in failures]
-    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
-    to_score = set(scored_ids(dataset, split, score_split))  # scored on the images the seeds were
     pixels = np.zeros(256, dtype=np.int64)
     score = MaskScore(len(dataset.classes), dataset.ignore_index)
     quality, image_miou = {}, {}
-    for image_id in progress(written, "refine_masks: quality, statistics and mIoU", total=len(written)):
-        mask = read_mask(mask_dir / f"{image_id}.png")
-        pixels += np.bincount(mask.ravel(), minlength=256)
-        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
-        quality[image_id] = agreement(seed_mask(maps, classes, recipe), mask)
-        gt = dataset.load_mask(image_id) if image_id in to_score else None
-        if gt is not None:
-            score.add(mask, gt)
-            image_miou[image_id] = single_image_miou(mask, gt, len(dataset.classes), dataset.ignore_index)
+    for image_id in written:  # in the split's order, whatever process did the image
+        outcome = outcomes[image_id]
+        pixels += outcome.pixels
+        quality[image_id] = outcome.quality
+        if outcome.score is not None:
+            score.merge(outcome.score)
+            image_miou[image_id] = outcome.image_miou
     scored = len(image_miou)
-    card = write_pseudo_mask_set(
-        root, dataset, split, written, listed=len(ids), failed=len(failures), pixels=pixels, quality=quality,
-        quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
-                        "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
-        recipe=dataclasses.asdict(recipe),
-        from_stages=ctx.upstream_runs())
-
     metrics = score.summary(dataset.classes) if scored else {}
     seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
-    metrics["quality_mean"] = card["quality"]["mean"]
+    card = None
+    if distributed.is_main():
+        card = write_pseudo_mask_set(
+            root, dataset, split, written, listed=len(ids), failed=len(failures), pixels=pixels, quality=quality,
+            quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
+                            "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
+            recipe=dataclasses.asdict(recipe),
+            from_stages=ctx.upstream_runs())
+        metrics["quality_mean"] = card["quality"]["mean"]
     if scored:
         metrics["seed_miou"] = seed
         metrics["crf_gain"] = metrics["miou"] - seed
@@ -115,12 +120,19 @@ def refine_masks(ctx: StageContext) -> StageResult:
         log.info("refine_masks: seed mIoU %.1f%% -> pseudo-mask mIoU %.1f%% (ignored excluded; %.1f%% ignored)",
                  100 * seed, 100 * metrics["miou"], 100 * metrics["ignored_share"])
     return StageResult(
-        artifacts={"pseudo_masks": len(written), "failed": len(failures), "reused": len(ids) - len(todo),
+        artifacts={"pseudo_masks": len(written), "failed": len(failures), "reused": reused,
                    "scored_against_gt": scored},
         metrics=metrics,
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "failed": failures,
-              "background_threshold": recipe.threshold},
+              "background_threshold": recipe.threshold, **shards},
     )
+
+
+def _jobs_per_process(n_jobs: int) -> int:
+    """joblib's n_jobs for each torchrun process: -1 (every core) shares the cores out."""
+    if n_jobs != -1 or distributed.world_size() == 1:
+        return n_jobs
+    return max(1, (os.cpu_count() or 1) // distributed.world_size())
 
 
 def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) -> float | None:
@@ -130,20 +142,6 @@ def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) ->
         return None
     rho = spearmanr(*zip(*pairs)).statistic
     return None if np.isnan(rho) else float(rho)
-
-
-def refine_one(image_id: str, image_path: Path, maps_path: Path, out_path: Path, recipe: PseudoMaskRecipe,
-               palette: np.ndarray) -> tuple[str, str | None]:
-    """Write one pseudo-mask; returns (id, None) or (id, why it failed)."""
-    try:
-        image = np.array(load_rgb(image_path))  # a writable copy: pydensecrf needs one
-        maps, classes = read_maps(maps_path)
-        if maps.shape[1:] != image.shape[:2]:
-            raise DataError(f"maps {maps.shape[1:]} and image {image.shape[:2]} differ in size")
-        save_mask(out_path, pseudo_mask(image, maps, classes, recipe), palette)
-    except (UserError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        return image_id, f"{type(err).__name__}: {err}"
-    return image_id, None
 
 
 def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:

@@ -150,3 +150,13 @@ random_walk = dict(radius=2, exp_times=4)
     boundary = torch.load(tmp_path / "train_boundary" / "model.pth", weights_only=True)["state_dict"]
     localizer = torch.load(tmp_path / "train_localizer" / "model.pth", weights_only=True)["state_dict"]
     assert torch.equal(boundary["backbone.layer4.0.conv1.weight"], localizer["backbone.layer4.0.conv1.weight"])
+
+    # the walk sharded over two torchrun processes writes the masks one process writes
+    from tests.test_sharding import assert_same_outputs, link, run_cli
+
+    run_cli(tmp_path, "random_walk", config=config, force=True)  # one process, one thread, as the two below
+    two = tmp_path / "two"
+    link(tmp_path, two, ["prepare", "train_localizer", "export_maps", "evaluate_maps", "refine_masks",
+                         "train_boundary"])
+    run_cli(two, "random_walk", config=config, processes=2)
+    assert_same_outputs(tmp_path, two, "random_walk", ["pseudo_masks/SegmentationClass"], 12)

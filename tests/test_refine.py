@@ -138,7 +138,7 @@ def test_dask_backend_on_a_local_cluster(maps_run, tmp_path):
 
 
 def test_killed_run_resumes(maps_run, tmp_path, monkeypatch):
-    import stages.refine_masks as refine_module
+    import pipeline.pseudo_masks as refine_module  # where the workers refine
 
     clean = refine(maps_run, tmp_path / "clean", n_jobs=1)
     real, calls = refine_module.pseudo_mask, []

@@ -88,7 +88,7 @@ def test_killed_export_and_crf_resume_to_identical_files(reference, tmp_path):
     pipeline(tmp_path, "export_maps,evaluate_maps")
     assert files(maps) == files(reference / "export_maps" / "maps")
 
-    pipeline(tmp_path, "refine_masks", "refine_masks.n_jobs=1", kill_at=("stages.refine_masks:save_mask", 4))
+    pipeline(tmp_path, "refine_masks", "refine_masks.n_jobs=1", kill_at=("pipeline.pseudo_masks:save_mask", 4))
     pipeline(tmp_path, "refine_masks", "refine_masks.n_jobs=1")
     masks = "refine_masks/pseudo_masks/SegmentationClass"
     assert files(tmp_path / masks) == files(reference / masks)

@@ -103,10 +103,10 @@ class BASLocalizer(Localizer):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """Without labels: foreground maps M (B, C, h, w) in (0, 1). With labels: the
         unweighted loss terms {mcls, frg, bas, area}."""
+        if labels is None:  # the maps come from layer3 alone: layer4 is not run
+            return torch.sigmoid(self.generator(self.backbone.forward_to_layer3(images)))
         x3, x4 = self.backbone(images)
         fpm = torch.sigmoid(self.generator(x3))
-        if labels is None:
-            return fpm
         cam = self.classifier(x4)
         scores = cam.mean((2, 3))
         positive = labels.sum(1) > 0

@@ -1,9 +1,8 @@
 """Segmenter predictions as WSSS papers make them: multi-scale + flip, optional dense CRF.
 
 Scales multiply mmseg's test resize (the training base scale, keep_ratio), as in
-mmseg's TTA; class probabilities are averaged at the image's own size. The CRF runs on
-the classes that reach `min_prob` somewhere in the image (the others cannot win a
-pixel), so its cost follows the image's content, not the data set's class count.
+mmseg's TTA; class probabilities are averaged at the image's own size. The test-time
+CRF and the PNGs are `pipeline.predictions`' (worker processes without torch).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.crf import CRFParams, dense_crf
 from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -31,6 +29,7 @@ class Predictor:
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     device: torch.device = torch.device("cpu")
+    dtype: torch.dtype | None = None  # autocast dtype (CUDA: bf16); None: fp32
 
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -48,17 +47,9 @@ class Predictor:
             if self.flip:
                 xs = torch.cat([xs, xs.flip(3)])
             meta = dict(img_shape=size, ori_shape=size, pad_shape=size)
-            logits = self.model.inference(xs, [meta] * len(xs))
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                logits = self.model.inference(xs, [meta] * len(xs)).float()
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
             probs = logits.softmax(1)
             total = total + probs[0] + (probs[1].flip(2) if self.flip else 0)
         return (total / (len(self.scales) * (2 if self.flip else 1))).float().cpu().numpy()
-
-
-def crf_labels(image: np.ndarray, probs: np.ndarray, params: CRFParams, min_prob: float = 0.01) -> np.ndarray:
-    """Dense-CRF labels over the classes that reach `min_prob` somewhere."""
-    peaks = probs.reshape(len(probs), -1).max(1)
-    present = np.flatnonzero(peaks >= min_prob)
-    if len(present) == 0:
-        present = np.array([int(peaks.argmax())])
-    return present[dense_crf(image, probs[present], params)]

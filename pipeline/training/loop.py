@@ -9,7 +9,6 @@ training (`pipeline/training/randomness.py`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.log import get_logger, progress
 from pipeline.models import build_localizer, localizer_record
+from pipeline.precision import autocast, check_amp
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.data import AugmentedLabelledImages
 from pipeline.training.optim import build_sgd, poly_schedule
@@ -69,8 +69,7 @@ class TrainSettings:
     train_biases: bool = True  # False: biases keep their ImageNet values (the BAS reference)
 
     def __post_init__(self) -> None:
-        if self.amp not in (None, "bf16", "fp16"):
-            raise ConfigError(f"amp must be 'bf16', 'fp16' or None, got {self.amp!r}")
+        check_amp(self.amp, "amp")
         if self.resize not in ("long", "square"):
             raise ConfigError(f"resize must be 'long' or 'square', got {self.resize!r}")
 
@@ -142,7 +141,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
             x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             if on_cuda and settings.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, settings.amp):
+            with autocast(device, settings.amp):
                 terms = net(x, labels)
             # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
             loss = sum(w * terms[term].float() for term, w in active.items())
@@ -215,12 +214,6 @@ def warmup_weights(weights: dict[str, float], classification_terms: tuple[str, .
         raise ConfigError(f"classifier warm-up: none of the loss terms {sorted(weights)} is one of the model's "
                           f"classification_terms {classification_terms}; warm-up would train nothing")
     return {name: (w if name in classification_terms else 0.0) for name, w in weights.items()}
-
-
-def _autocast(device: torch.device, amp: str | None):
-    if device.type != "cuda" or amp is None:
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def _epoch_record(sums, steps, epoch, optimizer, seconds, images) -> dict:
