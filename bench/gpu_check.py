@@ -1,27 +1,37 @@
-"""Every CUDA path of the pipeline at the paper's scale, on synthetic images, in minutes.
+"""Every stage of the paper config at the paper's scale on synthetic images, its rate
+after warm-up, and the whole-VOC time those rates imply.
 
-    python bench/gpu_check.py                 # on a GPU: paper scale (VOC-size images, ResNet-50,
-                                              # 448 crops, bf16 + channels_last, R101 segmenter)
-    python bench/gpu_check.py --tiny          # CPU-sized (what the test suite runs)
+    python bench/gpu_check.py                  # on a GPU: 500 images with VOC-like sizes, the paper
+                                               # config (ResNet-50 BAS + CAM partner, IRN's random walk,
+                                               # DeepLabV3+ R101 in bf16)
+    python bench/gpu_check.py --images 24      # on the CPU: small models and images (the tests run it)
 
-It runs the paper config (`configs/voc12_bas_r50.py`: BAS + the fused CAM partner, IRN's
-random walk) on a synthetic data set it generates: train_localizer and train_cam_partner
-for a few steps, export at four scales with flip, the seeds, the CRF, train_boundary
-for a few steps and the random walk, train_segmenter through mmseg (60 iterations) and
-evaluate_segmenter. No weights are downloaded (random init:
-this checks paths and speed, not accuracy). It prints, per stage, seconds, images/s and
-peak GPU memory, and the device's name.
+It runs `configs/voc12_bas_r50.py` on a synthetic data set it generates (no weights are
+downloaded: random init checks paths and speed, not accuracy): one epoch of each
+trained network, the segmenter for `--segmenter-iters` iterations, every per-image
+stage over all images. Rates are those the stages record in their manifests, measured
+after their first steps (model loading, cuDNN autotuning, first allocations left out);
+evaluate_maps records none, so its rate includes start-up. The VOC column divides the
+work of the paper config on VOC 2012 + SBD (train_aug 10,582 images, val 1,449, its
+epochs and iterations) by those rates: an extrapolation, labelled so. Where the machine
+has two or more GPUs the per-image stages run again under torchrun on two of them.
+
+Image sizes: VOC's images are mostly 500 px on the long side; here 40 % are 375x500,
+15 % 500x375, 10 % 333x500 and the rest 500 on the long side by 100-500 on the short
+(an approximation of VOC's spread, not a measurement of it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,29 +42,50 @@ from pipeline.log import setup_logging  # noqa: E402
 from pipeline.runner import Pipeline  # noqa: E402
 from stages import STAGES  # noqa: E402
 
-# (stage, how many images it processes): for images/s
+PAPER_CONFIG = ROOT / "configs" / "voc12_bas_r50.py"
+VOC_TRAIN_AUG, VOC_VAL = 10582, 1449
+PER_IMAGE = ("export_maps", "evaluate_maps", "refine_masks", "random_walk", "evaluate_segmenter")
+
 SCALE = {
-    "paper": dict(train=48, val=8, image_size=(375, 500), crop=448, localizer_batch=16, localizer_epochs=1,
-                  depth=50, partner_crop=512, seg_depth=101, seg_iters=60, seg_batch=16, seg_crop=(512, 512),
-                  seg_scale=(2048, 512), workers=4, export_scales=(1.0, 0.5, 1.5, 2.0),
+    "paper": dict(crop=448, localizer_batch=16, depth=50, partner_crop=512, seg_depth=101, seg_batch=16,
+                  seg_crop=(512, 512), seg_scale=(2048, 512), workers=8, export_scales=(1.0, 0.5, 1.5, 2.0),
                   seg_test_scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)),
-    "tiny": dict(train=8, val=4, image_size=(64, 80), crop=64, localizer_batch=4, localizer_epochs=1,
-                 depth=18, partner_crop=64, seg_depth=18, seg_iters=2, seg_batch=2, seg_crop=(48, 48),
-                 seg_scale=(80, 64), workers=0, export_scales=(1.0, 0.5), seg_test_scales=(1.0,)),
+    "tiny": dict(crop=64, localizer_batch=4, depth=18, partner_crop=64, seg_depth=18, seg_batch=2,
+                 seg_crop=(48, 48), seg_scale=(80, 64), workers=0, export_scales=(1.0, 0.5),
+                 seg_test_scales=(1.0,)),
 }
 
 
-def overrides(s: dict) -> dict:
+def voc_like_sizes(n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """`n` (height, width) pairs: 40 % 375x500, 15 % 500x375, 10 % 333x500, the rest 500 on
+    the long side and 100-500 on the short, either way up."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    for u in rng.random(n):
+        if u < 0.40:
+            sizes.append((375, 500))
+        elif u < 0.55:
+            sizes.append((500, 375))
+        elif u < 0.65:
+            sizes.append((333, 500))
+        else:
+            short = int(rng.integers(100, 501))
+            sizes.append((short, 500) if rng.random() < 0.5 else (500, short))
+    return sizes
+
+
+def overrides(s: dict, images: int, paper: bool, segmenter_iters: int) -> dict:
     no_download = dict(weights=None)
+    sizes = dict(image_sizes=voc_like_sizes(images)) if paper else dict(image_size=(56, 96))
     return {
-        "dataset": dict(_delete_=True, type="synthetic", seed=0, num_train=s["train"], num_val=s["val"],
-                        num_classes=20, image_size=s["image_size"]),
+        "dataset": dict(_delete_=True, type="synthetic", seed=0, num_train=images, num_val=max(4, images // 7),
+                        num_classes=20, **sizes),
         "localizer.backbone": dict(depth=s["depth"], **no_download),
         # Frozen BN statistics are ImageNet's in the recipe; from random init they are not
         # statistics at all (the partner diverges), so the check trains them.
         "cam_partner.backbone": dict(depth=s["depth"], frozen_bn=False, **no_download),
-        "train_localizer": dict(split="train", epochs=s["localizer_epochs"], batch_size=s["localizer_batch"],
-                                crop=s["crop"], num_workers=s["workers"]),
+        "train_localizer": dict(split="train", epochs=1, batch_size=s["localizer_batch"], crop=s["crop"],
+                                num_workers=s["workers"]),
         "train_cam_partner": dict(split="train", epochs=1, batch_size=s["localizer_batch"], crop=s["partner_crop"],
                                   num_workers=s["workers"]),
         "boundary_net.backbone": dict(depth=s["depth"], **no_download),
@@ -63,16 +94,16 @@ def overrides(s: dict) -> dict:
         "export_maps": dict(split="train", scales=s["export_scales"], flip=True, num_workers=s["workers"]),
         "evaluate_maps": dict(score_split=None),
         "segmenter": dict(depth=s["seg_depth"], weights=None, allow_random_init=True),
-        "train_segmenter": dict(iters=s["seg_iters"], batch_size=s["seg_batch"], crop=s["seg_crop"],
-                                scale=s["seg_scale"], checkpoint_interval=s["seg_iters"], log_interval=10,
-                                num_workers=s["workers"], amp=True),
+        "train_segmenter": dict(iters=segmenter_iters, batch_size=s["seg_batch"], crop=s["seg_crop"],
+                                scale=s["seg_scale"], checkpoint_interval=segmenter_iters, log_interval=10,
+                                num_workers=s["workers"]),
         "evaluate_segmenter": dict(scales=s["seg_test_scales"], flip=True),
     }
 
 
-def write_config(path: Path, scale: dict) -> None:
-    lines = [f"_base_ = ['{ROOT / 'configs' / 'voc12_bas_r50.py'}']"]
-    for key, value in overrides(scale).items():
+def write_config(path: Path, settings: dict) -> None:
+    lines = [f"_base_ = ['{PAPER_CONFIG}']"]
+    for key, value in settings.items():
         section, _, sub = key.partition(".")
         lines.append(f"{section} = dict({sub}=dict({_kwargs(value)}))" if sub else f"{section} = dict({_kwargs(value)})")
     path.write_text("\n".join(lines) + "\n")
@@ -82,38 +113,87 @@ def _kwargs(d: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in d.items())
 
 
-def images_processed(stage: str, manifest: dict, scale: dict) -> int | None:
-    if stage in ("train_localizer", "train_cam_partner"):
-        return manifest["artifacts"]["steps"] * scale["localizer_batch"]
-    if stage == "export_maps":
-        return manifest["artifacts"]["maps"]
-    if stage == "train_boundary":
-        return manifest["artifacts"]["steps"] * scale["localizer_batch"]
-    if stage in ("refine_masks", "random_walk"):
-        return manifest["artifacts"]["pseudo_masks"]
+def voc_work() -> dict[str, int]:
+    """Images each stage processes on VOC 2012 + SBD under the paper config."""
+    cfg = load_config(PAPER_CONFIG)
+    epochs = lambda section: cfg[section]["epochs"]  # noqa: E731
+    return {
+        "train_localizer": VOC_TRAIN_AUG * epochs("train_localizer"),
+        "train_cam_partner": VOC_TRAIN_AUG * epochs("train_cam_partner"),
+        "export_maps": VOC_TRAIN_AUG,
+        "evaluate_maps": VOC_TRAIN_AUG,
+        "refine_masks": VOC_TRAIN_AUG,
+        "train_boundary": VOC_TRAIN_AUG * epochs("train_boundary"),
+        "random_walk": VOC_TRAIN_AUG,
+        "train_segmenter": cfg.train_segmenter.iters * cfg.train_segmenter.batch_size,
+        "evaluate_segmenter": VOC_VAL,
+    }
+
+
+def measured_rate(manifest: dict) -> float | None:
+    """Images/s after warm-up, all processes together, as the stage recorded it."""
+    info = manifest["info"]
+    if "throughput_per_rank" in info:
+        rates = [r["items_per_s"] for r in info["throughput_per_rank"]]
+        return None if None in rates else sum(rates)
+    throughput = info.get("throughput") or {}
+    return throughput.get("images_per_s", throughput.get("items_per_s"))
+
+
+def images_processed(stage: str, manifest: dict, settings: dict) -> int | None:
+    a = manifest["artifacts"]
+    if stage in ("train_localizer", "train_cam_partner", "train_boundary"):
+        return a["steps"] * settings["localizer_batch"]
     if stage == "train_segmenter":
-        return manifest["artifacts"]["iterations"] * scale["seg_batch"]
-    if stage == "evaluate_segmenter":
-        return manifest["artifacts"]["predictions"]
-    return None
+        return a["iterations"] * settings["seg_batch"]
+    return {"export_maps": a.get("maps"), "evaluate_maps": a.get("images"), "refine_masks": a.get("pseudo_masks"),
+            "random_walk": a.get("pseudo_masks"), "evaluate_segmenter": a.get("predictions")}.get(stage)
+
+
+def row(stage: str, seconds: float, manifest: dict, settings: dict, peak: float | None, work: dict) -> dict:
+    n = images_processed(stage, manifest, settings)
+    rate, source = measured_rate(manifest), "after warm-up"
+    if rate is None and n:
+        rate, source = n / seconds, "incl. start-up"
+    return {"stage": stage, "seconds": round(seconds, 1), "images": n, "images_per_s": rate, "rate": source,
+            "peak_gpu_gib": peak, "voc_images": work.get(stage),
+            "voc_minutes": work[stage] / rate / 60 if stage in work and rate else None}
+
+
+def two_gpu_rates(config: Path, run: Path) -> list[dict]:
+    """The per-image stages again, under torchrun on two GPUs."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "run_pipeline.py"),
+           "--config", str(config), "--work-dir", str(run), "--stage", ",".join(PER_IMAGE), "--force"]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    rows = []
+    for stage in PER_IMAGE:
+        manifest = json.loads((run / stage / "manifest.json").read_text())
+        rows.append({"stage": stage, "images_per_s": measured_rate(manifest),
+                     "items_per_rank": manifest["info"]["items_per_rank"]})
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiny", action="store_true", help="CPU-sized (default when no GPU is present)")
+    parser.add_argument("--images", type=int, default=None, help="training images (default: 500 on a GPU, 24 on "
+                                                                  "the CPU); val gets a seventh of it")
+    parser.add_argument("--segmenter-iters", type=int, default=None, help="default: 60 on a GPU, 8 on the CPU")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
-    scale = SCALE["tiny" if args.tiny or not cuda else "paper"]
+    settings = SCALE["paper" if cuda else "tiny"]
+    images = args.images or (500 if cuda else 24)
+    iters = args.segmenter_iters or (60 if cuda else 8)
     device = torch.cuda.get_device_name() if cuda else "CPU"
+    work = voc_work()
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.work_dir or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        config = work / "gpu_check_config.py"
-        write_config(config, scale)
-        cfg = load_config(config)
-        setup_logging(work, "WARNING")
-        pipeline = Pipeline(STAGES, cfg, work / "run")
+        folder = args.work_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "gpu_check_config.py"
+        write_config(config, overrides(settings, images, cuda, iters))
+        setup_logging(folder, "WARNING")
+        pipeline = Pipeline(STAGES, load_config(config), folder / "run")
         rows = []
         for stage in [s.name for s in STAGES if s.name != "report"]:
             if cuda:
@@ -122,16 +202,34 @@ def main() -> int:
             t0 = time.perf_counter()
             pipeline.run([stage])
             seconds = time.perf_counter() - t0
-            peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-            manifest = json.loads((work / "run" / stage / "manifest.json").read_text())
-            n = images_processed(stage, manifest, scale)
-            rows.append((stage, seconds, n / seconds if n else None, peak))
-    print(f"\ngpu_check on {device} ({'paper' if scale is SCALE['paper'] else 'tiny'} scale), torch {torch.__version__}")
-    print(f"  {'stage':<20} {'seconds':>8} {'images/s':>9} {'peak GPU GiB':>13}")
-    for stage, seconds, rate, peak in rows:
-        print(f"  {stage:<20} {seconds:8.1f} {'-' if rate is None else f'{rate:9.1f}':>9} "
-              f"{'-' if peak is None else f'{peak:13.2f}':>13}")
-    print(f"  {'total':<20} {sum(r[1] for r in rows):8.1f}")
+            peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None
+            manifest = json.loads((folder / "run" / stage / "manifest.json").read_text())
+            rows.append(row(stage, seconds, manifest, settings, peak, work))
+        sharded = two_gpu_rates(config, folder / "run") if cuda and torch.cuda.device_count() >= 2 else []
+
+    print(f"\ngpu_check on {device}: {images} training images ({'VOC-like sizes, paper config' if cuda else 'tiny'}),"
+          f" torch {torch.__version__}")
+    print(f"  {'stage':<20} {'seconds':>8} {'images':>7} {'images/s':>9} {'rate':<15} {'peak GiB':>9} "
+          f"{'VOC images':>10} {'VOC min (extrapolated)':>23}")
+    for r in rows:
+        rate = "-" if r["images_per_s"] is None else f"{r['images_per_s']:.1f}"
+        voc = "-" if r["voc_minutes"] is None else f"{r['voc_minutes']:.1f}"
+        print(f"  {r['stage']:<20} {r['seconds']:8.1f} {r['images'] or '-':>7} {rate:>9} "
+              f"{r['rate'] if r['images_per_s'] else '':<15} {r['peak_gpu_gib'] or '-':>9} "
+              f"{r['voc_images'] or '-':>10} {voc:>23}")
+    total = sum(r["voc_minutes"] or 0 for r in rows)
+    print(f"  {'total':<20} {sum(r['seconds'] for r in rows):8.1f} {'':>7} {'':>9} {'':<15} {'':>9} {'':>10} "
+          f"{total:23.1f}")
+    if cuda:
+        print(f"  whole VOC pipeline on one {device}, extrapolated: {total / 60:.2f} h (prepare and check_premise "
+              "not extrapolated: they do not scale with the images trained on)")
+    else:
+        print(f"  ({total / 60:.2f} h: the tiny models' rates, not an estimate for VOC)")
+    for r in sharded:
+        print(f"  2 GPUs: {r['stage']:<20} {r['images_per_s'] or 0:9.1f} images/s, per rank {r['items_per_rank']}")
+    if args.json:
+        args.json.write_text(json.dumps({"device": device, "images": images, "torch": torch.__version__,
+                                         "stages": rows, "voc_hours": total / 60, "two_gpus": sharded}, indent=2))
     return 0
 
 

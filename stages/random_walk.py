@@ -24,7 +24,7 @@ from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.evaluation import MaskScore
 from pipeline.images import load_rgb, to_normalized_tensor
-from pipeline.log import get_logger, progress
+from pipeline.log import Throughput, get_logger, progress
 from pipeline.models.boundary import load_boundary_net
 from pipeline.pseudo_masks import agreement
 from pipeline.relations import random_walk_mask
@@ -59,6 +59,7 @@ def random_walk(ctx: StageContext) -> StageResult:
     if len(todo) < len(mine):
         log.info("random_walk: %d of %d masks already written, resuming", len(mine) - len(todo), len(mine))
     device = distributed.device()
+    rate = Throughput()
     if todo:
         model = load_boundary_net(ctx.upstream_dir("train_boundary") / MODEL_FILE, device)
         with torch.no_grad():
@@ -70,6 +71,7 @@ def random_walk(ctx: StageContext) -> StageResult:
                 mask = random_walk_mask(torch.from_numpy(maps).to(device), classes, boundary, settings.radius,
                                         settings.beta, settings.exp_times, settings.bg_threshold)
                 save_mask(mask_dir / f"{image_id}.png", mask.cpu().numpy().astype(np.uint8), dataset.palette)
+                rate.add()
 
     score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
     to_score = set(scored_ids(dataset, split, score_split))
@@ -87,6 +89,7 @@ def random_walk(ctx: StageContext) -> StageResult:
             crf_score.add(crf, gt)
             scored += 1
     shards = distributed.shard_record(len(mine))
+    shards["throughput_per_rank"] = distributed.gather(rate.summary())
     reused = sum(distributed.gather(len(mine) - len(todo)))
     (score, crf_score, pixels, scored), *others = distributed.gather((score, crf_score, pixels, scored))
     for other, other_crf, other_pixels, other_scored in others:  # every process's counts, added up

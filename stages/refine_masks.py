@@ -32,7 +32,7 @@ from pipeline.crf import CRFParams
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import MaskScore
-from pipeline.log import get_logger, progress
+from pipeline.log import Throughput, get_logger, progress
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, RefineJob, refine_and_score
 from pipeline.runner import StageContext, StageResult
 
@@ -72,12 +72,14 @@ def refine_masks(ctx: StageContext) -> StageResult:
         backend = parallel_config(backend=settings.backend, n_jobs=_jobs_per_process(settings.n_jobs))
     except (ValueError, KeyError, ImportError) as err:  # dask / ray register lazily
         raise ConfigError(f"refine_masks.backend={settings.backend!r}: {err}") from None
-    outcomes = {}
+    outcomes, rate = {}, Throughput()
     with backend:
         results = Parallel(return_as="generator_unordered")(jobs)
         for outcome in progress(results, "refine_masks: dense CRF and scores", total=len(mine)):
             outcomes[outcome.image_id] = outcome
+            rate.add()
     shards = distributed.shard_record(len(mine))
+    shards["throughput_per_rank"] = distributed.gather(rate.summary())
     outcomes = {k: v for part in distributed.gather(outcomes) for k, v in part.items()}
     failures = {i: outcomes[i].error for i in ids if outcomes[i].error is not None}
     reused = sum(not o.written for o in outcomes.values() if o.error is None)

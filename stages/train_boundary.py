@@ -75,7 +75,8 @@ def train_boundary(ctx: StageContext) -> StageResult:
                    "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
                  "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
-        info={"model": MODEL_FILE, "labels_ignore_fraction": card["ignore_fraction"], "device": trained["device"]},
+        info={"model": MODEL_FILE, "labels_ignore_fraction": card["ignore_fraction"], "device": trained["device"],
+              "throughput": trained["throughput"]},
     )
 
 

@@ -118,8 +118,9 @@ def train_segmenter(ctx: StageContext) -> StageResult:
                    "left_out_low_quality": card["counts"]["images"] - len(train_ids), "val_images": len(val_with_gt)},
         metrics={"loss_start": float(np.mean(losses[:window])), "loss_end": float(np.mean(losses[-window:]))},
         info={"mmseg_config": MMSEG_CONFIG, "model": MODEL_FILE, "backbone_init": str(model.weights),
-              "val_split": val_split, "train_split": card["split"], "base_scale": list(schedule.scale), "world_size": distributed.world_size(),
-              "norm": cfg.model.decode_head.norm_cfg.type},
+              "val_split": val_split, "train_split": card["split"], "base_scale": list(schedule.scale),
+              "world_size": distributed.world_size(),
+              "norm": cfg.model.decode_head.norm_cfg.type, "throughput": _iteration_rate(runner, schedule)},
     )
 
 
@@ -134,6 +135,18 @@ def _training_ids(listing: Path, card: dict, drop: float) -> list[str]:
     get_logger().info("train_segmenter: leaving out the %d pseudo-masks (%.0f%%) with the lowest quality score",
                       len(left_out), 100 * drop)
     return [i for i in ids if i not in left_out]
+
+
+def _iteration_rate(runner, schedule, warmup: int = 5) -> dict:
+    """Iterations/s and images/s after the first `warmup` iterations, from mmengine's
+    per-iteration timer (its log's `time`; a resumed run's history holds the earlier ones)."""
+    seconds, _counts = runner.message_hub.get_scalar("train/time").data
+    steady = np.asarray(seconds[warmup:], dtype=np.float64)
+    if not steady.size:
+        return {"iterations_after_warmup": 0, "iterations_per_s": None, "images_per_s": None}
+    per_s = 1.0 / float(np.mean(steady))
+    return {"iterations_after_warmup": int(steady.size), "iterations_per_s": round(per_s, 3),
+            "images_per_s": round(per_s * schedule.batch_size, 2)}
 
 
 def _loss_history(runner) -> np.ndarray:

@@ -114,6 +114,16 @@ def test_mmseg_config_trains_on_pseudo_masks_and_validates_on_gt(tmp_path):
     gpus = build_mmseg_config(model, SegmenterSchedule(), seg_data(tmp_path), work_dir=tmp_path,
                               backbone_checkpoint=None, world_size=4, cuda=True)
     assert gpus["model"]["backbone"]["norm_cfg"]["type"] == "SyncBN"
+    assert gpus["optim_wrapper"]["type"] == "OptimWrapper"  # the dataclass default: fp32
+    bf16 = build_mmseg_config(model, SegmenterSchedule(amp="bf16"), seg_data(tmp_path), work_dir=tmp_path,
+                              backbone_checkpoint=None, world_size=1, cuda=True)
+    assert (bf16["optim_wrapper"]["type"], bf16["optim_wrapper"]["dtype"]) == ("AmpOptimWrapper", "bfloat16")
+    on_cpu = build_mmseg_config(model, SegmenterSchedule(amp="bf16"), seg_data(tmp_path), work_dir=tmp_path,
+                                backbone_checkpoint=None)
+    assert on_cpu["optim_wrapper"]["type"] == "OptimWrapper"  # autocast is CUDA's
+    assert load_config("configs/voc12_bas_r50.py").train_segmenter.amp == "bf16"
+    with pytest.raises(ConfigError, match="train_segmenter.amp"):
+        SegmenterSchedule(amp=True)
     single = build_mmseg_config(SegmenterModel(head="deeplabv3", depth=50), SegmenterSchedule(),
                                 seg_data(tmp_path, with_val=False), work_dir=tmp_path, backbone_checkpoint=None)
     assert single["launcher"] == "none" and single["model"]["backbone"]["norm_cfg"]["type"] == "BN"

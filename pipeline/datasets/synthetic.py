@@ -50,6 +50,9 @@ class SyntheticSpec:
     num_val: int = 60
     num_classes: int = 5
     image_size: tuple[int, int] = (128, 160)  # each side drawn from this range
+    # Each image's (height, width) drawn from this list instead (bench/gpu_check.py: sizes
+    # spread like VOC's, so that batching images of one size meets realistic odds).
+    image_sizes: tuple[tuple[int, int], ...] | None = None
     objects_per_image: tuple[int, int] = (1, 3)
     classes_per_image: tuple[int, int] = (1, 2)
     body_radius: tuple[float, float] = (0.16, 0.32)  # fraction of the shorter side
@@ -135,7 +138,10 @@ def render_sample(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarr
 
 def _render_attempt(spec: SyntheticSpec, looks: list[ClassLook], rng: np.random.Generator):
     """One draw of an image; None when an object ends up too occluded to label fairly."""
-    h, w = (int(rng.integers(spec.image_size[0], spec.image_size[1] + 1)) for _ in range(2))
+    if spec.image_sizes:
+        h, w = (int(side) for side in spec.image_sizes[int(rng.integers(len(spec.image_sizes)))])
+    else:
+        h, w = (int(rng.integers(spec.image_size[0], spec.image_size[1] + 1)) for _ in range(2))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
 
     image = _clutter_background(rng, h, w, yy, xx)

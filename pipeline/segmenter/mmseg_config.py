@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.precision import check_amp
 
 HEADS = ("deeplabv3plus", "deeplabv3")
 DEPTHS = (18, 34, 50, 101)
@@ -69,7 +70,7 @@ class SegmenterSchedule:
     ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
     photometric: bool = True
-    amp: bool = False  # CUDA only: fp16 autocast through mmengine's AmpOptimWrapper
+    amp: str | None = None  # CUDA only: 'bf16' or 'fp16' autocast through mmengine's AmpOptimWrapper; None: fp32
     checkpoint_interval: int = 2000
     val_interval: int | None = None  # None: no validation inside training (evaluate_segmenter scores)
     log_interval: int = 50
@@ -85,6 +86,7 @@ class SegmenterSchedule:
     pseudo_masks: str = "refine_masks"
 
     def __post_init__(self) -> None:
+        check_amp(self.amp, "train_segmenter.amp")
         if not 0.0 <= self.drop_lowest_quality < 1.0:
             raise ConfigError(f"train_segmenter.drop_lowest_quality must be in [0, 1), got {self.drop_lowest_quality}")
 
@@ -141,7 +143,8 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
             val_begin=1 if schedule.val_interval else schedule.iters + 1,  # never, unless asked
         ),
         optim_wrapper=dict(
-            type="AmpOptimWrapper" if schedule.amp and cuda else "OptimWrapper",
+            **(dict(type="AmpOptimWrapper", dtype={"bf16": "bfloat16", "fp16": "float16"}[schedule.amp])
+               if schedule.amp and cuda else dict(type="OptimWrapper")),
             optimizer=dict(type="SGD", lr=schedule.lr, momentum=schedule.momentum,
                            weight_decay=schedule.weight_decay),
             clip_grad=None,

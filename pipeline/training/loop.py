@@ -23,7 +23,7 @@ from pipeline import distributed
 from pipeline.artifacts import MODEL_FILE
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError, UserError
-from pipeline.log import get_logger, progress
+from pipeline.log import Throughput, get_logger, progress
 from pipeline.models import build_localizer, localizer_record
 from pipeline.precision import autocast, check_amp
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
@@ -128,6 +128,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
              type(model).__name__, len(images), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
     model.train()
     steps_this_attempt = 0
+    rate = Throughput()  # images/s (all processes) after this attempt's first steps
     for epoch in range(done // steps_per_epoch, settings.epochs):
         skip = done - epoch * steps_per_epoch
         batches.start(epoch, skip)
@@ -159,6 +160,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
             scheduler.step()
             done += 1
             steps_this_attempt += 1
+            rate.add(settings.batch_size)
             for term, value in {"loss": loss, **terms}.items():
                 sums[term] = sums.get(term, torch.zeros((), device=device)) + value.detach().float()
             every = settings.checkpoint_every_steps
@@ -174,7 +176,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
 
     model.eval()
     return {"history": history, "steps": total_steps, "processes": world, "device": str(device),
-            "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world)}
+            "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world), "throughput": rate.summary()}
 
 
 def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSettings, localizer: dict) -> dict:
@@ -203,7 +205,8 @@ def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSett
                    "steps": trained["steps"], "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
                  "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
-        info={"model": MODEL_FILE, "method": localizer["type"], "device": trained["device"]},
+        info={"model": MODEL_FILE, "method": localizer["type"], "device": trained["device"],
+              "throughput": trained["throughput"]},
     )
 
 
