@@ -196,3 +196,15 @@ def test_crf_kernel_widths_follow_the_image_size_when_asked():
     scaled = dense_crf(image, scores, CRFParams(bilateral=(80, 13, 10), reference_size=500))
     assert (scaled[:, 30:] == 0).all()  # far from the strip: the strip's reach ends
     assert (unscaled[:, 30:] == 1).mean() > (scaled[:, 30:] == 1).mean()
+
+
+def test_crf_worker_modules_import_no_torch():
+    """refine_masks' and evaluate_segmenter's worker processes import numpy, PIL and
+    pydensecrf; torch would cost each of them seconds at start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.pseudo_masks, pipeline.predictions; "
+            "print(sorted({'torch', 'torchvision'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
