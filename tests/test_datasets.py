@@ -206,6 +206,16 @@ def test_coco_2017_layout_in_voc_classes_with_negatives_kept_or_dropped(tmp_path
                     **{"data_root": str(tmp_path / "coco"), "n_jobs": 1, "negatives": "drop", "splits": ("train",)})
     assert "000000000004" not in ds.split("train") and m["artifacts"]["train_negatives"] == 1  # counted
 
+    # a mask cache that vanished (kept in a data root that was reset) is an error, not "no GT"
+    import shutil
+
+    from pipeline.datasets.prepared import PreparedDataset
+    from pipeline.errors import DataError
+
+    shutil.rmtree(ds.mask_dir)
+    with pytest.raises(DataError, match="GT mask folder .* is missing"):
+        PreparedDataset.load(ds.root)
+
 
 def test_coco_class_list_and_errors(tmp_path):
     ft.make_coco(tmp_path / "coco", year=2017)

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.atomic import write_json, write_lines
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask
+from pipeline.errors import DataError
 from pipeline.images import load_rgb
 
 INDEX_FILE = "dataset.json"
@@ -70,6 +71,12 @@ class PreparedDataset:
         index = json.loads((root / INDEX_FILE).read_text())
         labels = json.loads((root / LABELS_FILE).read_text())
         splits = {name: (root / rel).read_text().split() for name, rel in index["splits"].items()}
+        mask_dir = None if index["mask_dir"] is None else root / index["mask_dir"]
+        if mask_dir is not None and not mask_dir.is_dir():
+            # Without this, every image would silently count as one without GT.
+            raise DataError(f"the GT mask folder {mask_dir}, which prepare recorded in {root / INDEX_FILE}, is "
+                            "missing (moved or deleted: a mask cache kept in the data root?). Restore it, or "
+                            "re-run prepare (`--stage prepare --force`; later stages follow).")
         return cls(
             root=root,
             name=index["name"],
@@ -77,7 +84,7 @@ class PreparedDataset:
             palette=np.asarray(index["palette"], dtype=np.uint8),
             image_dir=root / index["image_dir"],
             image_suffix=index["image_suffix"],
-            mask_dir=None if index["mask_dir"] is None else root / index["mask_dir"],
+            mask_dir=mask_dir,
             splits=splits,
             labels={k: list(v) for k, v in labels.items()},
             ignore_index=index["ignore_index"],
