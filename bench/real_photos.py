@@ -141,7 +141,9 @@ def cell(values, digits=1) -> str:
     values = np.array([v for v in values if v is not None], dtype=np.float64)
     if not len(values):
         return "-"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (1 seed)"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def table(results: dict) -> str:

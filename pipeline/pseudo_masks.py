@@ -89,6 +89,38 @@ def agreement(seeds: np.ndarray, refined: np.ndarray) -> float:
     return float(np.mean(ious))
 
 
+class MaskTally:
+    """What a pseudo-mask stage measures of its masks, added up over worker processes and
+    torchrun processes alike: the 256-bin histogram of mask values, a GT-free quality
+    score per image, and the confusion counts (and per-image mIoU) against GT where it
+    is scored. Counts are integers, so the sum does not depend on who did which image."""
+
+    def __init__(self, num_classes: int, ignore_index: int):
+        self.pixels = np.zeros(256, dtype=np.int64)
+        self.quality: dict[str, float] = {}
+        self.image_miou: dict[str, float] = {}
+        self.score = MaskScore(num_classes, ignore_index)
+
+    def add(self, image_id: str, mask: np.ndarray, quality: float, gt: np.ndarray | None = None) -> None:
+        self.pixels += np.bincount(mask.ravel(), minlength=256)
+        self.quality[image_id] = quality
+        if gt is not None:
+            self.score.add(mask, gt)
+            self.image_miou[image_id] = image_miou(mask, gt, self.score.k, self.score.ignore_index)
+
+    def merge(self, other: "MaskTally") -> None:
+        self.pixels += other.pixels
+        self.quality.update(other.quality)
+        self.image_miou.update(other.image_miou)
+        self.score.merge(other.score)
+
+    def in_order(self, ids: list[str]) -> "MaskTally":
+        """Per-image records in the order of `ids` (the split's), whatever order they came in."""
+        self.quality = {i: self.quality[i] for i in ids if i in self.quality}
+        self.image_miou = {i: self.image_miou[i] for i in ids if i in self.image_miou}
+        return self
+
+
 @dataclasses.dataclass(frozen=True)
 class RefineJob:
     """One image for `refine_and_score`, in a worker process (which imports numpy, PIL and
@@ -108,12 +140,9 @@ class RefineJob:
 @dataclasses.dataclass
 class RefineOutcome:
     image_id: str
-    error: str | None = None  # why the image failed; then nothing else is set
+    error: str | None = None  # why the image failed; then `tally` is None
     written: bool = False  # False: the mask was already on disk (a resumed run) and was read back
-    pixels: np.ndarray | None = None  # 256-bin histogram of the mask's values
-    quality: float = float("nan")  # `agreement` of seeds and mask (no GT)
-    score: MaskScore | None = None  # against GT, where scored
-    image_miou: float = float("nan")
+    tally: MaskTally | None = None  # this image's measures
 
 
 def refine_and_score(job: RefineJob) -> RefineOutcome:
@@ -131,13 +160,9 @@ def refine_and_score(job: RefineJob) -> RefineOutcome:
             save_mask(job.out_path, mask, job.palette)
         else:
             mask = read_mask(job.out_path)
-        outcome = RefineOutcome(job.image_id, written=written, pixels=np.bincount(mask.ravel(), minlength=256),
-                                quality=agreement(seed_mask(maps, classes, job.recipe), mask))
-        if job.gt_path is not None:
-            gt = read_mask(job.gt_path)
-            outcome.score = MaskScore(job.num_classes, job.ignore_index)
-            outcome.score.add(mask, gt)
-            outcome.image_miou = image_miou(mask, gt, job.num_classes, job.ignore_index)
-        return outcome
+        tally = MaskTally(job.num_classes, job.ignore_index)
+        tally.add(job.image_id, mask, agreement(seed_mask(maps, classes, job.recipe), mask),
+                  read_mask(job.gt_path) if job.gt_path is not None else None)
+        return RefineOutcome(job.image_id, written=written, tally=tally)
     except (UserError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
         return RefineOutcome(job.image_id, error=f"{type(err).__name__}: {err}")

@@ -26,7 +26,7 @@ from pipeline.evaluation import MaskScore
 from pipeline.images import load_rgb, to_normalized_tensor
 from pipeline.log import Throughput, get_logger, progress
 from pipeline.models.boundary import load_boundary_net
-from pipeline.pseudo_masks import agreement
+from pipeline.pseudo_masks import MaskTally, agreement
 from pipeline.relations import random_walk_mask
 from pipeline.runner import StageContext, StageResult
 
@@ -75,33 +75,27 @@ def random_walk(ctx: StageContext) -> StageResult:
 
     score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
     to_score = set(scored_ids(dataset, split, score_split))
-    k = len(dataset.classes)
-    score, crf_score = MaskScore(k, dataset.ignore_index), MaskScore(k, dataset.ignore_index)
-    pixels = np.zeros(256, dtype=np.int64)
-    quality, scored = {}, 0
+    walk, crf_score = MaskTally(len(dataset.classes), dataset.ignore_index), MaskScore(len(dataset.classes),
+                                                                                     dataset.ignore_index)
     for image_id in progress(mine, "random_walk: statistics and mIoU", total=len(mine)):
         mask, crf = read_mask(mask_dir / f"{image_id}.png"), read_mask(crf_masks / f"{image_id}.png")
-        pixels += np.bincount(mask.ravel(), minlength=256)
-        quality[image_id] = agreement(mask, crf)
         gt = dataset.load_mask(image_id) if image_id in to_score else None
+        walk.add(image_id, mask, agreement(mask, crf), gt)
         if gt is not None:
-            score.add(mask, gt)
-            crf_score.add(crf, gt)
-            scored += 1
+            crf_score.add(crf, gt)  # the CRF's masks on the same images, to compare
     shards = distributed.shard_record(len(mine))
     shards["throughput_per_rank"] = distributed.gather(rate.summary())
     reused = sum(distributed.gather(len(mine) - len(todo)))
-    (score, crf_score, pixels, scored), *others = distributed.gather((score, crf_score, pixels, scored))
-    for other, other_crf, other_pixels, other_scored in others:  # every process's counts, added up
-        score.merge(other)
+    (walk, crf_score), *others = distributed.gather((walk, crf_score))
+    for other_walk, other_crf in others:  # every process's counts, added up
+        walk.merge(other_walk)
         crf_score.merge(other_crf)
-        pixels, scored = pixels + other_pixels, scored + other_scored
-    quality = {k: v for part in distributed.gather(quality) for k, v in part.items()}
-    quality = {i: quality[i] for i in ids}  # the split's order
+    walk.in_order(ids)
+    score, scored = walk.score, len(walk.image_miou)
     if distributed.is_main():
         write_pseudo_mask_set(
-            root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=pixels,
-            quality=quality,
+            root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=walk.pixels,
+            quality=walk.quality,
             quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
                             "CRF's mask labels, computed without GT",
             recipe=dataclasses.asdict(settings),

@@ -31,9 +31,8 @@ from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
-from pipeline.evaluation import MaskScore
 from pipeline.log import Throughput, get_logger, progress
-from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, RefineJob, refine_and_score
+from pipeline.pseudo_masks import ConfidentSplit, MaskTally, PseudoMaskRecipe, RefineJob, refine_and_score
 from pipeline.runner import StageContext, StageResult
 
 
@@ -93,23 +92,19 @@ def refine_masks(ctx: StageContext) -> StageResult:
         log.warning("refine_masks: %d image(s) failed and are left out: %s", len(failures), listing)
 
     written = [i for i in ids if i not in failures]
-    pixels = np.zeros(256, dtype=np.int64)
-    score = MaskScore(len(dataset.classes), dataset.ignore_index)
-    quality, image_miou = {}, {}
-    for image_id in written:  # in the split's order, whatever process did the image
-        outcome = outcomes[image_id]
-        pixels += outcome.pixels
-        quality[image_id] = outcome.quality
-        if outcome.score is not None:
-            score.merge(outcome.score)
-            image_miou[image_id] = outcome.image_miou
+    tally = MaskTally(len(dataset.classes), dataset.ignore_index)
+    for image_id in written:
+        tally.merge(outcomes[image_id].tally)
+    tally.in_order(written)
+    quality, image_miou, score = tally.quality, tally.image_miou, tally.score
     scored = len(image_miou)
     metrics = score.summary(dataset.classes) if scored else {}
     seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
     card = None
     if distributed.is_main():
         card = write_pseudo_mask_set(
-            root, dataset, split, written, listed=len(ids), failed=len(failures), pixels=pixels, quality=quality,
+            root, dataset, split, written, listed=len(ids), failed=len(failures), pixels=tally.pixels,
+            quality=quality,
             quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
                             "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
             recipe=dataclasses.asdict(recipe),
