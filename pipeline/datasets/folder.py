@@ -120,7 +120,8 @@ def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
         if not ids:
             raise DataError(f"split '{name}' of {root} has no usable image")
     write_prepared(out_dir, name=root.name, classes=["background", *classes], palette=palette,
-                   image_dir=root / "images", image_suffix=spec.image_suffix, mask_dir=mask_dir, splits=splits,
+                   image_dir=root / "images", image_suffix=spec.image_suffix,
+                   mask_dir=mask_dir if sources else None, splits=splits,
                    labels={i: labels[i] for i in usable})
     return {
         "artifacts": {**{f"{n}_images": len(v) for n, v in splits.items()},
