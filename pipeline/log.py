@@ -53,7 +53,8 @@ class Throughput:
     model loading, cuDNN autotuning and the first allocations are not the rate)."""
 
     def __init__(self, warmup: int = 2):
-        self.warmup, self.calls, self.items, self.start = warmup, 0, 0, None
+        self.warmup, self.calls, self.items = warmup, 0, 0
+        self.start = self.end = 0.0
 
     def add(self, items: int = 1) -> None:
         self.calls += 1

@@ -43,61 +43,60 @@ class PredictionJob:
     crf: CRFParams | None = None
 
 
-@dataclasses.dataclass
-class PredictionScore:
-    image_id: str
-    final: MaskScore | None  # None: no GT
-    raw: MaskScore | None  # before the CRF, where it ran
-
-
-def write_and_score(job: PredictionJob) -> PredictionScore:
+def write_and_score(job: PredictionJob) -> tuple[MaskScore | None, MaskScore | None]:
+    """Write the PNGs (or read them back, resuming); the scores of the final prediction and
+    of the one before the CRF (None where there is no GT, or no CRF)."""
     if job.raw is None:
         final = read_mask(job.final_path)
         raw = read_mask(job.raw_path) if job.raw_path is not None else None
     else:
-        raw = job.raw
-        final = raw
+        raw, final = job.raw, job.raw
         if job.raw_path is not None:
             save_mask(job.raw_path, raw, job.palette)
             final = job.present[dense_crf(job.image, job.probs, job.crf)].astype(np.uint8)
         save_mask(job.final_path, final, job.palette)
     if job.gt_path is None:
-        return PredictionScore(job.image_id, None, None)
+        return None, None
     gt = read_mask(job.gt_path)
-    scores = []
-    for mask in (final, raw if job.raw_path is not None else None):
-        score = None
-        if mask is not None:
-            score = MaskScore(job.num_classes, job.ignore_index)
-            score.add(mask, gt)
-        scores.append(score)
-    return PredictionScore(job.image_id, *scores)
+    return tuple(None if mask is None else _score(mask, gt, job) for mask in (final, raw))
+
+
+def _score(mask: np.ndarray, gt: np.ndarray, job: PredictionJob) -> MaskScore:
+    score = MaskScore(job.num_classes, job.ignore_index)
+    score.add(mask, gt)
+    return score
 
 
 class PredictionWriters:
     """`write_and_score` in `workers` processes (0: in the caller), at most `pending`
-    jobs in flight so that probabilities do not pile up in memory. `results()` gives
-    every job's score once all are done."""
+    jobs in flight so that probabilities do not pile up in memory. The scores are added
+    up as jobs finish: `final` and `without_crf`."""
 
-    def __init__(self, workers: int, pending: int | None = None):
+    def __init__(self, workers: int, num_classes: int, ignore_index: int, pending: int | None = None):
         self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
                      if workers > 0 else None)
         self.pending = pending or 2 * max(workers, 1)
         self.futures: list[Future] = []
-        self.done: list[PredictionScore] = []
+        self.final, self.without_crf = MaskScore(num_classes, ignore_index), MaskScore(num_classes, ignore_index)
 
     def submit(self, job: PredictionJob) -> None:
         if self.pool is None:
-            self.done.append(write_and_score(job))
+            self._add(write_and_score(job))
             return
         self.futures.append(self.pool.submit(write_and_score, job))
         while len(self.futures) > self.pending:
-            self.done.append(self.futures.pop(0).result())
+            self._add(self.futures.pop(0).result())
 
-    def results(self) -> list[PredictionScore]:
-        self.done += [f.result() for f in self.futures]
+    def finish(self) -> None:
+        """Wait for every job and add its scores."""
+        for future in self.futures:
+            self._add(future.result())
         self.futures = []
-        return self.done
+
+    def _add(self, scores: tuple[MaskScore | None, MaskScore | None]) -> None:
+        for total, score in zip((self.final, self.without_crf), scores):
+            if score is not None:
+                total.merge(score)
 
     def __enter__(self) -> "PredictionWriters":
         return self

@@ -24,7 +24,6 @@ from pipeline.crf import CRFParams
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
-from pipeline.evaluation import MaskScore
 from pipeline.log import Throughput, get_logger, progress
 from pipeline.precision import autocast_dtype, check_amp
 from pipeline.predictions import PredictionJob, PredictionWriters, present_classes
@@ -82,7 +81,7 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
                              dataset.mask_path(image_id), dataset.palette, k, dataset.ignore_index, **prediction)
 
     rate = Throughput()
-    with PredictionWriters(_workers(settings.workers)) as writers:
+    with PredictionWriters(_workers(settings.workers), k, dataset.ignore_index) as writers:
         if todo:
             predictor = _predictor(ctx, settings)
             for image_id in progress(todo, "evaluate_segmenter: predict", total=len(todo)):
@@ -97,18 +96,16 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
         predicted = set(todo)
         for image_id in [i for i in mine if i not in predicted]:
             writers.submit(job(image_id))  # written by an earlier attempt: read back and scored
-        outcomes = writers.results()
+        writers.finish()
     shards = distributed.shard_record(len(mine))
     rates = distributed.gather(rate.summary())
     reused = sum(distributed.gather(len(mine) - len(todo)))
 
-    scores = {"final": MaskScore(k, dataset.ignore_index), "without_crf": MaskScore(k, dataset.ignore_index)}
-    for part in distributed.gather(outcomes):
-        for outcome in part:
-            if outcome.final is not None:
-                scores["final"].merge(outcome.final)
-            if outcome.raw is not None:
-                scores["without_crf"].merge(outcome.raw)
+    (final, without_crf), *others = distributed.gather((writers.final, writers.without_crf))
+    for other_final, other_without_crf in others:  # every process's counts, added up
+        final.merge(other_final)
+        without_crf.merge(other_without_crf)
+    scores = {"final": final, "without_crf": without_crf}
     # mmseg's own IoUMetric on the same files, each process its share: a cross-check
     iou_metric = _iou_metric(dataset)
     for image_id in mine:

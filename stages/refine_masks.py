@@ -71,17 +71,24 @@ def refine_masks(ctx: StageContext) -> StageResult:
         backend = parallel_config(backend=settings.backend, n_jobs=_jobs_per_process(settings.n_jobs))
     except (ValueError, KeyError, ImportError) as err:  # dask / ray register lazily
         raise ConfigError(f"refine_masks.backend={settings.backend!r}: {err}") from None
-    outcomes, rate = {}, Throughput()
+    tally, failures, reused, rate = MaskTally(len(dataset.classes), dataset.ignore_index), {}, 0, Throughput()
     with backend:
         results = Parallel(return_as="generator_unordered")(jobs)
         for outcome in progress(results, "refine_masks: dense CRF and scores", total=len(mine)):
-            outcomes[outcome.image_id] = outcome
+            if outcome.error is not None:
+                failures[outcome.image_id] = outcome.error
+            else:
+                tally.merge(outcome.tally)  # counts only: what crosses processes stays small
+                reused += not outcome.written
             rate.add()
     shards = distributed.shard_record(len(mine))
     shards["throughput_per_rank"] = distributed.gather(rate.summary())
-    outcomes = {k: v for part in distributed.gather(outcomes) for k, v in part.items()}
-    failures = {i: outcomes[i].error for i in ids if outcomes[i].error is not None}
-    reused = sum(not o.written for o in outcomes.values() if o.error is None)
+    (tally, failures, reused), *others = distributed.gather((tally, failures, reused))
+    for other_tally, other_failures, other_reused in others:
+        tally.merge(other_tally)
+        failures.update(other_failures)
+        reused += other_reused
+    failures = {i: failures[i] for i in ids if i in failures}
     if reused:
         log.info("refine_masks: %d of %d pseudo-masks were already written (resumed)", reused, len(ids))
     if failures:
@@ -92,9 +99,6 @@ def refine_masks(ctx: StageContext) -> StageResult:
         log.warning("refine_masks: %d image(s) failed and are left out: %s", len(failures), listing)
 
     written = [i for i in ids if i not in failures]
-    tally = MaskTally(len(dataset.classes), dataset.ignore_index)
-    for image_id in written:
-        tally.merge(outcomes[image_id].tally)
     tally.in_order(written)
     quality, image_miou, score = tally.quality, tally.image_miou, tally.score
     scored = len(image_miou)
