@@ -1,9 +1,10 @@
 """Do this code's exported maps give the seeds a finished run's maps gave?
 
-    python bench/export_equivalence.py --run outputs/default [--batch-size 8] [--amp bf16]
+    python bench/export_equivalence.py --run outputs/default [--batch-size 8] [--buckets 8] [--amp bf16]
 
-Re-exports the run's maps with the current export (same-size batches; on CUDA, autocast
-in `--amp` and channels_last) from the run's own trained localizer, into a temporary
+Re-exports the run's maps with the current export (size-bucketed batches, `--buckets 0`:
+exact sizes; on CUDA, autocast in `--amp` and channels_last) from the run's own trained
+localizer, into a temporary
 folder, and prints the largest map difference and the seed mIoU of both sets of maps at
 the GT-free threshold and at the oracle. The run's maps are read as they are: a run made
 before a change to the export shows what the change does to the numbers.
@@ -27,7 +28,7 @@ from pipeline import distributed  # noqa: E402
 from pipeline.artifacts import MAPS_DIR, MODEL_FILE, read_maps  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.evaluation import SeedSweep  # noqa: E402
-from pipeline.maps import HISTOGRAM_BINS, batch_class_maps, otsu_threshold, same_size_batches  # noqa: E402
+from pipeline.maps import HISTOGRAM_BINS, batch_class_maps, bucket_batches, otsu_threshold  # noqa: E402
 from pipeline.maps import strongest_value_histogram  # noqa: E402
 from pipeline.images import load_rgb, to_normalized_tensor  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
@@ -55,6 +56,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a run folder with export_maps done")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--buckets", type=int, default=8, help="size buckets (0: exact sizes, no padding)")
     parser.add_argument("--amp", default="bf16", help="CUDA autocast: bf16, fp16 or none")
     args = parser.parse_args()
     amp = None if args.amp == "none" else args.amp
@@ -71,22 +73,26 @@ def main() -> int:
     old = args.run / "export_maps" / MAPS_DIR
     with tempfile.TemporaryDirectory() as tmp:
         new = Path(tmp)
-        largest = 0.0
-        for batch in same_size_batches(dataset, ids, args.batch_size):
-            images = torch.stack([to_normalized_tensor(load_rgb(dataset.image_path(i))) for i in batch]).to(device)
+        largest, differences = 0.0, []
+        batches = bucket_batches(dataset, ids, args.batch_size, args.buckets or None)
+        for bucket, batch in batches:
+            images = [to_normalized_tensor(load_rgb(dataset.image_path(i))).to(device) for i in batch]
             with autocast(device, amp):
                 maps = batch_class_maps(model, images, [dataset.labels[i] for i in batch],
-                                        tuple(settings["scales"]), settings["flip"])
+                                        tuple(settings["scales"]), settings["flip"], bucket)
             for i, m in zip(batch, maps):
                 m = m.cpu().numpy().astype(np.float16)
                 np.savez(new / f"{i}.npz", maps=m, classes=np.asarray(dataset.labels[i], dtype=np.int16))
-                largest = max(largest, float(np.abs(m.astype(np.float32) - read_maps(old / f"{i}.npz")[0]).max(
-                    initial=0.0)))
+                difference = np.abs(m.astype(np.float32) - read_maps(old / f"{i}.npz")[0])
+                largest = max(largest, float(difference.max(initial=0.0)))
+                differences.append(float(difference.mean()) if difference.size else 0.0)
         before, after = seed_scores(old, dataset, ids), seed_scores(new, dataset, ids)
-    batches = same_size_batches(dataset, ids, args.batch_size)
-    print(f"export equivalence on {args.run} ({len(ids)} images in {len(batches)} same-size batches of at most "
-          f"{args.batch_size}; {device}, {'fp32' if device.type != 'cuda' or amp is None else amp})")
-    print(f"  largest map difference: {largest:.5f}")
+    shapes = len({b for b, _ in batches}) if args.buckets else len({tuple(load_rgb(dataset.image_path(b[0])).shape[:2])
+                                                                   for _, b in batches})
+    print(f"export equivalence on {args.run} ({len(ids)} images in {len(batches)} batches of at most "
+          f"{args.batch_size}, {shapes} {'size buckets' if args.buckets else 'exact sizes'}; {device}, "
+          f"{'fp32' if device.type != 'cuda' or amp is None else amp})")
+    print(f"  map difference: largest {largest:.5f}, mean of the per-image means {np.mean(differences):.5f}")
     for name, s in (("run's maps", before), ("this export", after)):
         print(f"  {name:<12} seed mIoU {100 * s['seed_miou']:.2f} (GT-free t {s['auto_threshold']:.3f}), "
               f"oracle {100 * s['oracle_seed_miou']:.2f}")

@@ -137,6 +137,47 @@ def aggregate(rows: list[dict]) -> dict:
     return out
 
 
+def run_point(args, out: Path, shared: Path, seeds: list[int], seg_seeds: list[int], epochs: int | None,
+              options: list[str], config, counts_train: dict, counts_val: dict, log, save) -> dict:
+    """Every method and seed at one training schedule (`epochs`; None: the configs' own);
+    `save(methods, seeds_done)` after each seed, so a stopped bench keeps what finished."""
+    rows_by_method: dict[str, list[dict]] = {}
+    methods: dict = {}
+    schedule = [] if epochs is None else [f"train_localizer.epochs={epochs}"]
+    for seed in seeds:
+        stages = MAP_STAGES + (SEGMENTER_STAGES if seed in seg_seeds else [])
+        folders = {}
+        for method in args.methods:
+            folder = folders[method] = out / f"{method}_seed{seed}"
+            folder.mkdir(exist_ok=True)
+            copied = SHARED_WITH_FUSED if method == "fused" else ("prepare",)
+            source = folders["bas"] if method == "fused" else shared
+            for stage in copied:
+                if not (folder / stage / "manifest.json").is_file():
+                    shutil.rmtree(folder / stage, ignore_errors=True)
+                    shutil.copytree(source / stage, folder / stage, symlinks=True)
+            extra = [f"train_localizer.seed={seed}", *schedule]
+            if method == "fused":
+                extra.append(f"export_maps.fuse_cam={folders['cam']}")
+            run(config(method), folder, stages, options + extra, log)
+            row = collect(folder, counts_train, counts_val, args.min_images, args.large_share,
+                          folders["bas"] if method == "fused" else folder)
+            # the stages' own time from their manifests (a reused run costs nothing twice)
+            row["minutes"] = sum(manifest(folder, st).get("duration_s", 0.0) for st in stages
+                                 if st not in copied) / 60
+            row["steps"] = manifest(folder, "train_localizer").get("info", {}).get("steps")
+            rows_by_method.setdefault(method, []).append(row)
+            seg = "-" if row["segmenter_miou"] is None else f"{row['segmenter_miou']:.1f}"
+            log(f"  {'' if epochs is None else f'{epochs} epochs, '}seed {seed} {method:<6} seed mIoU "
+                f"{row['seed_miou']:.1f} (oracle {row['oracle_seed_miou']:.1f}, t {row['threshold']:.2f}), "
+                f"CRF {row['crf_miou']:.1f}, segmenter {seg}, collapsed {row['collapsed_classes']}, premise "
+                f"{row['premise']['obs1']}/{row['premise']['obs2']} of {row['premise']['classes']}, large objects "
+                f"{row['premise_large']['obs1']}/{row['premise_large']['obs2']} of {row['premise_large']['classes']}")
+        methods = {m: aggregate(rows) for m, rows in rows_by_method.items()}
+        save(methods, seeds[:seeds.index(seed) + 1])
+    return methods
+
+
 def cell(values, digits=1) -> str:
     values = np.array([v for v in values if v is not None], dtype=np.float64)
     if not len(values):
@@ -162,6 +203,26 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def curve_table(results: dict) -> str:
+    """One row per (schedule, method): the learning curve."""
+    lines = ["| epochs (steps) | method | seeds | seed mIoU, GT-free t | oracle seed mIoU (t on GT) | t (oracle t) "
+             "| CRF pseudo-mask mIoU | CRF gain | collapsed classes | premise obs. 1 / 2 (classes) "
+             "| large objects: obs. 1 / 2 (classes) | minutes |", "|" + "---|" * 12]
+    for epochs, point in sorted(results["curve"].items(), key=lambda item: int(item[0])):
+        for name, rows in point["methods"].items():
+            p, q = rows["premise"], rows["premise_large"]
+            steps = "/".join(str(s) for s in sorted(set(rows.get("steps", [None]))))
+            lines.append(
+                f"| {epochs} ({steps}) | {name} | {len(point['seeds'])} | {cell(rows['seed_miou'])} "
+                f"| {cell(rows['oracle_seed_miou'])} | {cell(rows['threshold'], 2)} ({cell(rows['oracle_threshold'], 2)}) "
+                f"| {cell(rows['crf_miou'])} | {cell([c - s for c, s in zip(rows['crf_miou'], rows['seed_miou'])])} "
+                f"| {'; '.join(', '.join(c) or 'none' for c in rows['collapsed_classes'])} "
+                f"| {'; '.join(f'{a}/{b} ({n})' for a, b, n in zip(p['obs1'], p['obs2'], p['classes']))} "
+                f"| {'; '.join(f'{a}/{b} ({n})' for a, b, n in zip(q['obs1'], q['obs2'], q['classes']))} "
+                f"| {cell(rows['minutes'])} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root")
@@ -173,6 +234,12 @@ def main() -> int:
                         choices=("bas", "cam", "fused", "drs"))
     parser.add_argument("--segmenter-seeds", type=int, nargs="*", default=None,
                         help="seeds whose runs also train and score the segmenter (default: all)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=None,
+                        help="a learning curve: one point per localizer schedule (train_localizer.epochs), "
+                             "each in OUT/epochs<E>/; seed 0 only except at --seeds-at (default: the configs' "
+                             "schedule, every seed)")
+    parser.add_argument("--seeds-at", type=int, default=None,
+                        help="the curve's point (epochs) that runs every --seeds seed")
     parser.add_argument("--min-images", type=int, default=10)
     parser.add_argument("--large-share", type=float, default=0.3)
     parser.add_argument("--out", type=Path, required=True)
@@ -182,7 +249,7 @@ def main() -> int:
         results = json.loads((args.out / "results.json").read_text())
         print(f"classes {results['classes']}, seeds {results['seeds']}, {results['minutes']:.0f} min; "
               f"versions: {results['versions']}")
-        print(table(results))
+        print(curve_table(results) if "curve" in results else table(results))
         return 0
     if args.data_root is None:
         raise SystemExit("--data-root is required (a COCO 2017 or 2014 tree)")
@@ -209,43 +276,27 @@ def main() -> int:
                      "headline_classes": ["background"] + [c for c, n in counts_train.items() if n >= args.min_images],
                      "methods": {}, "versions": package_versions(),
                      "machine": f"{platform.machine()}, {platform.node()}, {__import__('os').cpu_count()} cores"}
-    rows_by_method: dict[str, list[dict]] = {}
-    for seed in args.seeds:
-        stages = MAP_STAGES + (SEGMENTER_STAGES if seed in seg_seeds else [])
-        folders = {}
-        for method in args.methods:
-            folder = folders[method] = out / f"{method}_seed{seed}"
-            folder.mkdir(exist_ok=True)
-            copied = SHARED_WITH_FUSED if method == "fused" else ("prepare",)
-            source = folders["bas"] if method == "fused" else shared
-            for stage in copied:
-                if not (folder / stage / "manifest.json").is_file():
-                    shutil.rmtree(folder / stage, ignore_errors=True)
-                    shutil.copytree(source / stage, folder / stage, symlinks=True)
-            extra = [f"train_localizer.seed={seed}"]
-            if method == "fused":
-                extra.append(f"export_maps.fuse_cam={folders['cam']}")
-            run(config(method), folder, stages, options + extra, log)
-            row = collect(folder, counts_train, counts_val, args.min_images, args.large_share,
-                          folders["bas"] if method == "fused" else folder)
-            # the stages' own time from their manifests (a reused run costs nothing twice)
-            row["minutes"] = sum(manifest(folder, st).get("duration_s", 0.0) for st in stages
-                                 if st not in copied) / 60
-            rows_by_method.setdefault(method, []).append(row)
-            seg = "-" if row["segmenter_miou"] is None else f"{row['segmenter_miou']:.1f}"
-            log(f"  seed {seed} {method:<6} seed mIoU {row['seed_miou']:.1f} (oracle {row['oracle_seed_miou']:.1f}), "
-                f"CRF {row['crf_miou']:.1f}, segmenter {seg}, premise {row['premise']['obs1']}/"
-                f"{row['premise']['obs2']} of {row['premise']['classes']}, large objects "
-                f"{row['premise_large']['obs1']}/{row['premise_large']['obs2']} of {row['premise_large']['classes']}")
-        results["methods"] = {m: aggregate(rows) for m, rows in rows_by_method.items()}
-        results["seeds"] = args.seeds[:args.seeds.index(seed) + 1]
-        results["minutes"] = (time.time() - t0) / 60
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+    points = args.epochs or [None]
+    for epochs in points:
+        point_out = out if epochs is None else out / f"epochs{epochs}"
+        point_out.mkdir(exist_ok=True)
+        seeds = args.seeds if epochs is None or epochs == args.seeds_at else args.seeds[:1]
+
+        def save(methods: dict, seeds_done: list[int], epochs=epochs) -> None:
+            if epochs is None:
+                results.update(methods=methods, seeds=seeds_done)
+            else:
+                results.setdefault("curve", {})[str(epochs)] = {"seeds": seeds_done, "methods": methods}
+            results["minutes"] = (time.time() - t0) / 60
+            (out / "results.json").write_text(json.dumps(results, indent=1))
+
+        run_point(args, point_out, shared, seeds, seg_seeds, epochs, options, config, counts_train, counts_val,
+                  log, save)
     print()
     print(f"real photos ({args.data_root}, classes {args.classes}), seeds {args.seeds}; mIoU in % over "
           f"{', '.join(results['headline_classes'])}; mean ± sd over seeds; {results['minutes']:.0f} min in all")
     print(f"versions: {results['versions']}")
-    print(table(results))
+    print(curve_table(results) if "curve" in results else table(results))
     return 0
 
 

@@ -11,8 +11,14 @@ per image: `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes`
 class indices 1..C (zlib-compressed only with `compress`: 23 % less disk for ~36 ms an
 image).
 
-Throughput: images of one size go through the network together (`batch_size`), in
-bf16 autocast and channels_last on CUDA, while a background thread writes the previous
+Throughput: the split's image sizes are grouped into at most `buckets` size buckets
+(`pipeline.maps.size_buckets`); images of one bucket go through the network together
+(`batch_size`), zero-padded at the bottom and right to the bucket's size at each scale,
+and their maps are cropped back before they are resized to the image. Whatever sizes the
+photos come in, the network sees at most `buckets` input shapes per scale, so per-shape
+costs (cuDNN's plan search, allocator growth) are paid a few times, not once per batch;
+the manifest lists them (`input_shapes`). `buckets=None`: one batch per exact size, no
+padding. bf16 autocast and channels_last on CUDA; a background thread writes the previous
 maps. The batches are made from the whole split before it is shared out, so under
 torchrun each process does every world_size-th batch and the files are those of a
 one-process run. Resumes from the files written.
@@ -34,7 +40,8 @@ from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import Throughput, get_logger, progress
-from pipeline.maps import ImageBatches, batch_class_maps, normalize_maps, same_size_batches
+from pipeline.images import image_size
+from pipeline.maps import ImageBatches, batch_class_maps, bucket_batches, normalize_maps, scaled_bucket
 from pipeline.models import load_trained_localizer
 from pipeline.models.cam import CAMClassifier
 from pipeline.precision import autocast, check_amp
@@ -46,7 +53,8 @@ class ExportSettings:
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     fuse_cam: str | None = None  # None, 'partner' (this run's train_cam_partner), or a CAM run folder
-    batch_size: int = 8  # images of one size per forward
+    batch_size: int = 8  # images of one size bucket per forward
+    buckets: int | None = 8  # size buckets (input shapes per scale); None: exact sizes, no padding
     amp: str | None = "bf16"  # CUDA only: autocast dtype ('bf16', 'fp16') or None for fp32; the CPU runs fp32
     compress: bool = False  # zlib the map files (same values, less disk, slower)
     num_workers: int = 2  # DataLoader workers decoding images while the model runs (0: in the loop)
@@ -55,6 +63,8 @@ class ExportSettings:
         check_amp(self.amp, "export_maps.amp")
         if self.batch_size < 1:
             raise ConfigError(f"export_maps.batch_size must be at least 1, got {self.batch_size}")
+        if self.buckets is not None and self.buckets < 1:
+            raise ConfigError(f"export_maps.buckets must be at least 1 or None, got {self.buckets}")
 
 
 def export_maps(ctx: StageContext) -> StageResult:
@@ -71,23 +81,22 @@ def export_maps(ctx: StageContext) -> StageResult:
 
     ids = dataset.split(settings.split)
     out = ctx.out_dir / MAPS_DIR
-    batches = distributed.shard(same_size_batches(dataset, ids, settings.batch_size))
-    todo = [b for b in batches if not all((out / f"{i}.npz").is_file() for i in b)]
-    mine = sum(len(b) for b in batches)
+    every_batch = bucket_batches(dataset, ids, settings.batch_size, settings.buckets)
+    batches = distributed.shard(every_batch)
+    todo = [(bucket, b) for bucket, b in batches if not all((out / f"{i}.npz").is_file() for i in b)]
+    mine = sum(len(b) for _, b in batches)
     if len(todo) < len(batches):
         get_logger().info("export_maps: %d of %d batches already written, resuming", len(batches) - len(todo),
                           len(batches))
-    loader = DataLoader(ImageBatches(dataset, todo), batch_size=None, num_workers=settings.num_workers,
-                        pin_memory=cuda)
+    loader = DataLoader(ImageBatches(dataset, [b for _, b in todo]), batch_size=None,
+                        num_workers=settings.num_workers, pin_memory=cuda)
     rate = Throughput()
     with BackgroundWriter(threads=1) as writer:
-        for batch_ids, images in progress(loader, "export_maps", total=len(todo)):
-            images = images.to(device, non_blocking=True)
-            if cuda:
-                images = images.contiguous(memory_format=torch.channels_last)
+        for (bucket, _), (batch_ids, images) in progress(zip(todo, loader), "export_maps", total=len(todo)):
+            images = [image.to(device, non_blocking=True) for image in images]
             classes = [dataset.labels[i] for i in batch_ids]
             with autocast(device, settings.amp):
-                maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip) for m in models]
+                maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip, bucket) for m in models]
             for k, image_id in enumerate(batch_ids):
                 image_maps = maps[0][k] if len(maps) == 1 else normalize_maps(maps[0][k] + maps[1][k])
                 if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
@@ -95,7 +104,7 @@ def export_maps(ctx: StageContext) -> StageResult:
                                   maps=image_maps.cpu().numpy().astype(np.float16),
                                   classes=np.asarray(classes[k], dtype=np.int16))
             rate.add(len(batch_ids))
-    reused = mine - sum(len(b) for b in todo)
+    reused = mine - sum(len(b) for _, b in todo)
     shards = distributed.shard_record(mine)
     reused, rates = sum(distributed.gather(reused)), distributed.gather(rate.summary())
     distributed.barrier()  # every shard written before rank 0 counts and writes the manifest
@@ -105,8 +114,27 @@ def export_maps(ctx: StageContext) -> StageResult:
         artifacts={"maps": written, "images": len(ids), "reused": reused},
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
-              "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates},
+              "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates,
+              **_shapes_record(dataset, every_batch, settings)},
     )
+
+
+def _shapes_record(dataset: PreparedDataset, batches, settings: ExportSettings) -> dict:
+    """The distinct [height, width] the network is given (all scales together) and how many
+    batches have each size: what per-shape costs and batching efficiency depend on."""
+    shapes = set()
+    for bucket, batch in batches:
+        for scale in settings.scales:
+            if bucket is not None:
+                shapes.add(scaled_bucket(bucket, scale))
+            else:
+                h, w = image_size(dataset.image_path(batch[0]))
+                shapes.add((int(h * scale), int(w * scale)))
+    sizes = np.bincount([len(b) for _, b in batches]) if batches else np.zeros(1, dtype=np.int64)
+    return {"buckets": sorted({b for b, _ in batches if b is not None}) or None,
+            "input_shapes": sorted(list(s) for s in shapes),
+            "batch_sizes": {str(n): int(k) for n, k in enumerate(sizes) if k},
+            "images_per_forward": "batch x 2 (flips)" if settings.flip else "batch"}
 
 
 def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, device):

@@ -85,9 +85,9 @@ def train_segmenter(ctx: StageContext) -> StageResult:
         log.warning("!" * 78)
 
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
     import pipeline.segmenter.hooks  # noqa: F401  (registers the config's custom hook)
+    from pipeline.segmenter.throughput import ChannelsLastRunner
 
     cfg = Config(build_mmseg_config(model, schedule, data, work_dir=(ctx.out_dir / WORK_DIR).resolve(),
                                     backbone_checkpoint=init, world_size=distributed.world_size(),
@@ -101,7 +101,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
              schedule.iters, schedule.batch_size, len(train_ids), ctx.out_dir / MMSEG_CONFIG)
 
     with mmengine_checkpoint_globals():  # resume loads mmengine's own checkpoints
-        runner = Runner.from_cfg(cfg)
+        runner = ChannelsLastRunner.from_cfg(cfg)
         runner.train()
 
     losses = _loss_history(runner)

@@ -202,3 +202,67 @@ def test_map_statistics_per_class_name_collapsed_classes():
     assert summary["a"]["collapsed_share"] == 1.0 and summary["a"]["images"] == 3
     assert summary["b"]["collapsed_share"] == 0.0 and summary["b"]["mean"] == pytest.approx(0.4)
     assert stats.collapsed_classes() == ["a"]
+
+
+def test_fifty_random_photo_sizes_give_at_most_the_bucket_count_of_input_shapes():
+    """Real photos come in hundreds of sizes: the network sees at most `buckets` shapes per
+    scale, every image fits its bucket, and the buckets depend on the sizes alone."""
+    import random
+
+    from pipeline.maps import scaled_bucket, size_buckets, smallest_bucket
+
+    rng = random.Random(0)
+    sizes = [(rng.randint(90, 500), rng.randint(90, 500)) for _ in range(50)]
+    assert len(set(sizes)) == 50
+    buckets = size_buckets(sizes, 6)
+    assert len(buckets) == 6 and buckets == size_buckets(list(reversed(sizes)), 6)
+    for h, w in sizes:
+        bh, bw = smallest_bucket((h, w), buckets)
+        assert bh >= h and bw >= w
+    for scale in (0.5, 1.0, 1.5, 2.0):
+        shapes = {scaled_bucket(smallest_bucket(s, buckets), scale) for s in sizes}
+        assert len(shapes) <= 6
+        assert all(int(h * scale) <= sh and int(w * scale) <= sw
+                   for (h, w), (sh, sw) in ((s, scaled_bucket(smallest_bucket(s, buckets), scale)) for s in sizes))
+    assert size_buckets(sizes, 100) == sorted({(max(h for h, w in sizes if -(-h // 32) == gh and -(-w // 32) == gw),
+                                                max(w for h, w in sizes if -(-h // 32) == gh and -(-w // 32) == gw))
+                                               for gh, gw in {(-(-h // 32), -(-w // 32)) for h, w in sizes}})
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_bucketed_maps_equal_exact_size_maps_for_a_model_that_sees_no_padding(stride):
+    """Padding to a bucket and cropping back changes nothing for a network whose cells do
+    not reach into the padding (a 1x1 convolution, then a max-pool): the crop, the flip
+    and the resize are exact."""
+    from pipeline.maps import batch_class_maps, class_maps
+
+    class PerCell(torch.nn.Module):
+        maps_are_probabilities = False
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+            self.pool = torch.nn.MaxPool2d(stride) if stride > 1 else torch.nn.Identity()
+
+        def forward(self, x):
+            return torch.relu(self.pool(self.conv(x)))
+
+    torch.manual_seed(0)
+    model = PerCell().eval()
+    images = [torch.randn(3, 61, 75), torch.randn(3, 80, 52), torch.randn(3, 33, 90)]
+    classes = [[1, 3], [2], [4, 1]]
+    exact = [class_maps(model, image, c, (1.0, 0.5, 1.5), True) for image, c in zip(images, classes)]
+    padded = batch_class_maps(model, images, classes, (1.0, 0.5, 1.5), True, bucket=(96, 96))
+    for a, b in zip(exact, padded):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_export_manifest_records_the_input_shapes_and_batch_sizes(finished_run):
+    info = manifest(finished_run, "export_maps")["info"]
+    scales = manifest(finished_run, "export_maps")["config"]["export_maps"]["scales"]
+    assert 1 <= len(info["buckets"]) <= 8
+    assert len(info["input_shapes"]) <= len(info["buckets"]) * len(scales)
+    assert all(h % 16 == 0 and w % 16 == 0 for h, w in info["input_shapes"])
+    ids = PreparedDataset.load(finished_run / "prepare").split(info["split"])
+    assert sum(int(n) * k for n, k in info["batch_sizes"].items()) == len(ids)

@@ -117,7 +117,10 @@ def test_mmseg_config_trains_on_pseudo_masks_and_validates_on_gt(tmp_path):
     assert gpus["optim_wrapper"]["type"] == "OptimWrapper"  # the dataclass default: fp32
     bf16 = build_mmseg_config(model, SegmenterSchedule(amp="bf16"), seg_data(tmp_path), work_dir=tmp_path,
                               backbone_checkpoint=None, world_size=1, cuda=True)
-    assert (bf16["optim_wrapper"]["type"], bf16["optim_wrapper"]["dtype"]) == ("AmpOptimWrapper", "bfloat16")
+    assert bf16["optim_wrapper"]["type"] == "BF16OptimWrapper"  # no loss scaler: no found_inf sync per step
+    fp16 = build_mmseg_config(model, SegmenterSchedule(amp="fp16"), seg_data(tmp_path), work_dir=tmp_path,
+                              backbone_checkpoint=None, world_size=1, cuda=True)
+    assert (fp16["optim_wrapper"]["type"], fp16["optim_wrapper"]["dtype"]) == ("AmpOptimWrapper", "float16")
     on_cpu = build_mmseg_config(model, SegmenterSchedule(amp="bf16"), seg_data(tmp_path), work_dir=tmp_path,
                                 backbone_checkpoint=None)
     assert on_cpu["optim_wrapper"]["type"] == "OptimWrapper"  # autocast is CUDA's
@@ -304,3 +307,30 @@ def test_two_process_gloo_training_through_mmengine_launcher(pseudo_run, tmp_pat
     m = manifest(tmp_path, "train_segmenter")
     assert m["info"]["world_size"] == 2 and m["info"]["norm"] == "BN"
     assert (tmp_path / "train_segmenter" / MODEL_FILE).is_file()
+
+
+def test_deferred_runtime_info_logs_the_same_history_with_one_transfer_per_interval():
+    """The losses stay on the device between log intervals; the message hub ends with the
+    values, in the order, that mmengine's own RuntimeInfoHook gives it."""
+    from types import SimpleNamespace
+
+    from mmengine.hooks import RuntimeInfoHook
+    from mmengine.logging import MessageHub
+
+    from pipeline.segmenter.throughput import DeferredRuntimeInfoHook
+
+    outputs = [{"loss": torch.tensor(0.5 + i), "decode.acc_seg": torch.tensor([10.0 * i])} for i in range(7)]
+    hubs = []
+    for hook in (RuntimeInfoHook(), DeferredRuntimeInfoHook(interval=3)):
+        runner = SimpleNamespace(message_hub=MessageHub(f"hub{len(hubs)}"), iter=0, max_iters=7)
+        counts = []
+        for i, out in enumerate(outputs):
+            runner.iter = i
+            hook.after_train_iter(runner, i, outputs=out)
+            counts.append(len(runner.message_hub.get_scalar("train/loss").data[0])
+                          if "train/loss" in runner.message_hub.log_scalars else 0)
+        hubs.append((runner.message_hub, counts))
+    (plain, plain_counts), (deferred, deferred_counts) = hubs
+    assert deferred_counts == [0, 0, 3, 3, 3, 6, 7] and plain_counts == list(range(1, 8))
+    for key in ("train/loss", "train/decode.acc_seg"):
+        assert deferred.get_scalar(key).data[0].tolist() == plain.get_scalar(key).data[0].tolist()

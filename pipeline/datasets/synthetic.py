@@ -30,6 +30,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from joblib import Parallel, delayed
 from PIL import Image
 from scipy import ndimage
 
@@ -64,6 +65,7 @@ class SyntheticSpec:
     min_visible: float = 0.5  # an object keeps at least this share of its area visible
     void_width: int = 1  # pixels of 255 on each side of an object boundary
     jpeg_quality: int = 92
+    n_jobs: int = 1  # joblib workers drawing images (each image depends on its index alone: same set)
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_classes <= 254:
@@ -324,6 +326,14 @@ class Synthetic(DataSource):
     def class_names(self) -> list[str]:
         return class_names(self.spec)
 
+    def _draw(self, index: int, image_dir: Path, mask_dir: Path, palette) -> tuple[int, list[int]]:
+        """Render item `index` and write its image and mask (atomically): (index, classes)."""
+        image, mask, classes = self.render(index)
+        name = image_id(index)
+        save_image(image_dir / f"{name}.jpg", Image.fromarray(image), format="JPEG", quality=self.spec.jpeg_quality)
+        save_mask(mask_dir / f"{name}.png", mask, palette)
+        return index, classes
+
     def prepare(self, out_dir: Path) -> dict:
         spec = self.spec
         tree = out_dir / "VOC"
@@ -331,19 +341,21 @@ class Synthetic(DataSource):
         palette = voc_palette()
         splits: dict[str, list[str]] = {"train": [], "val": []}
         labels: dict[str, list[int]] = {}
+        done = [(image_dir / f"{image_id(i)}.jpg").is_file() and (mask_dir / f"{image_id(i)}.png").is_file()
+                for i in range(spec.num_images)]
+        jobs = (delayed(self._draw)(i, image_dir, mask_dir, palette) for i in range(spec.num_images) if not done[i])
+        drawn = dict(progress(Parallel(n_jobs=spec.n_jobs, return_as="generator")(jobs),
+                              desc="prepare: synthetic images", total=done.count(False)))
         reused = 0
-        for index in progress(range(spec.num_images), desc="prepare: synthetic images", total=spec.num_images):
+        for index in range(spec.num_images):
             name = image_id(index)
-            image_path, mask_path = image_dir / f"{name}.jpg", mask_dir / f"{name}.png"
-            if image_path.is_file() and mask_path.is_file():
+            if done[index]:
                 # Written atomically on an earlier, interrupted run: reuse; labels come from the mask.
-                present = np.unique(read_mask(mask_path))
+                present = np.unique(read_mask(mask_dir / f"{name}.png"))
                 classes = [int(c) for c in present if 0 < c < 255]
                 reused += 1
             else:
-                image, mask, classes = self.render(index)
-                save_image(image_path, Image.fromarray(image), format="JPEG", quality=spec.jpeg_quality)
-                save_mask(mask_path, mask, palette)
+                classes = drawn[index]
             splits[split_of(spec, index)].append(name)
             labels[name] = classes
         if reused:

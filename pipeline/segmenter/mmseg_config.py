@@ -70,7 +70,7 @@ class SegmenterSchedule:
     ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
     photometric: bool = True
-    amp: str | None = None  # CUDA only: 'bf16' or 'fp16' autocast through mmengine's AmpOptimWrapper; None: fp32
+    amp: str | None = None  # CUDA only: bf16 autocast (no loss scaler) or fp16 (mmengine's AmpOptimWrapper); None: fp32
     checkpoint_interval: int = 2000
     val_interval: int | None = None  # None: no validation inside training (evaluate_segmenter scores)
     log_interval: int = 50
@@ -143,8 +143,7 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
             val_begin=1 if schedule.val_interval else schedule.iters + 1,  # never, unless asked
         ),
         optim_wrapper=dict(
-            **(dict(type="AmpOptimWrapper", dtype={"bf16": "bfloat16", "fp16": "float16"}[schedule.amp])
-               if schedule.amp and cuda else dict(type="OptimWrapper")),
+            **_optim_wrapper(schedule.amp if cuda else None),
             optimizer=dict(type="SGD", lr=schedule.lr, momentum=schedule.momentum,
                            weight_decay=schedule.weight_decay),
             clip_grad=None,
@@ -152,6 +151,7 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
         param_scheduler=[dict(type="PolyLR", eta_min=schedule.min_lr, power=schedule.poly_power,
                               begin=0, end=schedule.iters, by_epoch=False)],
         default_hooks=dict(
+            runtime_info=dict(type="DeferredRuntimeInfoHook", interval=schedule.log_interval),
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=schedule.log_interval, log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
@@ -161,7 +161,8 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
         ),
         # Exact resume: torch's generator state travels in the checkpoints (mmengine
         # replays the data loader itself). Importable wherever this project is installed.
-        custom_imports=dict(imports=["pipeline.segmenter.hooks"], allow_failed_imports=False),
+        custom_imports=dict(imports=["pipeline.segmenter.hooks", "pipeline.segmenter.throughput"],
+                            allow_failed_imports=False),
         custom_hooks=[dict(type="TorchRandomStateHook")],
         load_from=None,
         resume=True,  # mmengine picks up <work_dir>/last_checkpoint after an interruption
@@ -176,6 +177,15 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
     elif schedule.val_interval:
         raise ConfigError("train_segmenter.val_interval is set but the val split has no GT masks")
     return cfg
+
+
+def _optim_wrapper(amp: str | None) -> dict:
+    """bf16 without a loss scaler (pipeline/segmenter/throughput.py); fp16 with mmengine's."""
+    if amp == "bf16":
+        return dict(type="BF16OptimWrapper")
+    if amp == "fp16":
+        return dict(type="AmpOptimWrapper", dtype="float16")
+    return dict(type="OptimWrapper")
 
 
 def _model(model: SegmenterModel, data: SegmenterData, norm_cfg: dict, backbone_checkpoint: Path | None,
