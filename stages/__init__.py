@@ -37,6 +37,7 @@ STAGES = [
         entry="stages.prepare:prepare",
         reads=("dataset",),
         description="lists, image-level labels and GT masks in the prepared-data-set format",
+        execution_keys=("dataset.n_jobs",),
     ),
     Stage(
         name="train_localizer",
