@@ -5,6 +5,7 @@ after warm-up, and the whole-VOC time those rates imply.
                                                # config (ResNet-50 BAS + CAM partner, IRN's random walk,
                                                # DeepLabV3+ R101 in bf16)
     python bench/gpu_check.py --images 24      # on the CPU: small models and images (the tests run it)
+    python bench/gpu_check.py --coco ../shared/data/coco-real-half   # real photos' sizes (VOC's 20 classes)
 
 It runs `configs/voc12_bas_r50.py` on a synthetic data set it generates (no weights are
 downloaded: random init checks paths and speed, not accuracy): one epoch of each
@@ -18,7 +19,15 @@ has two or more GPUs the per-image stages run again under torchrun on two of the
 
 Image sizes: VOC's images are mostly 500 px on the long side; here 40 % are 375x500,
 15 % 500x375, 10 % 333x500 and the rest 500 on the long side by 100-500 on the short
-(an approximation of VOC's spread, not a measurement of it).
+(an approximation of VOC's spread, not a measurement of it). `--coco DIR` runs the same
+stages on a COCO tree in VOC's 20 classes instead: real photos with their real sizes.
+
+The synthetic images are drawn in parallel on every core. The JSON (`--json`) is
+rewritten after every stage, so a check stopped by a short allocation keeps the rows
+that finished. For the localizer and the segmenter it also counts the FLOPs of one
+training step per image (torch's FlopCounterMode: forward and backward, 2 per
+multiply-add) and prints the rate achieved at the measured images/s: set beside the
+GPU's peak, the share says what is left to gain.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.atomic import write_json  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.log import setup_logging  # noqa: E402
 from pipeline.runner import Pipeline  # noqa: E402
+from pipeline.versions import package_versions  # noqa: E402
 from stages import STAGES  # noqa: E402
 
 PAPER_CONFIG = ROOT / "configs" / "voc12_bas_r50.py"
@@ -74,12 +85,15 @@ def voc_like_sizes(n: int, seed: int = 0) -> list[tuple[int, int]]:
     return sizes
 
 
-def overrides(s: dict, images: int, paper: bool, segmenter_iters: int) -> dict:
+def overrides(s: dict, images: int, paper: bool, segmenter_iters: int, coco: Path | None) -> dict:
     no_download = dict(weights=None)
     sizes = dict(image_sizes=voc_like_sizes(images)) if paper else dict(image_size=(56, 96))
+    dataset = dict(_delete_=True, type="synthetic", seed=0, num_train=images, num_val=max(4, images // 7),
+                   num_classes=20, n_jobs=-1, **sizes)
+    if coco is not None:
+        dataset = dict(_delete_=True, type="coco", data_root=str(coco.resolve()), classes="voc20", negatives="drop")
     return {
-        "dataset": dict(_delete_=True, type="synthetic", seed=0, num_train=images, num_val=max(4, images // 7),
-                        num_classes=20, **sizes),
+        "dataset": dataset,
         "localizer.backbone": dict(depth=s["depth"], **no_download),
         # Frozen BN statistics are ImageNet's in the recipe; from random init they are not
         # statistics at all (the partner diverges), so the check trains them.
@@ -128,6 +142,67 @@ def voc_work() -> dict[str, int]:
         "train_segmenter": cfg.train_segmenter.iters * cfg.train_segmenter.batch_size,
         "evaluate_segmenter": VOC_VAL,
     }
+
+
+def training_flops_per_image(model: torch.nn.Module, step, batch: int = 2) -> float:
+    """FLOPs of one training step (forward and backward), per image, as torch counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        step(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def localizer_flops(cfg, run: Path, crop: int) -> float:
+    """Per-image training FLOPs of the run's localizer at its crop size."""
+    from pipeline.models import build_localizer
+
+    num_classes = len(json.loads((run / "prepare" / "dataset.json").read_text())["classes"]) - 1
+    model, _ = build_localizer(dict(cfg.localizer, backbone=dict(cfg.localizer.backbone, weights=None)), num_classes)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+
+    def step(net, b):
+        labels = torch.zeros(b, num_classes, device=device)
+        labels[:, 0] = 1
+        losses = net(torch.randn(b, 3, crop, crop, device=device), labels)
+        return sum(v for v in losses.values() if torch.is_tensor(v) and v.requires_grad)
+
+    return training_flops_per_image(model, step)
+
+
+def segmenter_flops(run: Path, crop: tuple[int, int]) -> float:
+    """Per-image training FLOPs of the run's mmseg segmenter (decode and auxiliary heads) at its crop."""
+    from mmengine.config import Config
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from mmseg.utils import register_all_modules
+
+    from pipeline.segmenter import mmcv_compat
+
+    mmcv_compat.install()
+    register_all_modules()
+    cfg = Config.fromfile(str(run / "train_segmenter" / "segmenter_config.py"))
+    cfg.model.backbone.init_cfg = None
+    for part in ("backbone", "decode_head", "auxiliary_head"):
+        if part in cfg.model and "norm_cfg" in cfg.model[part]:
+            cfg.model[part].norm_cfg = dict(type="BN", requires_grad=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = MODELS.build(cfg.model).to(device)
+
+    def step(net, b):
+        samples = []
+        for _ in range(b):
+            sample = SegDataSample(gt_sem_seg=PixelData(data=torch.zeros(1, *crop, dtype=torch.long, device=device)))
+            sample.set_metainfo(dict(img_shape=crop, pad_shape=crop, ori_shape=crop))
+            samples.append(sample)
+        losses = net.loss(torch.randn(b, 3, *crop, device=device), samples)
+        return sum(v for k, v in losses.items() if "loss" in k)
+
+    return training_flops_per_image(model, step)
 
 
 def measured_rate(manifest: dict) -> float | None:
@@ -179,7 +254,9 @@ def main() -> int:
                                                                   "the CPU); val gets a seventh of it")
     parser.add_argument("--segmenter-iters", type=int, default=None, help="default: 60 on a GPU, 8 on the CPU")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
-    parser.add_argument("--json", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table here (after every stage)")
+    parser.add_argument("--coco", type=Path, default=None,
+                        help="a COCO tree: its photos (VOC's 20 classes, real sizes) instead of synthetic images")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     settings = SCALE["paper" if cuda else "tiny"]
@@ -187,14 +264,24 @@ def main() -> int:
     iters = args.segmenter_iters or (60 if cuda else 8)
     device = torch.cuda.get_device_name() if cuda else "CPU"
     work = voc_work()
+    source = f"COCO photos of {args.coco} (VOC's 20 classes)" if args.coco else \
+        ("synthetic, VOC-like sizes" if cuda else "synthetic, tiny")
+    report = {"device": device, "images": "every photo of the tree" if args.coco else images, "source": source, "torch": torch.__version__,
+              "versions": package_versions(), "stages": [], "voc_hours": None, "two_gpus": [], "flops": {}}
+
+    def save() -> None:
+        report["voc_hours"] = sum(r["voc_minutes"] or 0 for r in report["stages"]) / 60
+        if args.json:
+            write_json(args.json, report)  # atomic: a kill mid-write leaves the previous table
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.work_dir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "gpu_check_config.py"
-        write_config(config, overrides(settings, images, cuda, iters))
+        write_config(config, overrides(settings, images, cuda, iters, args.coco))
         setup_logging(folder, "WARNING")
-        pipeline = Pipeline(STAGES, load_config(config), folder / "run")
-        rows = []
+        cfg = load_config(config)
+        pipeline = Pipeline(STAGES, cfg, folder / "run")
         for stage in [s.name for s in STAGES if s.name != "report"]:
             if cuda:
                 torch.cuda.synchronize()
@@ -204,20 +291,32 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None
             manifest = json.loads((folder / "run" / stage / "manifest.json").read_text())
-            rows.append(row(stage, seconds, manifest, settings, peak, work))
-        sharded = two_gpu_rates(config, folder / "run") if cuda and torch.cuda.device_count() >= 2 else []
+            report["stages"].append(row(stage, seconds, manifest, settings, peak, work))
+            if stage == "train_localizer":
+                report["flops"][stage] = localizer_flops(cfg, folder / "run", settings["crop"])
+            if stage == "train_segmenter":
+                report["flops"][stage] = segmenter_flops(folder / "run", settings["seg_crop"])
+            save()
+        if cuda and torch.cuda.device_count() >= 2:
+            report["two_gpus"] = two_gpu_rates(config, folder / "run")
+            save()
+    print_report(report, cuda)
+    return 0
 
-    print(f"\ngpu_check on {device}: {images} training images ({'VOC-like sizes, paper config' if cuda else 'tiny'}),"
-          f" torch {torch.__version__}")
+
+def print_report(report: dict, cuda: bool) -> None:
+    rows, device = report["stages"], report["device"]
+    total = sum(r["voc_minutes"] or 0 for r in rows)
+    print(f"\ngpu_check on {device}: {report['images']} training images ({report['source']}), torch {report['torch']}")
     print(f"  {'stage':<20} {'seconds':>8} {'images':>7} {'images/s':>9} {'rate':<15} {'peak GiB':>9} "
-          f"{'VOC images':>10} {'VOC min (extrapolated)':>23}")
+          f"{'VOC images':>10} {'VOC min (extrapolated)':>23} {'share':>6}")
     for r in rows:
         rate = "-" if r["images_per_s"] is None else f"{r['images_per_s']:.1f}"
         voc = "-" if r["voc_minutes"] is None else f"{r['voc_minutes']:.1f}"
+        share = "-" if not r["voc_minutes"] or not total else f"{100 * r['voc_minutes'] / total:.0f} %"
         print(f"  {r['stage']:<20} {r['seconds']:8.1f} {r['images'] or '-':>7} {rate:>9} "
               f"{r['rate'] if r['images_per_s'] else '':<15} {r['peak_gpu_gib'] or '-':>9} "
-              f"{r['voc_images'] or '-':>10} {voc:>23}")
-    total = sum(r["voc_minutes"] or 0 for r in rows)
+              f"{r['voc_images'] or '-':>10} {voc:>23} {share:>6}")
     print(f"  {'total':<20} {sum(r['seconds'] for r in rows):8.1f} {'':>7} {'':>9} {'':<15} {'':>9} {'':>10} "
           f"{total:23.1f}")
     if cuda:
@@ -225,12 +324,15 @@ def main() -> int:
               "not extrapolated: they do not scale with the images trained on)")
     else:
         print(f"  ({total / 60:.2f} h: the tiny models' rates, not an estimate for VOC)")
-    for r in sharded:
+    by_stage = {r["stage"]: r for r in rows}
+    for stage, flops in report["flops"].items():
+        rate = by_stage[stage]["images_per_s"]
+        achieved = f"{flops * rate / 1e12:.3g} TFLOP/s achieved" if rate else "no rate"
+        batch = SCALE["paper" if cuda else "tiny"]["seg_batch" if stage == "train_segmenter" else "localizer_batch"]
+        print(f"  {stage}: {flops / 1e9:.1f} GFLOP per image per training step ({flops * batch / 1e12:.2f} TFLOP "
+              f"per iteration at batch {batch}), {achieved}")
+    for r in report["two_gpus"]:
         print(f"  2 GPUs: {r['stage']:<20} {r['images_per_s'] or 0:9.1f} images/s, per rank {r['items_per_rank']}")
-    if args.json:
-        args.json.write_text(json.dumps({"device": device, "images": images, "torch": torch.__version__,
-                                         "stages": rows, "voc_hours": total / 60, "two_gpus": sharded}, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

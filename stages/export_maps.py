@@ -91,6 +91,10 @@ def export_maps(ctx: StageContext) -> StageResult:
     loader = DataLoader(ImageBatches(dataset, [b for _, b in todo]), batch_size=None,
                         num_workers=settings.num_workers, pin_memory=cuda)
     rate = Throughput()
+    # A few bucket shapes: cuDNN's autotuner pays its search once per shape and picks the
+    # fastest kernels; with exact sizes (a new shape per batch) it would search every batch.
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = cuda and settings.buckets is not None
     with BackgroundWriter(threads=1) as writer:
         for (bucket, _), (batch_ids, images) in progress(zip(todo, loader), "export_maps", total=len(todo)):
             images = [image.to(device, non_blocking=True) for image in images]
@@ -104,6 +108,7 @@ def export_maps(ctx: StageContext) -> StageResult:
                                   maps=image_maps.cpu().numpy().astype(np.float16),
                                   classes=np.asarray(classes[k], dtype=np.int16))
             rate.add(len(batch_ids))
+    torch.backends.cudnn.benchmark = benchmark
     reused = mine - sum(len(b) for _, b in todo)
     shards = distributed.shard_record(mine)
     reused, rates = sum(distributed.gather(reused)), distributed.gather(rate.summary())

@@ -25,6 +25,35 @@ def test_gpu_check_runs_every_stage_in_cpu_mode(tmp_path):
     assert all(rows[s]["voc_minutes"] > 0 for s in ("train_localizer", "export_maps", "refine_masks",
                                                      "train_segmenter", "evaluate_segmenter"))
     assert check["voc_hours"] > 0
+    assert check["flops"]["train_localizer"] > 0 and check["flops"]["train_segmenter"] > 0
+    assert "GFLOP per image per training step" in table
+
+
+def test_gpu_check_killed_after_its_first_stages_keeps_their_rows(tmp_path):
+    """A short GPU allocation can end the check at any moment: the JSON holds every stage
+    that finished before it."""
+    import signal
+    import time
+
+    out = tmp_path / "check.json"
+    process = subprocess.Popen([sys.executable, "bench/gpu_check.py", "--images", "24", "--json", str(out),
+                                "--work-dir", str(tmp_path / "work")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    deadline = time.time() + 600
+    rows = []
+    while time.time() < deadline and process.poll() is None:
+        if out.is_file():
+            try:
+                rows = json.loads(out.read_text())["stages"]
+            except json.JSONDecodeError:  # caught mid-write
+                rows = []
+            if len(rows) >= 2:
+                break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = [r["stage"] for r in json.loads(out.read_text())["stages"]]
+    assert kept[:2] == ["prepare", "train_localizer"] and len(kept) < len(STAGES) - 1
 
 
 def test_voc_like_sizes_spread_over_hundreds_of_sizes_within_voc_bounds():

@@ -91,7 +91,10 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
         model = model.to(memory_format=torch.channels_last)
 
     batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, rank, world)
-    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda)
+    # Persistent workers: no worker start-up at every epoch (each item's augmentation comes
+    # from its own seed, so the draws do not depend on the workers' life).
+    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda,
+                        persistent_workers=settings.num_workers > 0)
     steps_per_epoch = len(batches)
     if steps_per_epoch == 0:
         raise DataError(f"{name}: {len(images)} images in split '{settings.split}' make no "
