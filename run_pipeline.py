@@ -18,7 +18,7 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 from pipeline import distributed
-from pipeline.config import load_config
+from pipeline.config import check_sections, load_config, section_dict
 from pipeline.atomic import save_image
 
 from pipeline.errors import PipelineError, UserError
@@ -26,6 +26,16 @@ from pipeline.log import setup_logging
 from pipeline.run_lock import RunLock, RunFolderBusy
 from pipeline.runner import Pipeline, StorageError, read_manifest, storage_fault
 from stages import SETTINGS, STAGES
+
+class KeyValueAction(DictAction):
+    """mmengine's DictAction, with a usage error instead of a traceback for an item without '='."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            if "=" not in item:
+                parser.error(f"{option_string} {item!r}: expected KEY=VALUE, e.g. dataset.num_train=100")
+        super().__call__(parser, namespace, values, option_string)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--show", metavar="IMAGE_ID",
                         help="write one image's chain (image, class maps, pseudo-mask, GT, segmenter prediction) "
                              "as a PNG panel into <run>/show/ and exit")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+    parser.add_argument("--cfg-options", nargs="+", action=KeyValueAction, default={},
                         help="override config keys, e.g. dataset.num_train=100 (keys must exist)")
     return parser.parse_args(argv)
 
@@ -106,10 +116,24 @@ def run_folder_lock(run_dir: Path):
     finally:
         lock.release()
 
+def check_values(cfg) -> None:
+    """Every value of the config against its settings (types and ranges): a bad
+    --cfg-options value fails here with one line, also under --dry-run and --status."""
+    from pipeline.datasets import build_data_source
+    from pipeline.models import localizer_record
+
+    check_sections(cfg, SETTINGS)
+    if "dataset" in cfg:
+        build_data_source(section_dict(cfg, "dataset"))
+    if "localizer" in cfg:
+        localizer_record(section_dict(cfg, "localizer"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.cfg_options, SETTINGS)
+        check_values(cfg)
         run_dir = run_dir_for(cfg, args.config, args.work_dir)
         read_only = args.status or args.dry_run or bool(args.show)
         if not read_only:

@@ -1,9 +1,10 @@
 """Configs are mmengine Python configs: `_base_` inheritance and `--cfg-options`.
 
-Two checks mmengine does not make, because a typo must not silently change a run:
-an override must name a key that exists, and a config's top-level keys must be known
-to some stage. Sections become typed objects through `section_to_dataclass`, which
-names any unknown key and the key the user probably meant.
+Checks mmengine does not make, because a typo must not silently change a run: an
+override must name a key that exists, a config's top-level keys must be known to some
+stage, and every value must have its settings dataclass's type. Sections become typed
+objects through `section_to_dataclass`, which names any unknown key and the key the
+user probably meant, and any value of the wrong type with the type expected.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
@@ -105,10 +108,70 @@ def section_to_dataclass(cls: type[T], section: Mapping[str, Any], name: str, dr
     ]
     if missing:
         raise ConfigError(f"missing key(s) in '{name}': {', '.join(name + '.' + m for m in missing)}.")
+    hints = _type_hints(cls)
+    for key, value in values.items():
+        if key in hints and not _conforms(value, hints[key]):
+            raise ConfigError(f"{name}.{key}: expected {_describe(hints[key])}, got {value!r} "
+                              f"({type(value).__name__})")
     try:
         return cls(**values)
     except ConfigError as err:  # a value check of the dataclass: say which section it came from
         raise ConfigError(str(err) if str(err).startswith(name) else f"{name}.{err}") from None
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation that does not resolve: no type checks
+        return {}
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a config value fits a dataclass field's annotation (an int is a float, a
+    list is a tuple: configs and --cfg-options write both; an unknown annotation passes)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is typing.Literal:
+        return value in args
+    if hint in (tuple, list) or origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if not args:
+            return True
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args))
+    if hint is dict or origin is dict:
+        return isinstance(value, Mapping)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "None"
+    if origin is tuple and args:
+        inner = f"{_describe(args[0])}, ..." if len(args) == 2 and args[1] is Ellipsis else \
+            ", ".join(_describe(a) for a in args)
+        return f"a tuple ({inner})"
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in args)
+    return getattr(hint, "__name__", str(hint))
 
 
 def section_dict(cfg: Config, name: str) -> dict:
@@ -143,5 +206,17 @@ def plugin_digest(cfg: Config) -> str | None:
 
 
 def _schema_fields(target: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(_schema(target))}
+
+
+def _schema(target: str) -> type:
     module, _, name = target.partition(":")
-    return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
+    return getattr(importlib.import_module(module), name)
+
+
+def check_sections(cfg: Config, schemas: Mapping[str, str]) -> None:
+    """Every section that has a settings dataclass, built from the config as the stage
+    will build it: a wrong key, type or range fails here, before anything runs."""
+    for section, target in schemas.items():
+        if section in cfg:
+            section_to_dataclass(_schema(target), section_dict(cfg, section), section)

@@ -96,3 +96,30 @@ def test_fusion_with_the_cam_partner_runs_end_to_end_and_tracks_the_partner(tmp_
     assert run_pipeline.main(["--dry-run", *args[:-2]]) == 0  # fusion off: the partner is off
     out = capsys.readouterr().out
     assert "train_cam_partner    off" in out and "export_maps          run      stale" in out
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dataset.num_train=abc", "dataset.num_train: expected int, got 'abc' (str)"),
+    ("dataset.num_train=1.5", "dataset.num_train: expected int, got 1.5 (float)"),
+    ("dataset.image_size=128", "dataset.image_size: expected a tuple (int, int), got 128 (int)"),
+    ("train_localizer.epochs=abc", "train_localizer.epochs: expected int, got 'abc' (str)"),
+    ("train_localizer.epochs=-3", "train_localizer.epochs must be at least 1, got -3"),
+    ("export_maps.buckets=many", "export_maps.buckets: expected int or None, got 'many' (str)"),
+])
+@pytest.mark.parametrize("mode", ["--dry-run", "--status"])
+def test_a_bad_override_value_is_one_line_naming_key_type_and_value_before_anything_runs(
+        tmp_path, capsys, override, message, mode):
+    assert run_pipeline.main([mode, "--work-dir", str(tmp_path), *TINY, "--cfg-options", override]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+    assert not (tmp_path / "prepare").exists()
+
+
+def test_an_override_without_equals_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_pipeline.main(["--dry-run", *TINY, "--cfg-options", "dataset.num_train"])
+    assert exit_.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

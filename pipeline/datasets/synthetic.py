@@ -68,6 +68,11 @@ class SyntheticSpec:
     n_jobs: int = 1  # joblib workers drawing images (each image depends on its index alone: same set)
 
     def __post_init__(self) -> None:
+        if self.num_train < 1 or self.num_val < 0:
+            raise ConfigError(f"dataset.num_train must be at least 1 and dataset.num_val at least 0, got "
+                              f"{self.num_train} and {self.num_val}")
+        if not 16 <= self.image_size[0] <= self.image_size[1]:
+            raise ConfigError(f"dataset.image_size {self.image_size} must be (min side, max side), 16 <= min <= max")
         if not 1 <= self.num_classes <= 254:
             raise ConfigError(f"dataset.num_classes must be in 1..254, got {self.num_classes}")
         lo, hi = self.classes_per_image

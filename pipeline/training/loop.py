@@ -70,6 +70,15 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         check_amp(self.amp, "amp")
+        for key in ("epochs", "batch_size", "crop"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("lr", "head_lr_mult"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        for key in ("momentum", "weight_decay", "num_workers", "classifier_warmup_epochs", "checkpoint_every_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}")
         if self.resize not in ("long", "square"):
             raise ConfigError(f"resize must be 'long' or 'square', got {self.resize!r}")
 
