@@ -17,7 +17,7 @@ _base_ = [
 ]
 
 dataset = dict(
-    data_root='../shared/data/coco-real',
+    data_root=None,  # required: --cfg-options dataset.data_root=/path/to/coco (train2017/, val2017/, annotations/)
     classes='voc20',
     negatives='drop',  # VOC's convention: every image shows one of its classes
 )

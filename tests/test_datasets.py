@@ -245,7 +245,7 @@ def tiny_on(tmp_path, dataset: dict):
 
 
 def folder(tmp_path, **dataset):
-    cfg = tiny_on(tmp_path, dict(type="folder", data_root=str(tmp_path / "mine"), image_suffix=".jpg", **dataset))
+    cfg = tiny_on(tmp_path, {"type": "folder", "data_root": str(tmp_path / "mine"), "image_suffix": ".jpg", **dataset})
     run = tmp_path / "run"
     Pipeline(STAGES, cfg, run).run(["prepare"], force=True)
     return PreparedDataset.load(run / "prepare"), json.loads((run / "prepare" / "manifest.json").read_text())
@@ -286,6 +286,61 @@ def test_own_folder_image_without_labels_is_a_counted_skip(tmp_path):
         folder(tmp_path)
     ds, m = folder(tmp_path, on_bad_item="skip")
     assert "p9" not in ds.split("train") and m["artifacts"]["skipped"] == 1
+
+
+def test_own_folder_without_classes_txt_takes_the_label_names_and_warns_of_an_absent_class(tmp_path, caplog):
+    root = ft.make_folder(tmp_path / "mine")
+    (root / "classes.txt").unlink()
+    (root / "labels.csv").write_text("image_id,labels\np1,pear\np2,pear apple\np3,apple\np4,apple\n")
+    ds, _ = folder(tmp_path)
+    assert ds.classes == ["background", "apple", "pear"] and ds.labels["p2"] == [1, 2]
+    (root / "classes.txt").write_text("apple\npear\nplum\n")
+    with caplog.at_level("WARNING"):
+        _, m = folder(tmp_path)
+    assert "1 class(es) have no image in split 'train': plum" in caplog.text
+    assert m["info"]["classes_without_images"] == {"train": ["plum"]}
+
+
+def test_images_of_another_suffix_are_named_with_the_setting_to_change(tmp_path):
+    root = ft.make_folder(tmp_path / "mine")
+    for jpg in (root / "images").glob("*.jpg"):
+        Image.open(jpg).save(jpg.with_suffix(".png"))
+        jpg.unlink()
+    with pytest.raises(DataError, match=r"found 4 \.png file\(s\) .*set dataset.image_suffix='\.png'"):
+        folder(tmp_path)
+
+
+def test_a_config_without_data_root_says_how_to_set_it(tmp_path):
+    with pytest.raises(ConfigError, match="dataset.data_root is not set: .*--cfg-options dataset.data_root="):
+        folder(tmp_path, data_root=None)
+    cfg = load_config("configs/real_voc20_bas.py")
+    with pytest.raises(ConfigError, match="dataset.data_root is not set"):
+        Pipeline(STAGES, cfg, tmp_path / "coco_run").run(["prepare"])
+
+
+def test_a_coco_json_without_categories_is_a_clear_error(tmp_path):
+    root = ft.make_coco(tmp_path / "coco", year=2017)
+    for path in (root / "annotations").glob("*.json"):
+        content = json.loads(path.read_text())
+        del content["categories"]
+        path.write_text(json.dumps(content))
+    with pytest.raises(DataError, match="not a COCO instances file: no list under 'categories'"):
+        prepare(tmp_path, "configs/real_voc20_bas.py", data_root=str(root), n_jobs=1)
+
+
+def test_the_folder_config_runs_the_whole_pipeline_on_a_folder_of_photos(tmp_path):
+    """configs/folder.py as shipped, with only data_root set (and the schedule shrunk)."""
+    import run_pipeline
+
+    root = ft.make_folder(tmp_path / "mine")
+    (root / "classes.txt").unlink()
+    (root / "labels.csv").write_text("image_id,labels\np1,apple\np2,apple banana\np3,banana\np4,banana\n")
+    assert run_pipeline.main(["--config", "configs/folder.py", "--work-dir", str(tmp_path / "run"), "--cfg-options",
+                              f"dataset.data_root={root}", "train_localizer.epochs=1", "train_localizer.batch_size=2",
+                              "train_segmenter.iters=2", "train_segmenter.batch_size=2"]) == 0
+    card = json.loads((tmp_path / "run" / "refine_masks" / "pseudo_masks" / "dataset_card.json").read_text())
+    assert card["classes"] == ["background", "apple", "banana"]
+    assert len(list((tmp_path / "run" / "refine_masks" / "pseudo_masks" / "SegmentationClass").glob("*.png"))) == 4
 
 
 # ---- every later stage runs unchanged on a real-format data set -----------------------------

@@ -33,6 +33,7 @@ class Skips:
     policy: str = "error"
     items: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     details: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    hints: list[str] = dataclasses.field(default_factory=list)  # what probably went wrong, for the message
 
     def __post_init__(self) -> None:
         if self.policy not in BAD_ITEM_POLICIES:
@@ -53,8 +54,9 @@ class Skips:
             lines += [f"    {d}" for d in details[:shown]]
             if len(details) > shown:
                 lines.append(f"    ... and {len(details) - shown} more")
-        raise DataError(f"{self.total()} bad item(s):\n  " + "\n  ".join(lines) + "\nFix or remove them, or set "
-                        "dataset.on_bad_item='skip' to leave such items out (they are counted and reported).")
+        hints = "".join(f"\nHint: {h}" for h in self.hints)
+        raise DataError(f"{self.total()} bad item(s):\n  " + "\n  ".join(lines) + hints + "\nFix or remove them, or "
+                        "set dataset.on_bad_item='skip' to leave such items out (they are counted and reported).")
 
     def ids(self) -> set[str]:
         return {i for group in self.items.values() for i in group}
@@ -70,6 +72,14 @@ class Skips:
         if self.items:
             get_logger().warning("%s: left out %s", what, ", ".join(f"{n} ({r})" for r, n in self.counts().items()))
         return {reason: {"count": len(ids), "examples": ids[:10]} for reason, ids in sorted(self.items.items())}
+
+
+def require_data_root(data_root: str | None, config: str) -> Path:
+    """The data set's folder; a config that ships without one (it is the user's) says how to set it."""
+    if data_root is None:
+        raise ConfigError(f"dataset.data_root is not set: {config} needs the folder of your data, e.g. "
+                          "--cfg-options dataset.data_root=/path/to/data")
+    return Path(data_root).expanduser()
 
 
 def check_layout(name: str, root: Path, required: dict[str, str], hint: str = "") -> None:
@@ -112,13 +122,32 @@ def check_images(paths: dict[str, Path], skips: Skips, n_jobs: int = -1,
     ids = list(paths)
     jobs = (delayed(inspect_image)(paths[i]) for i in ids)
     results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=64)(jobs)
-    sizes = {}
+    sizes, missing = {}, []
     for image_id, (size, problem) in zip(ids, progress(results, f"{what}: checking images", total=len(ids))):
         if problem is None:
             sizes[image_id] = size
         else:
             skips.add(problem[0], image_id, problem[1])
+            missing += [paths[image_id]] if problem[0] == "missing image" else []
+    if missing:
+        hint = other_suffix_hint(missing)
+        skips.hints += [hint] if hint else []
     return sizes
+
+
+def other_suffix_hint(missing: list[Path]) -> str | None:
+    """When listed images are absent but files of the same names with another suffix are
+    there: 'found 3 .png files; set dataset.image_suffix='.png''."""
+    found: dict[str, int] = {}
+    for path in missing:
+        for other in path.parent.glob(f"{path.stem}.*") if path.parent.is_dir() else ():
+            if other.suffix != path.suffix:
+                found[other.suffix] = found.get(other.suffix, 0) + 1
+    if not found:
+        return None
+    suffix, count = max(found.items(), key=lambda item: item[1])
+    return (f"found {count} {suffix} file(s) under the names of the missing images; "
+            f"set dataset.image_suffix='{suffix}'")
 
 
 def rgb_to_index(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
 
-from pipeline.datasets.checks import Skips, check_images, check_layout
+from pipeline.datasets.checks import Skips, check_images, check_layout, require_data_root
 from pipeline.datasets.masks import IGNORE_INDEX, save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.datasets.registry import DATASETS, DataSource
@@ -56,7 +57,7 @@ class COCOSpec:
     """The `dataset` section for type 'coco' (and 'coco14', the same with year 2014)."""
 
     type: str = "coco"
-    data_root: str = "data/coco"
+    data_root: str | None = "data/coco"  # None (the real-photo configs): must be set by the user
     year: int | None = None  # 2014 or 2017; None: the year whose train folder is there
     splits: tuple[str, ...] = ("train", "val")  # image folders <split><year>/
     annotations: str = "annotations"
@@ -174,11 +175,35 @@ class COCO(DataSource):
         return prepare_coco(self.spec, out_dir)
 
 
+COCO_KEYS = ("images", "annotations", "categories")
+
+
+def _read_instances(json_path: Path, index_class):
+    """pycocotools' index of an instances file, after checking its shape (pycocotools
+    would end in a KeyError on a JSON without 'categories')."""
+    try:
+        with json_path.open() as f:
+            content = json.load(f)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{json_path}: cannot read it as JSON ({err})") from None
+    missing = [k for k in COCO_KEYS if not isinstance(content, dict) or not isinstance(content.get(k), list)]
+    if missing:
+        raise DataError(f"{json_path}: not a COCO instances file: no list under {', '.join(map(repr, missing))} "
+                        f"(an instances_<split>.json has {', '.join(COCO_KEYS)})")
+    coco = index_class()
+    coco.dataset = content
+    try:
+        coco.createIndex()
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{json_path}: not a COCO instances file ({type(err).__name__}: {err})") from None
+    return coco
+
+
 def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
     from pycocotools.coco import COCO as COCOIndex
 
     log = get_logger()
-    root = Path(spec.data_root).expanduser()
+    root = require_data_root(spec.data_root, "a COCO config")
     year = 2014 if spec.type == "coco14" and spec.year is None else _year(spec, root)
     folders = {s: f"{s}{year}" for s in spec.splits}
     present = {s: f for s, f in folders.items() if (root / f).is_dir()}
@@ -203,10 +228,7 @@ def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
     negatives: dict[str, int] = {}
     for split, image_folder in present.items():
         json_path = root / ann_dir / spec.ann_file.format(split=image_folder)
-        try:
-            coco = COCOIndex(str(json_path))
-        except (ValueError, KeyError) as err:
-            raise DataError(f"{json_path}: not a COCO instances file ({err})") from None
+        coco = _read_instances(json_path, COCOIndex)
         names, class_of = class_space(spec, {c: coco.cats[c]["name"] for c in coco.getCatIds()}, json_path)
         if classes is None:
             classes = names

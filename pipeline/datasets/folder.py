@@ -1,8 +1,9 @@
 """A user's own data set, in a documented folder convention:
 
     <data_root>/
-      classes.txt            foreground class names, one per line (background is class 0)
       images/<id>.jpg        (`image_suffix` sets the extension)
+      classes.txt            optional: foreground class names, one per line (background is class 0);
+                             without it the class names of labels.csv, sorted
       labels.csv             header `image_id,labels`; labels = class names or indices 1..C,
                              separated by spaces, e.g. `img_001,cat dog`
       masks/<id>.png         optional GT: class-index PNGs (palette or grey; colour-coded
@@ -18,7 +19,7 @@ import csv
 import dataclasses
 from pathlib import Path
 
-from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list
+from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list, require_data_root
 from pipeline.datasets.masks import voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.datasets.registry import DATASETS, DataSource
@@ -28,7 +29,7 @@ from pipeline.errors import DataError
 @dataclasses.dataclass(frozen=True)
 class FolderSpec:
     type: str = "folder"
-    data_root: str = "data/my_dataset"
+    data_root: str | None = None  # required: the folder holding images/ and labels.csv
     image_suffix: str = ".jpg"
     on_bad_item: str = "error"
     n_jobs: int = -1
@@ -43,6 +44,19 @@ def read_classes(path: Path) -> list[str]:
     if len(names) > 254:
         raise DataError(f"{path}: {len(names)} classes; at most 254 fit in a PNG mask next to 0 and 255")
     return names
+
+
+def classes_from_labels(path: Path) -> list[str]:
+    """Without classes.txt: the class names labels.csv uses, sorted (indices need classes.txt)."""
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    tokens = {token for row in rows if len(row) == 2 for token in row[1].split()}
+    if any(token.isdigit() for token in tokens):
+        raise DataError(f"{path} gives labels as class indices; add classes.txt (one class name per line) so "
+                        "that the indices have names")
+    if not tokens:
+        raise DataError(f"{path} lists no labels")
+    return sorted(tokens)
 
 
 def read_labels(path: Path, classes: list[str]) -> dict[str, list[int]]:
@@ -85,11 +99,11 @@ class Folder(DataSource):
 
 
 def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
-    root = Path(spec.data_root).expanduser()
-    check_layout("own data set", root, {"classes.txt": "class names", "images": "images",
-                                        "labels.csv": "image-level labels"},
+    root = require_data_root(spec.data_root, "configs/folder.py")
+    check_layout("own data set", root, {"images": "images", "labels.csv": "image-level labels"},
                  hint="See pipeline/datasets/folder.py (or the README) for the folder convention.")
-    classes = read_classes(root / "classes.txt")
+    classes = read_classes(root / "classes.txt") if (root / "classes.txt").is_file() else \
+        classes_from_labels(root / "labels.csv")
     labels = read_labels(root / "labels.csv", classes)
     skips = Skips(spec.on_bad_item)
     for image_id in [i for i, found in labels.items() if not found]:
