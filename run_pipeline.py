@@ -23,7 +23,7 @@ from pipeline.atomic import save_image
 
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
-from pipeline.run_lock import RunLock, RunFolderBusy
+from pipeline.run_lock import RunFolderBusy, RunLock, describe_holder
 from pipeline.runner import Pipeline, StorageError, read_manifest, storage_fault
 from stages import SETTINGS, STAGES
 
@@ -145,9 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         selected = pipeline.select(args.stage)
         if args.status:
             print(f"run folder: {run_dir}")
+            holder = RunLock(run_dir).holder()
             for stage in STAGES:
                 st = pipeline.status(stage.name)
-                print(f"  {stage.name:<20} {st.state:<8} {st.reason}")
+                state, reason = st.state, st.reason
+                if holder is not None and reason.startswith("interrupted"):
+                    state, reason = "running", f"by {describe_holder(holder)}"
+                print(f"  {stage.name:<20} {state:<8} {reason}")
             return 0
         if args.show:
             print(show(run_dir, args.show))

@@ -30,7 +30,7 @@ from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.evaluation import SeedSweep  # noqa: E402
 from pipeline.maps import HISTOGRAM_BINS, batch_class_maps, bucket_batches, otsu_threshold  # noqa: E402
 from pipeline.maps import strongest_value_histogram  # noqa: E402
-from pipeline.images import load_rgb, to_normalized_tensor  # noqa: E402
+from pipeline.images import image_size, load_rgb, to_normalized_tensor  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.precision import autocast  # noqa: E402
 
@@ -87,7 +87,7 @@ def main() -> int:
                 largest = max(largest, float(difference.max(initial=0.0)))
                 differences.append(float(difference.mean()) if difference.size else 0.0)
         before, after = seed_scores(old, dataset, ids), seed_scores(new, dataset, ids)
-    shapes = len({b for b, _ in batches}) if args.buckets else len({tuple(load_rgb(dataset.image_path(b[0])).shape[:2])
+    shapes = len({b for b, _ in batches}) if args.buckets else len({image_size(dataset.image_path(b[0]))
                                                                    for _, b in batches})
     print(f"export equivalence on {args.run} ({len(ids)} images in {len(batches)} batches of at most "
           f"{args.batch_size}, {shapes} {'size buckets' if args.buckets else 'exact sizes'}; {device}, "

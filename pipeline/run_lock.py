@@ -39,7 +39,7 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _describe(_read_holder(fd))
+            holder = describe_holder(_read_holder(fd))
             os.close(fd)
             raise RunFolderBusy(
                 f"the run folder {self.path.parent} is in use by {holder}. Wait for that run to finish, or use "
@@ -48,12 +48,29 @@ class RunLock:
         previous = _read_holder(fd)
         if previous and previous.get("pid") is not None:
             get_logger().info("run lock: taking over %s, left by %s (no longer holding it)", self.path,
-                              _describe(previous))
+                              describe_holder(previous))
         record = {"host": socket.gethostname(), "pid": os.getpid(),
                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
         self._fd = fd
+
+    def holder(self) -> dict | None:
+        """Who holds the lock now ({host, pid, since}), or None when nobody does; takes
+        nothing (a shared probe, released at once), so --status can say 'running'."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd) or {}
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is None:
@@ -82,7 +99,7 @@ def _read_holder(fd: int) -> dict:
         return {}
 
 
-def _describe(holder: dict) -> str:
+def describe_holder(holder: dict) -> str:
     if not holder:
         return "another process (it has not recorded itself yet)"
     return f"process {holder.get('pid')} on host {holder.get('host')} (since {holder.get('since')})"

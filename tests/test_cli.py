@@ -123,3 +123,21 @@ def test_an_override_without_equals_is_a_usage_error(capsys):
         run_pipeline.main(["--dry-run", *TINY, "--cfg-options", "dataset.num_train"])
     assert exit_.value.code == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_status_while_another_process_runs_a_stage_says_running_with_pid_host_and_since(tmp_path, capsys):
+    import os
+
+    from pipeline.run_lock import RunLock
+    from pipeline.runner import IN_PROGRESS
+
+    (tmp_path / "prepare").mkdir(parents=True)
+    (tmp_path / "prepare" / IN_PROGRESS).write_text("{}")
+    args = ["--status", "--work-dir", str(tmp_path), *TINY]
+    assert run_pipeline.main(args) == 0
+    assert "prepare              missing  interrupted; the next run resumes it" in capsys.readouterr().out
+    with RunLock(tmp_path):
+        assert run_pipeline.main(args) == 0
+        out = capsys.readouterr().out
+    assert f"prepare              running  by process {os.getpid()} on host " in out and "(since 20" in out
+    assert "train_localizer      missing  never run" in out
