@@ -96,6 +96,7 @@ def large_object_premise(folder: Path, share: float) -> dict:
 
 def premise_summary(verdicts: dict) -> dict:
     return {"obs1": sum(v["observation_1"] for v in verdicts.values()),
+            "obs1_partial": sum(v.get("observation_1_partial", False) for v in verdicts.values()),
             "obs2": sum(v["observation_2"] for v in verdicts.values()), "classes": len(verdicts),
             "mean_ce_at_gt": float(np.mean([v["ce_at_gt"] for v in verdicts.values()])) if verdicts else None,
             "mean_peak_px": float(np.mean([v["activation_peak_offset"] for v in verdicts.values()]))

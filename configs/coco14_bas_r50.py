@@ -15,12 +15,14 @@ _base_ = [
     './_base_/report.py',
 ]
 
-# BAS reports no COCO WSSS numbers (docs/method.md, section 2); our choice: the VOC schedule
-# at 5 epochs (82k images each, about 8x VOC train_aug's).
+# The IJCV BAS reports COCO 2014 segmentation results, but its public code has no COCO
+# schedule; ours: the VOC schedule at 5 epochs (82k images each, about 8x VOC train_aug's).
 train_localizer = dict(epochs=5)
 check_premise = dict(step=8, offsets=(-32, 96))  # COCO's images are VOC-sized
 export_maps = dict(scales=(1.0, 0.5, 1.5))  # 82k images: one scale fewer than on VOC
 # Pseudo-masks as the paper's are made: IRN's confident/uncertain seeds (fg 0.30, bg 0.05,
-# each CRF-refined), IRN's boundary branch and random walk; the segmenter trains on the walk's.
-refine_masks = dict(confident=dict(enabled=True))
+# each refined by IRN's label CRF, set (a): BAS-Extension step/cam_to_ir_label.py), IRN's
+# boundary branch and random walk; the segmenter trains on the walk's.
+refine_masks = dict(confident=dict(enabled=True),
+                    crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iterations=10))
 train_segmenter = dict(pseudo_masks='random_walk')

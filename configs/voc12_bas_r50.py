@@ -23,6 +23,8 @@ export_maps = dict(split='train_aug')
 evaluate_maps = dict(score_split='train')
 check_premise = dict(step=8, offsets=(-32, 96))  # VOC's objects are ~100-300 px across
 # Pseudo-masks as the paper's are made: IRN's confident/uncertain seeds (fg 0.30, bg 0.05,
-# each CRF-refined), IRN's boundary branch and random walk; the segmenter trains on the walk's.
-refine_masks = dict(confident=dict(enabled=True))
+# each refined by IRN's label CRF, set (a): BAS-Extension step/cam_to_ir_label.py), IRN's
+# boundary branch and random walk; the segmenter trains on the walk's.
+refine_masks = dict(confident=dict(enabled=True),
+                    crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iterations=10))
 train_segmenter = dict(pseudo_masks='random_walk')

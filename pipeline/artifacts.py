@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import write_json, write_lines
+from pipeline.atomic import write_json, write_lines, write_text
 from pipeline.datasets.masks import IGNORE_INDEX
 from pipeline.errors import ConfigError
 
@@ -78,4 +78,46 @@ def write_pseudo_mask_set(root: Path, dataset, split: str, written: list[str], l
         },
     }
     write_json(root / CARD, card)
+    write_text(root / "README.md", pseudo_mask_readme(card))
     return card
+
+
+def pseudo_mask_readme(card: dict) -> str:
+    """A short README for the folder: what it is, its classes and colours, how to load it."""
+    classes = "\n".join(f"| {k} | {name} | {tuple(card['palette'][k])} |" for k, name in enumerate(card["classes"]))
+    names = ", ".join(repr(c) for c in card["classes"])
+    return f"""# {card['name']}
+
+Pseudo-masks made from image-level labels only (weakly supervised), one PNG per image of
+split '{card['split']}' ({card['counts']['images']} images), at each image's full resolution. They
+are training targets for a segmenter, not ground truth. The images themselves stay where they
+were: `{card['images_dir']}` (`<id>{card['image_suffix']}`).
+
+- `{card['masks_dir']}/<id>.png`: palette PNG of class indices; 0 background, {card['ignore_index']} ignore
+  (pixels the refinement was not sure of: leave them out of the loss).
+- `ImageSets/Segmentation/{card['split']}.txt`: the ids, one per line.
+- `dataset_card.json`: classes, palette, counts, the share of each class's pixels, and a
+  GT-free quality score per image.
+
+| index | class | colour (RGB) |
+|---|---|---|
+{classes}
+
+With numpy and Pillow:
+
+```python
+import numpy as np
+from PIL import Image
+mask = np.array(Image.open('{card['masks_dir']}/<id>.png'))  # (H, W) uint8 class indices, 255 ignore
+```
+
+With mmsegmentation (1.x), as a dataset of a config:
+
+```python
+train_dataloader = dict(dataset=dict(
+    type='BaseSegDataset', data_root='.', ann_file='ImageSets/Segmentation/{card['split']}.txt',
+    data_prefix=dict(img_path='{card['images_dir']}', seg_map_path='{card['masks_dir']}'),
+    img_suffix='{card['image_suffix']}', seg_map_suffix='.png', reduce_zero_label=False, ignore_index={card['ignore_index']},
+    metainfo=dict(classes=({names},), palette={card['palette']})))
+```
+"""

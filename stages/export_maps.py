@@ -4,8 +4,9 @@ Multi-scale + flip inference, maps resized to the image, only the image's classe
 The CAM baseline's ReLU'd class activation maps (zero floor, no ceiling) are summed and
 divided by their maximum; BAS's foreground prediction maps are already probabilities
 (sigmoid), so they are averaged: max-normalising them would stretch a map that is low
-everywhere into full-range noise. `fuse_cam` adds a CAM's maps (each
-map max-normalised, summed, normalised again, as the reference does): 'partner' = the
+everywhere into full-range noise (the reference max-normalises them: docs/method.md,
+parity table). `fuse_cam` adds a CAM's maps as the reference does: each map
+max-normalised (BAS's too), summed, normalised again: 'partner' = the
 CAM the train_cam_partner stage trained in this run, or the folder of a CAM run. One file
 per image: `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,)
 class indices 1..C (zlib-compressed only with `compress`: 23 % less disk for ~36 ms an
@@ -102,7 +103,7 @@ def export_maps(ctx: StageContext) -> StageResult:
             with autocast(device, settings.amp):
                 maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip, bucket) for m in models]
             for k, image_id in enumerate(batch_ids):
-                image_maps = maps[0][k] if len(maps) == 1 else normalize_maps(maps[0][k] + maps[1][k])
+                image_maps = maps[0][k] if len(maps) == 1 else fuse(maps[0][k], maps[1][k])
                 if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
                     writer.submit(save_npz, out / f"{image_id}.npz", settings.compress,
                                   maps=image_maps.cpu().numpy().astype(np.float16),
@@ -122,6 +123,12 @@ def export_maps(ctx: StageContext) -> StageResult:
               "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates,
               **_shapes_record(dataset, every_batch, settings)},
     )
+
+
+def fuse(localizer_maps, cam_maps):
+    """The reference's fusion (BAS-Extension, step/make_cam.py): each map divided by its
+    maximum, the two summed, the sum divided by its maximum."""
+    return normalize_maps(normalize_maps(localizer_maps) + normalize_maps(cam_maps))
 
 
 def _shapes_record(dataset: PreparedDataset, batches, settings: ExportSettings) -> dict:

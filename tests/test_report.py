@@ -45,6 +45,28 @@ def test_report_shows_every_part_and_every_image_it_refers_to_exists(reported_ru
     assert set(m["upstream"]) >= {"refine_masks", "evaluate_segmenter", "check_premise"}  # optional ones, used when done
 
 
+def test_report_has_a_colour_legend_disjoint_galleries_and_links_the_card(reported_run):
+    html = (reported_run / "report" / "index.html").read_text()
+    dataset = PreparedDataset.load(reported_run / "prepare")
+    legend = html[html.index('<p class="legend">'):]
+    legend = legend[:legend.index("</p>")]
+    for k, name in enumerate(dataset.classes):
+        r, g, b = (int(v) for v in dataset.palette[k])
+        assert f"rgb({r}, {g}, {b})\"></span>{name}</span>" in legend, name
+    pseudo = html[html.index("<h2>Pseudo-masks"):html.index("<h2>Segmenter")]
+    galleries = re.split(r"<h3>(best|worst|random)</h3>", pseudo)[1:]
+    shown = {name: re.findall(r"<figcaption>(\w+) \(this run\)", body)
+             for name, body in zip(galleries[::2], galleries[1::2])}
+    assert set(shown) == {"best", "worst", "random"}
+    every = [i for ids in shown.values() for i in ids]
+    assert len(every) == len(set(every)) == 12  # 4 each, no photo twice (12 train images in the tiny set)
+    card_part = html[html.index("<h2>The pseudo-mask data set"):]
+    assert '"per_image"' not in card_part and "dataset_card.json</a>" in card_part and "README.md</a>" in card_part
+    readme = (reported_run / "refine_masks" / "pseudo_masks" / "README.md").read_text()
+    assert all(f"| {k} | {name} |" in readme for k, name in enumerate(dataset.classes))
+    assert "BaseSegDataset" in readme and "np.array(Image.open(" in readme
+
+
 def test_report_compares_two_runs_side_by_side(reported_run, tmp_path):
     other = tmp_path / "cam_run"
     shutil.copytree(reported_run, other, symlinks=True, ignore=shutil.ignore_patterns("report"))

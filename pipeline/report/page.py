@@ -19,6 +19,9 @@ figure { margin: 10px 0; } figcaption { font-size: 12px; color: #555; }
 img { max-width: 100%; image-rendering: pixelated; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 .note { font-size: 13px; color: #555; }
+.legend { font-size: 13px; } .swatch { margin-right: 12px; white-space: nowrap; }
+.swatch span { display: inline-block; width: 12px; height: 12px; border: 1px solid #999; margin-right: 4px;
+  vertical-align: middle; }
 """
 
 
