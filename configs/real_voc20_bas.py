@@ -29,7 +29,7 @@ localizer = dict(
     bas=dict(erased_bn='running'),
 )
 train_localizer = dict(
-    epochs=5,  # ~120 steps at batch 16: what 2 cores afford in ~6 minutes (the paper: ~6,600)
+    epochs=5,  # ~120 steps at batch 16: what 2 cores afford in ~6-10 minutes (the paper: ~6,600)
     batch_size=16,  # the paper's
     lr=0.005,  # the paper's: backbone 0.005, heads x10
     momentum=0.9,

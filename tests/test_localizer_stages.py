@@ -266,3 +266,17 @@ def test_export_manifest_records_the_input_shapes_and_batch_sizes(finished_run):
     assert all(h % 16 == 0 and w % 16 == 0 for h, w in info["input_shapes"])
     ids = PreparedDataset.load(finished_run / "prepare").split(info["split"])
     assert sum(int(n) * k for n, k in info["batch_sizes"].items()) == len(ids)
+
+
+def test_the_same_machine_gives_the_same_maps_twice(finished_run, tmp_path):
+    """The promise behind the README's default figures: on one machine (same threads, same
+    instruction set) a run repeats bit for bit, training included. Other machines may
+    differ (bench/determinism.py measures by how much)."""
+    again = tmp_path / "again"
+    Pipeline(STAGES, load_config(TINY_CONFIG), again).run(["prepare", "train_localizer", "export_maps"])
+    losses = lambda run: [{k: v for k, v in epoch.items() if "per_s" not in k and "time" not in k}  # noqa: E731
+                          for epoch in manifest(run, "train_localizer")["metrics"]["history"]]
+    assert losses(again) == losses(finished_run) and losses(again)[0]["loss"] > 0
+    for path in sorted((finished_run / "export_maps" / "maps").glob("*.npz")):
+        with np.load(path) as a, np.load(again / "export_maps" / "maps" / path.name) as b:
+            assert np.array_equal(a["maps"], b["maps"]), path.name
