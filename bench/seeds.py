@@ -2,13 +2,15 @@
 
     python bench/seeds.py                                 # the default config, seeds 0 1 2
     python bench/seeds.py --config configs/x.py --seeds 0 1 2 3 --work-dir outputs/seeds
+    python bench/seeds.py --methods bas --segmenter --work-dir outputs/default_seeds   # the default run, 3 seeds
 
 For each seed it runs the config up to refine_masks twice, as BAS and as the CAM
 baseline (`localizer.type='cam'`), with `train_localizer.seed` set (the data set stays
 the same), in `<work-dir>/<method>_seed<k>`; finished runs are reused. A third row,
 "BAS + CAM", fuses each seed's BAS maps with the same seed's CAM maps as export_maps
 does (`fuse_cam`: each map max-normalised, summed, normalised again) and scores them
-with the same rules. It prints, per method, the mean and standard deviation over seeds
+with the same rules (with `--methods bas cam`). `--segmenter` runs the whole config
+(train_segmenter and evaluate_segmenter too) and adds the segmenter's val mIoU. It prints, per method, the mean and standard deviation over seeds
 of: the seed mIoU at the GT-free threshold, the oracle seed mIoU (best t on GT) and the
 gap, the pseudo-mask mIoU after the CRF and its gain over the seeds, and the rank
 correlation of the GT-free quality score with per-image mIoU.
@@ -31,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 STAGES = "prepare,train_localizer,check_premise,export_maps,evaluate_maps,refine_masks"
 
 
-def run(config: str, work: Path, method: str, seed: int, extra: list[str]) -> Path:
+def run(config: str, work: Path, method: str, seed: int, extra: list[str], stages: str = STAGES) -> Path:
     folder = work / f"{method}_seed{seed}"
-    cmd = [sys.executable, "run_pipeline.py", "--config", config, "--work-dir", str(folder), "--stage", STAGES,
+    cmd = [sys.executable, "run_pipeline.py", "--config", config, "--work-dir", str(folder), "--stage", stages,
            "--cfg-options", f"localizer.type={method}", f"train_localizer.seed={seed}", *extra]
     t0 = time.time()
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -46,9 +48,11 @@ def run(config: str, work: Path, method: str, seed: int, extra: list[str]) -> Pa
 def metrics(folder: Path) -> dict:
     seeds = json.loads((folder / "evaluate_maps" / "manifest.json").read_text())["metrics"]
     masks = json.loads((folder / "refine_masks" / "manifest.json").read_text())["metrics"]
+    segmenter = folder / "evaluate_segmenter" / "manifest.json"
     return {"seed": seeds["seed_miou"], "t": seeds["threshold"], "oracle": seeds["oracle_seed_miou"],
             "oracle_t": seeds["oracle_threshold"], "gap": seeds["gap_to_oracle"], "pseudo": masks["miou"],
-            "crf_gain": masks["crf_gain"], "rank": masks.get("quality_rank_correlation")}
+            "crf_gain": masks["crf_gain"], "rank": masks.get("quality_rank_correlation"),
+            "segmenter": json.loads(segmenter.read_text())["metrics"]["miou"] if segmenter.is_file() else None}
 
 
 def fused_metrics(bas: Path, cam: Path) -> dict:
@@ -71,7 +75,8 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
             with np.load(run_dir / "export_maps" / "maps" / f"{image_id}.npz") as saved:
                 maps.append(saved["maps"].astype(np.float32))
                 classes = saved["classes"]
-        total = maps[0] + maps[1]
+        normalised = [m / (m.reshape(len(m), -1).max(1)[:, None, None] + 1e-5) for m in maps]
+        total = normalised[0] + normalised[1]  # as export_maps.fuse: each max-normalised, summed, normalised
         return total / (total.reshape(len(total), -1).max(1)[:, None, None] + 1e-5), classes
 
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
@@ -99,16 +104,18 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     ok = [(q, m) for q, m in zip(quality, per_image) if q == q and m == m]
     return {"seed": curve[chosen], "t": t, "oracle": curve[best], "oracle_t": grid[best],
             "gap": curve[best] - curve[chosen], "pseudo": pseudo, "crf_gain": pseudo - curve[chosen],
-            "rank": float(spearmanr(*zip(*ok)).statistic)}
+            "rank": float(spearmanr(*zip(*ok)).statistic), "segmenter": None}
 
 
 def summarise(name: str, rows: list[dict]) -> str:
     def cell(key, scale=100, digits=1):
         values = np.array([r[key] for r in rows if r[key] is not None], dtype=np.float64) * scale
+        if not len(values):
+            return "-"
         return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
 
     return (f"| {name} | {cell('seed')} | {cell('t', 1, 2)} | {cell('oracle')} | {cell('gap')} | {cell('pseudo')} "
-            f"| {cell('crf_gain')} | {cell('rank', 1, 2)} |")
+            f"| {cell('crf_gain')} | {cell('rank', 1, 2)} | {cell('segmenter')} |")
 
 
 def main() -> int:
@@ -117,22 +124,32 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "seeds")
     parser.add_argument("--cfg-options", nargs="*", default=[])
+    parser.add_argument("--methods", nargs="+", default=["bas", "cam"], choices=("bas", "cam"))
+    parser.add_argument("--segmenter", action="store_true", help="also train and score the segmenter")
     args = parser.parse_args()
-    per_method: dict[str, list[dict]] = {"BAS": [], "CAM": [], "BAS + CAM (fused)": []}
+    stages = STAGES + (",train_segmenter,evaluate_segmenter" if args.segmenter else "")
+    per_method: dict[str, list[dict]] = {}
     lines = []
     for seed in args.seeds:
-        bas = run(args.config, args.work_dir, "bas", seed, args.cfg_options)
-        cam = run(args.config, args.work_dir, "cam", seed, args.cfg_options)
-        for name, m in (("BAS", metrics(bas)), ("CAM", metrics(cam)), ("BAS + CAM (fused)", fused_metrics(bas, cam))):
-            per_method[name].append(m)
+        runs = {m: run(args.config, args.work_dir, m, seed, args.cfg_options, stages) for m in args.methods}
+        rows = [(m.upper(), metrics(folder)) for m, folder in runs.items()]
+        if len(runs) == 2:
+            rows.append(("BAS + CAM (fused)", fused_metrics(runs["bas"], runs["cam"])))
+        for name, m in rows:
+            per_method.setdefault(name, []).append(m)
             lines.append(f"  seed {seed} {name:<18} seed mIoU {100 * m['seed']:5.1f}% (t {m['t']:.2f}; oracle "
                          f"{100 * m['oracle']:5.1f}% at {m['oracle_t']:.2f}), pseudo-mask {100 * m['pseudo']:5.1f}% "
-                         f"(CRF {100 * m['crf_gain']:+.1f}), quality rank corr. {m['rank']:+.2f}")
+                         f"(CRF {100 * m['crf_gain']:+.1f}), quality rank corr. {m['rank']:+.2f}"
+                         + ("" if m["segmenter"] is None else f", segmenter val mIoU {100 * m['segmenter']:.1f}%"))
     print("\n".join(lines))
-    print(f"\n{args.config}, seeds {args.seeds} (mean ± std over seeds; mIoU in %, on the training images with GT)\n")
+    from pipeline.versions import package_versions
+
+    print(f"\n{args.config}, seeds {args.seeds} (mean ± std over seeds; mIoU in %, seeds and pseudo-masks on the "
+          f"training images with GT, the segmenter on val); {__import__('os').cpu_count()} cores; "
+          f"versions: {package_versions()}\n")
     print("| method | seed mIoU, GT-free t | t | oracle seed mIoU (t on GT) | gap to oracle | pseudo-mask mIoU (CRF) "
-          "| CRF gain | quality rank corr. |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| CRF gain | quality rank corr. | segmenter val mIoU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, rows in per_method.items():
         print(summarise(name, rows))
     return 0
