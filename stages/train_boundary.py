@@ -1,4 +1,4 @@
-"""Stage 5b: train IRN's class-boundary branch on the relations the pseudo-masks give.
+"""Stage 8 of 12: train IRN's class-boundary branch on the relations the pseudo-masks give.
 
 Two pixels within `boundary_net.radius` (on the stride-4 grid) of one crop are a pair:
 both background or both the same class -> related, different classes -> unrelated,

@@ -141,3 +141,12 @@ def test_status_while_another_process_runs_a_stage_says_running_with_pid_host_an
         out = capsys.readouterr().out
     assert f"prepare              running  by process {os.getpid()} on host " in out and "(since 20" in out
     assert "train_localizer      missing  never run" in out
+
+
+def test_each_stage_docstring_gives_its_place_in_the_pipeline():
+    import importlib
+    import re
+
+    for n, stage in enumerate(STAGES, 1):
+        module = importlib.import_module(stage.entry.partition(":")[0])
+        assert re.match(rf"Stage {n} of {len(STAGES)}:", module.__doc__), (stage.name, module.__doc__[:40])
