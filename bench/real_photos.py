@@ -166,7 +166,7 @@ def run_point(args, out: Path, shared: Path, seeds: list[int], seg_seeds: list[i
             # the stages' own time from their manifests (a reused run costs nothing twice)
             row["minutes"] = sum(manifest(folder, st).get("duration_s", 0.0) for st in stages
                                  if st not in copied) / 60
-            row["steps"] = manifest(folder, "train_localizer").get("info", {}).get("steps")
+            row["steps"] = manifest(folder, "train_localizer").get("artifacts", {}).get("steps")
             rows_by_method.setdefault(method, []).append(row)
             seg = "-" if row["segmenter_miou"] is None else f"{row['segmenter_miou']:.1f}"
             log(f"  {'' if epochs is None else f'{epochs} epochs, '}seed {seed} {method:<6} seed mIoU "
@@ -224,11 +224,36 @@ def curve_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def curve_plot(results: dict, path: Path) -> None:
+    """Seed and CRF pseudo-mask mIoU against the localizer's steps, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    methods = sorted({m for point in results["curve"].values() for m in point["methods"]})
+    for k, method in enumerate(methods):
+        points = sorted((int(e), p["methods"][method]) for e, p in results["curve"].items() if method in p["methods"])
+        steps = [np.mean([s for s in rows.get("steps", [None]) if s is not None] or [np.nan]) for _, rows in points]
+        for key, style in (("seed_miou", "-o"), ("crf_miou", "--s")):
+            values = [np.mean([v for v in rows[key] if v is not None]) for _, rows in points]
+            ax.plot(steps, values, style, color=f"C{k}", label=f"{method}: {'seeds' if key == 'seed_miou' else 'CRF'}")
+    ax.set_xlabel("localizer steps (batch 16)")
+    ax.set_ylabel(f"mIoU (%), {len(results['headline_classes'])} headline classes")
+    ax.set_title(f"Real photos, {results['classes']}: learning curve (seed 0)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root")
     parser.add_argument("--print-only", action="store_true",
                         help="print the table of OUT/results.json (a stopped or finished bench) and exit")
+    parser.add_argument("--plot", type=Path, default=None, help="with a curve: also draw it into this PNG")
     parser.add_argument("--classes", choices=("voc20", "person"), default="voc20")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["bas", "cam", "fused"],
@@ -248,9 +273,17 @@ def main() -> int:
     args = parser.parse_args()
     if args.print_only:
         results = json.loads((args.out / "results.json").read_text())
+        for epochs, point in results.get("curve", {}).items():  # results of a bench that did not record steps
+            for method, rows in point["methods"].items():
+                if None in rows.get("steps", [None]):
+                    rows["steps"] = [manifest(args.out / f"epochs{epochs}" / f"{method}_seed{seed}",
+                                              "train_localizer").get("artifacts", {}).get("steps")
+                                     for seed in point["seeds"]]
         print(f"classes {results['classes']}, seeds {results['seeds']}, {results['minutes']:.0f} min; "
               f"versions: {results['versions']}")
         print(curve_table(results) if "curve" in results else table(results))
+        if args.plot and "curve" in results:
+            curve_plot(results, args.plot)
         return 0
     if args.data_root is None:
         raise SystemExit("--data-root is required (a COCO 2017 or 2014 tree)")

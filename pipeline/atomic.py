@@ -94,10 +94,6 @@ class BackgroundWriter:
             self.pool.shutdown(wait=True)
 
 
-def is_temporary(path: str | os.PathLike) -> bool:
-    return TMP_MARKER in Path(path).name
-
-
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

@@ -62,3 +62,30 @@ def test_voc_like_sizes_spread_over_hundreds_of_sizes_within_voc_bounds():
     sizes = voc_like_sizes(2000)
     assert all(100 <= min(s) and max(s) == 500 for s in sizes)
     assert len(set(sizes)) > 300 and sizes.count((375, 500)) / len(sizes) == pytest.approx(0.4, abs=0.05)
+
+
+def test_real_photo_bench_learning_curve_on_a_tiny_coco_tree(tmp_path):
+    """--epochs runs one point per schedule (seed 0; every seed at --seeds-at), the table
+    has a row per point, --print-only --plot draws the curve."""
+    from tests import fake_trees as ft
+
+    root = ft.make_coco(tmp_path / "coco", year=2017)
+    out = tmp_path / "out"
+    shrink = ["train_localizer.batch_size=2", "train_localizer.crop=64", "train_localizer.resize_long=(64,80)",
+              "export_maps.scales=(0.5,)", "check_premise.images=2", "check_premise.offsets=(-8,8)"]
+    result = subprocess.run([sys.executable, "bench/real_photos.py", "--data-root", str(root), "--classes", "person",
+                             "--seeds", "0", "1", "--seeds-at", "2", "--methods", "bas", "--segmenter-seeds",
+                             "--epochs", "1", "2", "--min-images", "1", "--out", str(out), "--cfg-options", *shrink],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["curve"]["1"]["seeds"] == [0] and results["curve"]["2"]["seeds"] == [0, 1]
+    assert {p.name for p in (out / "epochs2").iterdir() if p.is_dir()} == {"bas_seed0", "bas_seed1"}
+    steps = [json.loads((out / f"epochs{e}" / "bas_seed0" / "train_localizer" / "manifest.json").read_text())
+             ["artifacts"]["steps"] for e in (1, 2)]
+    assert steps[1] == 2 * steps[0] and results["curve"]["2"]["methods"]["bas"]["steps"] == [steps[1]] * 2
+    printed = subprocess.run([sys.executable, "bench/real_photos.py", "--print-only", "--out", str(out), "--plot",
+                              str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert f"| 1 ({steps[0]}) | bas | 1 |" in printed.stdout and f"| 2 ({steps[1]}) | bas | 2 |" in printed.stdout
+    assert (tmp_path / "curve.png").stat().st_size > 1000
