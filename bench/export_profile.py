@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from pipeline.artifacts import MODEL_FILE  # noqa: E402
 from pipeline.atomic import save_npz  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
-from pipeline.maps import ImageBatches, batch_class_maps, bucket_batches, scaled_bucket  # noqa: E402
+from pipeline.maps import ImageBatches, batch_class_maps, bucket_batches, same_padding_levels  # noqa: E402
+from pipeline.maps import scaled_bucket  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.precision import autocast  # noqa: E402
 
@@ -42,9 +43,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def input_shapes(bucket, images, scales) -> set:
+def input_shapes(bucket, images, scales, same_levels) -> set:
     if bucket is not None:
-        return {scaled_bucket(bucket, s) for s in scales}
+        return {scaled_bucket(bucket, s, same_levels) for s in scales}
     h, w = images[0].shape[-2:]
     return {(int(h * s), int(w * s)) for s in scales}
 
@@ -58,7 +59,7 @@ def measure(model, dataset, batches, settings, device, amp, out: Path) -> dict:
     for (bucket, _), (ids, images) in zip(batches, loader):
         times["loader_wait"] += time.perf_counter() - t_wait
         images = [image.to(device) for image in images]
-        shapes = input_shapes(bucket, images, settings["scales"])
+        shapes = input_shapes(bucket, images, settings["scales"], same_padding_levels(model))
         t0 = time.perf_counter()
         with autocast(device, amp):
             maps = batch_class_maps(model, images, [dataset.labels[i] for i in ids], tuple(settings["scales"]),

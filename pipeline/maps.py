@@ -72,10 +72,36 @@ def smallest_bucket(size: tuple[int, int], buckets: list[tuple[int, int]]) -> tu
     return min(fits, key=lambda b: b[0] * b[1])
 
 
-def scaled_bucket(bucket: tuple[int, int], scale: float) -> tuple[int, int]:
+def scaled_bucket(bucket: tuple[int, int], scale: float, same_levels: int = 0) -> tuple[int, int]:
     """The network's input size for a bucket at one export scale: the bucket's scaled size
-    (F.interpolate's floor) rounded up to PAD_MULTIPLE, so every image of the bucket fits."""
-    return tuple(-(-int(side * scale) // PAD_MULTIPLE) * PAD_MULTIPLE for side in bucket)
+    (F.interpolate's floor), plus room for the grid offset of a TF-'same' network
+    (`same_levels`, see `grid_offset`), rounded up to PAD_MULTIPLE, so every image fits."""
+    room = (1 << same_levels) - 1
+    return tuple(-(-(int(side * scale) + room) // PAD_MULTIPLE) * PAD_MULTIPLE for side in bucket)
+
+
+def grid_offset(size: int, same_levels: int) -> int:
+    """Where an image of `size` px must start in a larger canvas so that a network with
+    TF-'same' padding samples it on the grid it would alone. Such a stride-2 layer pads
+    one more pixel at the start of an odd-sized input than of an even one; the canvas is
+    even at every level, so the image moves by that pixel at each level, 2^k input pixels
+    at the k-th: the sum. Networks with fixed (symmetric) padding need no offset."""
+    offset = 0
+    for level in range(same_levels):
+        offset += (size % 2) << level
+        size = (size + 1) // 2
+    return offset
+
+
+def same_padding_levels(model) -> int:
+    """How many stride-2 levels of TF-'same' padding (timm's Conv2dSame) lie before the
+    model's maps: log2 of its output stride if it has such layers, else 0."""
+    known = _FEATURE_SIZES.setdefault(model, {})
+    if "same_levels" not in known:
+        same = any(type(m).__name__ == "Conv2dSame" for m in model.modules())
+        stride = 256 // feature_size(model, (256, 256), (256, 256))[0]
+        known["same_levels"] = stride.bit_length() - 1 if same else 0
+    return known["same_levels"]
 
 
 def bucket_batches(dataset: PreparedDataset, ids: list[str], batch_size: int,
@@ -123,10 +149,11 @@ def batch_class_maps(model, images: list[torch.Tensor], classes: list[list[int]]
                      bucket: tuple[int, int] | None = None) -> list[torch.Tensor]:
     """`class_maps` for a batch of images (3, h, w), one class list each: one forward per
     scale for the whole batch and its flips. With a `bucket`, each scaled image (and its
-    flip) is zero-padded at the bottom and right to the bucket's scaled size (zero: the
-    normalised mean colour, what the first convolution pads with), and its maps are
-    cropped back to the feature cells the image alone would give (`feature_size`) before
-    they are resized to the image. Without one, the images must share one size. Maps are
+    flip) is zero-padded to the bucket's scaled size (zero: the normalised mean colour,
+    what the first convolution pads with), at the bottom and right, and for a TF-'same'
+    network also by `grid_offset` at the top and left so that it is sampled on its own
+    grid; its maps are cropped back to the feature cells the image alone would give
+    (`feature_size`) before they are resized to the image. Without one, the images must share one size. Maps are
     summed in fp32 whatever precision the model runs in."""
     b = len(images)
     sizes = [tuple(image.shape[-2:]) for image in images]
@@ -142,11 +169,14 @@ def batch_class_maps(model, images: list[torch.Tensor], classes: list[list[int]]
         if bucket is None:
             x = torch.cat(views)
         else:
-            height, width = scaled_bucket(bucket, scale)
+            levels = same_padding_levels(model)
+            height, width = scaled_bucket(bucket, scale, levels)
             x = torch.empty(len(views), 3, height, width, dtype=views[0].dtype, device=views[0].device,
                             memory_format=_memory_format(images[0])).zero_()
             for k, view in enumerate(views):
-                x[k, :, :view.shape[-2], :view.shape[-1]] = view[0]
+                h, w = view.shape[-2:]
+                top, left = grid_offset(h, levels), grid_offset(w, levels)
+                x[k, :, top:top + h, left:left + w] = view[0]
         out = model(x).float()
         for i, keep in enumerate(keeps):
             if not len(keep):

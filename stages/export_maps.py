@@ -42,7 +42,8 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import Throughput, get_logger, progress
 from pipeline.images import image_size
-from pipeline.maps import ImageBatches, batch_class_maps, bucket_batches, normalize_maps, scaled_bucket
+from pipeline.maps import (ImageBatches, batch_class_maps, bucket_batches, normalize_maps, same_padding_levels,
+                           scaled_bucket)
 from pipeline.models import load_trained_localizer
 from pipeline.models.cam import CAMClassifier
 from pipeline.precision import autocast, check_amp
@@ -121,7 +122,7 @@ def export_maps(ctx: StageContext) -> StageResult:
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
               "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates,
-              **_shapes_record(dataset, every_batch, settings)},
+              **_shapes_record(dataset, every_batch, settings, same_padding_levels(model))},
     )
 
 
@@ -131,14 +132,14 @@ def fuse(localizer_maps, cam_maps):
     return normalize_maps(normalize_maps(localizer_maps) + normalize_maps(cam_maps))
 
 
-def _shapes_record(dataset: PreparedDataset, batches, settings: ExportSettings) -> dict:
+def _shapes_record(dataset: PreparedDataset, batches, settings: ExportSettings, same_levels: int) -> dict:
     """The distinct [height, width] the network is given (all scales together) and how many
     batches have each size: what per-shape costs and batching efficiency depend on."""
     shapes = set()
     for bucket, batch in batches:
         for scale in settings.scales:
             if bucket is not None:
-                shapes.add(scaled_bucket(bucket, scale))
+                shapes.add(scaled_bucket(bucket, scale, same_levels))
             else:
                 h, w = image_size(dataset.image_path(batch[0]))
                 shapes.add((int(h * scale), int(w * scale)))

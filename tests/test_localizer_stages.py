@@ -280,3 +280,44 @@ def test_the_same_machine_gives_the_same_maps_twice(finished_run, tmp_path):
     for path in sorted((finished_run / "export_maps" / "maps").glob("*.npz")):
         with np.load(path) as a, np.load(again / "export_maps" / "maps" / path.name) as b:
             assert np.array_equal(a["maps"], b["maps"]), path.name
+
+
+def test_a_tf_same_network_sees_a_padded_photo_on_its_own_grid():
+    """TF-'same' padding (timm's Conv2dSame, EfficientNet's) pads odd inputs one pixel
+    more at the start: the image is placed at `grid_offset` in the bucket, so that it is
+    sampled on the grid it gets alone. Away from its borders (where only the padding's
+    content can differ), a bias-free network's maps then equal the exact-size maps; at a
+    corner of the bucket instead, the grid is shifted and they do not."""
+    from timm.layers import Conv2dSame
+
+    from pipeline import maps as maps_module
+    from pipeline.maps import batch_class_maps, class_maps, grid_offset, same_padding_levels
+
+    class SameNet(torch.nn.Module):
+        maps_are_probabilities = True  # averaged, not max-normalised: a border cell cannot rescale the interior
+
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(*[m for k in range(4) for m in (
+                Conv2dSame(3 if k == 0 else 4, 4, 3 if k % 2 else 5, stride=2, bias=False), torch.nn.ReLU())])
+
+        def forward(self, x):
+            return self.layers(x)
+
+    torch.manual_seed(0)
+    model = SameNet().eval()
+    assert same_padding_levels(model) == 4 and [grid_offset(n, 4) for n in (32, 33, 35, 47)] == [0, 15, 13, 1]
+    images = [torch.randn(3, 201, 233), torch.randn(3, 230, 197)]
+    classes = [[1, 3], [2, 4]]
+    exact = [class_maps(model, image, c, (1.0,), True) for image, c in zip(images, classes)]
+    interior = (slice(None), slice(72, -72), slice(72, -72))
+    padded = batch_class_maps(model, images, classes, (1.0,), True, bucket=(240, 240))
+    for a, b in zip(exact, padded):
+        torch.testing.assert_close(a[interior], b[interior], rtol=1e-5, atol=1e-6)
+    original = maps_module.grid_offset
+    maps_module.grid_offset = lambda size, levels: 0  # every image at the corner
+    try:
+        cornered = batch_class_maps(model, images, classes, (1.0,), True, bucket=(240, 240))
+    finally:
+        maps_module.grid_offset = original
+    assert not torch.allclose(exact[0][interior], cornered[0][interior], atol=1e-3)
