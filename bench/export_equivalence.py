@@ -1,6 +1,7 @@
 """Do this code's exported maps give the seeds a finished run's maps gave?
 
     python bench/export_equivalence.py --run outputs/default [--batch-size 8] [--buckets 8] [--amp bf16]
+    python bench/export_equivalence.py --run RUN --buckets 8 --reference-buckets 0   # buckets vs exact sizes
 
 Re-exports the run's maps with the current export (size-bucketed batches, `--buckets 0`:
 exact sizes; on CUDA, autocast in `--amp` and channels_last) from the run's own trained
@@ -8,6 +9,8 @@ localizer, into a temporary
 folder, and prints the largest map difference and the seed mIoU of both sets of maps at
 the GT-free threshold and at the oracle. The run's maps are read as they are: a run made
 before a change to the export shows what the change does to the numbers.
+`--reference-buckets N` compares against a second export of this code instead of the
+run's maps (0: exact sizes), e.g. what bucketing alone changes.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def main() -> int:
     parser.add_argument("--run", type=Path, required=True, help="a run folder with export_maps done")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--buckets", type=int, default=8, help="size buckets (0: exact sizes, no padding)")
+    parser.add_argument("--reference-buckets", type=int, default=None,
+                        help="the reference: this code's export at N buckets (0: exact sizes) instead of the run's maps")
     parser.add_argument("--amp", default="bf16", help="CUDA autocast: bf16, fp16 or none")
     args = parser.parse_args()
     amp = None if args.amp == "none" else args.amp
@@ -70,22 +75,29 @@ def main() -> int:
         raise SystemExit("runs that fuse a CAM are not handled here; use an unfused run")
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    old = args.run / "export_maps" / MAPS_DIR
-    with tempfile.TemporaryDirectory() as tmp:
-        new = Path(tmp)
-        largest, differences = 0.0, []
-        batches = bucket_batches(dataset, ids, args.batch_size, args.buckets or None)
+    def export(folder: Path, buckets: int | None) -> list:
+        batches = bucket_batches(dataset, ids, args.batch_size, buckets or None)
         for bucket, batch in batches:
             images = [to_normalized_tensor(load_rgb(dataset.image_path(i))).to(device) for i in batch]
             with autocast(device, amp):
                 maps = batch_class_maps(model, images, [dataset.labels[i] for i in batch],
                                         tuple(settings["scales"]), settings["flip"], bucket)
             for i, m in zip(batch, maps):
-                m = m.cpu().numpy().astype(np.float16)
-                np.savez(new / f"{i}.npz", maps=m, classes=np.asarray(dataset.labels[i], dtype=np.int16))
-                difference = np.abs(m.astype(np.float32) - read_maps(old / f"{i}.npz")[0])
-                largest = max(largest, float(difference.max(initial=0.0)))
-                differences.append(float(difference.mean()) if difference.size else 0.0)
+                np.savez(folder / f"{i}.npz", maps=m.cpu().numpy().astype(np.float16),
+                         classes=np.asarray(dataset.labels[i], dtype=np.int16))
+        return batches
+
+    with tempfile.TemporaryDirectory() as tmp_new, tempfile.TemporaryDirectory() as tmp_old:
+        new, old = Path(tmp_new), args.run / "export_maps" / MAPS_DIR
+        if args.reference_buckets is not None:
+            old = Path(tmp_old)
+            export(old, args.reference_buckets)
+        batches = export(new, args.buckets)
+        largest, differences = 0.0, []
+        for i in ids:
+            difference = np.abs(read_maps(new / f"{i}.npz")[0] - read_maps(old / f"{i}.npz")[0])
+            largest = max(largest, float(difference.max(initial=0.0)))
+            differences.append(float(difference.mean()) if difference.size else 0.0)
         before, after = seed_scores(old, dataset, ids), seed_scores(new, dataset, ids)
     shapes = len({b for b, _ in batches}) if args.buckets else len({image_size(dataset.image_path(b[0]))
                                                                    for _, b in batches})
@@ -93,7 +105,9 @@ def main() -> int:
           f"{args.batch_size}, {shapes} {'size buckets' if args.buckets else 'exact sizes'}; {device}, "
           f"{'fp32' if device.type != 'cuda' or amp is None else amp})")
     print(f"  map difference: largest {largest:.5f}, mean of the per-image means {np.mean(differences):.5f}")
-    for name, s in (("run's maps", before), ("this export", after)):
+    reference = "run's maps" if args.reference_buckets is None else \
+        f"{args.reference_buckets or 'exact'} {'buckets' if args.reference_buckets else 'sizes'}"
+    for name, s in ((reference, before), ("this export", after)):
         print(f"  {name:<12} seed mIoU {100 * s['seed_miou']:.2f} (GT-free t {s['auto_threshold']:.3f}), "
               f"oracle {100 * s['oracle_seed_miou']:.2f}")
     return 0
