@@ -279,7 +279,8 @@ def main() -> int:
                     rows["steps"] = [manifest(args.out / f"epochs{epochs}" / f"{method}_seed{seed}",
                                               "train_localizer").get("artifacts", {}).get("steps")
                                      for seed in point["seeds"]]
-        print(f"classes {results['classes']}, seeds {results['seeds']}, {results['minutes']:.0f} min; "
+        seeds = results.get("seeds") or sorted({k for point in results.get("curve", {}).values() for k in point["seeds"]})
+        print(f"classes {results['classes']}, seeds {seeds}, {results['minutes']:.0f} min; "
               f"versions: {results['versions']}")
         print(curve_table(results) if "curve" in results else table(results))
         if args.plot and "curve" in results:

@@ -21,7 +21,8 @@ def test_whole_pipeline_end_to_end_then_cached(tmp_path, capsys):
 
     assert run_pipeline.main(["--status", *args]) == 0
     out = capsys.readouterr().out
-    assert all(f"{s.name}" in out for s in STAGES) and "missing" not in out and "stale" not in out
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:] if line.strip()}
+    assert states == {s.name: "off" if s.name in off else "done" for s in STAGES}
 
     assert run_pipeline.main(args) == 0  # cached: nothing re-runs
     assert json.loads((tmp_path / "prepare" / "manifest.json").read_text())["run_id"] == first

@@ -115,5 +115,13 @@ def test_a_localizer_and_a_data_set_from_outside_the_project_run_the_whole_pipel
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     assert manifest(run, "train_localizer")["info"]["method"] == "cam_halved"
-    assert manifest(run, "evaluate_segmenter")["metrics"]["miou"] >= 0
+    from pipeline.datasets.prepared import PreparedDataset
+    from pipeline.datasets.synthetic import SyntheticSpec, render_sample
+
+    section = {k: v for k, v in load_config(TINY_CONFIG).dataset.items() if k != "type"}
+    prepared = PreparedDataset.load(run / "prepare")
+    first = prepared.split("train")[0]
+    _, mask, classes = render_sample(SyntheticSpec(**section), 0)
+    assert (prepared.load_mask(first) == mask[:, ::-1]).all() and prepared.labels[first] == classes  # mirrored
+    assert set(manifest(run, "evaluate_segmenter")["metrics"]["per_class_iou"]) == set(prepared.classes)
     assert (run / "report" / "index.html").is_file()
