@@ -108,7 +108,7 @@ import pytest  # noqa: E402
     ("dataset.image_size=128", "dataset.image_size: expected a tuple (int, int), got 128 (int)"),
     ("train_localizer.epochs=abc", "train_localizer.epochs: expected int, got 'abc' (str)"),
     ("train_localizer.epochs=-3", "train_localizer.epochs must be at least 1, got -3"),
-    ("export_maps.buckets=many", "export_maps.buckets: expected int or None, got 'many' (str)"),
+    ("export_maps.batch_size=many", "export_maps.batch_size: expected int, got 'many' (str)"),
 ])
 @pytest.mark.parametrize("mode", ["--dry-run", "--status"])
 def test_a_bad_override_value_is_one_line_naming_key_type_and_value_before_anything_runs(
