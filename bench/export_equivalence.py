@@ -33,7 +33,7 @@ from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.evaluation import SeedSweep  # noqa: E402
 from pipeline.maps import HISTOGRAM_BINS, batch_class_maps, bucket_batches, otsu_threshold  # noqa: E402
 from pipeline.maps import strongest_value_histogram  # noqa: E402
-from pipeline.images import image_size, load_rgb, to_normalized_tensor  # noqa: E402
+from pipeline.images import load_rgb, to_normalized_tensor  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.precision import autocast  # noqa: E402
 
@@ -77,11 +77,11 @@ def main() -> int:
         model = model.to(memory_format=torch.channels_last)
     def export(folder: Path, buckets: int | None) -> list:
         batches = bucket_batches(dataset, ids, args.batch_size, buckets or None)
-        for bucket, batch in batches:
+        for size, batch in batches:
             images = [to_normalized_tensor(load_rgb(dataset.image_path(i))).to(device) for i in batch]
             with autocast(device, amp):
                 maps = batch_class_maps(model, images, [dataset.labels[i] for i in batch],
-                                        tuple(settings["scales"]), settings["flip"], bucket)
+                                        tuple(settings["scales"]), settings["flip"], size if buckets else None)
             for i, m in zip(batch, maps):
                 np.savez(folder / f"{i}.npz", maps=m.cpu().numpy().astype(np.float16),
                          classes=np.asarray(dataset.labels[i], dtype=np.int16))
@@ -99,8 +99,7 @@ def main() -> int:
             largest = max(largest, float(difference.max(initial=0.0)))
             differences.append(float(difference.mean()) if difference.size else 0.0)
         before, after = seed_scores(old, dataset, ids), seed_scores(new, dataset, ids)
-    shapes = len({b for b, _ in batches}) if args.buckets else len({image_size(dataset.image_path(b[0]))
-                                                                   for _, b in batches})
+    shapes = len({size for size, _ in batches})
     print(f"export equivalence on {args.run} ({len(ids)} images in {len(batches)} batches of at most "
           f"{args.batch_size}, {shapes} {'size buckets' if args.buckets else 'exact sizes'}; {device}, "
           f"{'fp32' if device.type != 'cuda' or amp is None else amp})")

@@ -43,23 +43,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def input_shapes(bucket, images, scales, same_levels) -> set:
+def input_shapes(bucket, size, scales, same_levels) -> set:
     if bucket is not None:
         return {scaled_bucket(bucket, s, same_levels) for s in scales}
-    h, w = images[0].shape[-2:]
-    return {(int(h * s), int(w * s)) for s in scales}
+    return {(int(size[0] * s), int(size[1] * s)) for s in scales}
 
 
-def measure(model, dataset, batches, settings, device, amp, out: Path) -> dict:
+def measure(model, dataset, batches, settings, device, amp, out: Path, padded: bool) -> dict:
     loader = DataLoader(ImageBatches(dataset, [b for _, b in batches]), batch_size=None,
                         num_workers=settings.get("num_workers", 2), pin_memory=device.type == "cuda")
     times = {"loader_wait": 0.0, "network_and_resizing": 0.0, "to_float16": 0.0, "write_files": 0.0}
     seen, new_shape_s, old_shape_s = set(), [], []
     t_wait = time.perf_counter()
-    for (bucket, _), (ids, images) in zip(batches, loader):
+    for (size, _), (ids, images) in zip(batches, loader):
         times["loader_wait"] += time.perf_counter() - t_wait
+        bucket = size if padded else None
         images = [image.to(device) for image in images]
-        shapes = input_shapes(bucket, images, settings["scales"], same_padding_levels(model))
+        shapes = input_shapes(bucket, size, settings["scales"], same_padding_levels(model))
         t0 = time.perf_counter()
         with autocast(device, amp):
             maps = batch_class_maps(model, images, [dataset.labels[i] for i in ids], tuple(settings["scales"]),
@@ -122,9 +122,10 @@ def main() -> int:
     for name, buckets in (("exact sizes", None), (f"{args.buckets} buckets", args.buckets)):
         batches = bucket_batches(dataset, ids, settings.get("batch_size", 8), buckets)[:args.batches]
         with tempfile.TemporaryDirectory() as tmp:
-            results[name] = measure(model, dataset, batches, settings, device, amp, Path(tmp))
+            results[name] = measure(model, dataset, batches, settings, device, amp, Path(tmp), buckets is not None)
         print(f"  {name}: {json.dumps(results[name])}")
-        print(profile_batch(model, dataset, *batches[-1], settings, device, amp))
+        size, last = batches[-1]
+        print(profile_batch(model, dataset, size if buckets else None, last, settings, device, amp))
     return 0
 
 

@@ -8,7 +8,7 @@ For each seed it runs the config up to refine_masks twice, as BAS and as the CAM
 baseline (`localizer.type='cam'`), with `train_localizer.seed` set (the data set stays
 the same), in `<work-dir>/<method>_seed<k>`; finished runs are reused. A third row,
 "BAS + CAM", fuses each seed's BAS maps with the same seed's CAM maps as export_maps
-does (`fuse_cam`: each map max-normalised, summed, normalised again) and scores them
+does (`stages.export_maps.fuse`) and scores them
 with the same rules (with `--methods bas cam`). `--segmenter` runs the whole config
 (train_segmenter and evaluate_segmenter too) and adds the segmenter's val mIoU. It prints, per method, the mean and standard deviation over seeds
 of: the seed mIoU at the GT-free threshold, the oracle seed mIoU (best t on GT) and the
@@ -62,8 +62,10 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     from pipeline.datasets.prepared import PreparedDataset
     from pipeline.evaluation import MaskScore, SeedSweep, image_miou
     from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
+    import torch
     from scipy.stats import spearmanr
     from pipeline.maps import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
+    from stages.export_maps import fuse
 
     dataset = PreparedDataset.load(bas / "prepare")
     refine = load_config(str(bas / "config.py")).refine_masks
@@ -75,9 +77,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
             with np.load(run_dir / "export_maps" / "maps" / f"{image_id}.npz") as saved:
                 maps.append(saved["maps"].astype(np.float32))
                 classes = saved["classes"]
-        normalised = [m / (m.reshape(len(m), -1).max(1)[:, None, None] + 1e-5) for m in maps]
-        total = normalised[0] + normalised[1]  # as export_maps.fuse: each max-normalised, summed, normalised
-        return total / (total.reshape(len(total), -1).max(1)[:, None, None] + 1e-5), classes
+        return fuse(torch.from_numpy(maps[0]), torch.from_numpy(maps[1])).numpy(), classes
 
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
     for image_id in ids:

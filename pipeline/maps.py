@@ -96,29 +96,29 @@ def grid_offset(size: int, same_levels: int) -> int:
 def same_padding_levels(model) -> int:
     """How many stride-2 levels of TF-'same' padding (timm's Conv2dSame) lie before the
     model's maps: log2 of its output stride if it has such layers, else 0."""
-    known = _FEATURE_SIZES.setdefault(model, {})
-    if "same_levels" not in known:
+    if model not in _SAME_LEVELS:
         same = any(type(m).__name__ == "Conv2dSame" for m in model.modules())
         stride = 256 // feature_size(model, (256, 256), (256, 256))[0]
-        known["same_levels"] = stride.bit_length() - 1 if same else 0
-    return known["same_levels"]
+        _SAME_LEVELS[model] = stride.bit_length() - 1 if same else 0
+    return _SAME_LEVELS[model]
 
 
 def bucket_batches(dataset: PreparedDataset, ids: list[str], batch_size: int,
-                   max_buckets: int | None) -> list[tuple[tuple[int, int] | None, list[str]]]:
-    """`ids` as (bucket, batch) pairs, each batch at most `batch_size` images of one size
-    bucket (`size_buckets` of the split's sizes, read from the file headers), in the order
-    of each batch's first image. `max_buckets=None`: one bucket per exact size, no padding
-    (bucket None). The batches depend on the list alone, not on how many processes share
-    them, so every image is computed in the same company."""
+                   max_buckets: int | None) -> list[tuple[tuple[int, int], list[str]]]:
+    """`ids` as (size, batch) pairs, each batch at most `batch_size` images of one size
+    bucket (`size_buckets` of the split's sizes, read from the file headers; `size` is the
+    bucket), in the order of each batch's first image. `max_buckets=None`: batches of one
+    exact size (`size` is that size), to be run without padding. The batches depend on the
+    list alone, not on how many processes share them, so every image is computed in the
+    same company."""
     sizes = {image_id: image_size(dataset.image_path(image_id)) for image_id in ids}
     buckets = None if max_buckets is None else size_buckets(list(sizes.values()), max_buckets)
     groups: dict[tuple[int, int], list[str]] = {}
     for image_id in ids:
         key = sizes[image_id] if buckets is None else smallest_bucket(sizes[image_id], buckets)
         groups.setdefault(key, []).append(image_id)
-    batches = [(None if buckets is None else key, group[i:i + batch_size])
-               for key, group in groups.items() for i in range(0, len(group), batch_size)]
+    batches = [(key, group[i:i + batch_size]) for key, group in groups.items()
+               for i in range(0, len(group), batch_size)]
     position = {image_id: k for k, image_id in enumerate(ids)}
     return sorted(batches, key=lambda pair: position[pair[1][0]])
 
@@ -153,8 +153,8 @@ def batch_class_maps(model, images: list[torch.Tensor], classes: list[list[int]]
     what the first convolution pads with), at the bottom and right, and for a TF-'same'
     network also by `grid_offset` at the top and left so that it is sampled on its own
     grid; its maps are cropped back to the feature cells the image alone would give
-    (`feature_size`) before they are resized to the image. Without one, the images must share one size. Maps are
-    summed in fp32 whatever precision the model runs in."""
+    (`feature_size`) before they are resized to the image. Without one, the images must
+    share one size. Maps are summed in fp32 whatever precision the model runs in."""
     b = len(images)
     sizes = [tuple(image.shape[-2:]) for image in images]
     totals = [torch.zeros(len(c), h, w, device=images[0].device) for c, (h, w) in zip(classes, sizes)]
@@ -195,7 +195,9 @@ def _memory_format(image: torch.Tensor):
     return torch.channels_last if image.is_cuda else torch.contiguous_format
 
 
+# Per model, remembered while it lives: {input size: map size}, and its TF-'same' levels.
 _FEATURE_SIZES: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_SAME_LEVELS: "weakref.WeakKeyDictionary[torch.nn.Module, int]" = weakref.WeakKeyDictionary()
 
 
 def feature_size(model, size: tuple[int, int], padded_features: tuple[int, int]) -> tuple[int, int]:

@@ -21,8 +21,8 @@ costs (cuDNN's plan search, allocator growth) are paid a few times, not once per
 the manifest lists them (`input_shapes`). `buckets=None`: one batch per exact size, no
 padding; the default 'auto' buckets on CUDA only: the CPU has no per-shape cost, and
 padding changes the maps of small images (bench/export_equivalence.py on the synthetic
-default: seed mIoU 47.9 bucketed against 50.2 exact). bf16 autocast and channels_last on CUDA; a background thread writes the previous
-maps. The batches are made from the whole split before it is shared out, so under
+default: seed mIoU 47.9 bucketed against 50.2 exact). bf16 autocast and channels_last on
+CUDA; a background thread writes the previous maps. The batches are made from the whole split before it is shared out, so under
 torchrun each process does every world_size-th batch and the files are those of a
 one-process run. Resumes from the files written.
 """
@@ -43,7 +43,6 @@ from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import Throughput, get_logger, progress
-from pipeline.images import image_size
 from pipeline.maps import (ImageBatches, batch_class_maps, bucket_batches, normalize_maps, same_padding_levels,
                            scaled_bucket)
 from pipeline.models import load_trained_localizer
@@ -105,20 +104,24 @@ def export_maps(ctx: StageContext) -> StageResult:
     # fastest kernels; with exact sizes (a new shape per batch) it would search every batch.
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = cuda and buckets is not None
-    with BackgroundWriter(threads=1) as writer:
-        for (bucket, _), (batch_ids, images) in progress(zip(todo, loader), "export_maps", total=len(todo)):
-            images = [image.to(device, non_blocking=True) for image in images]
-            classes = [dataset.labels[i] for i in batch_ids]
-            with autocast(device, settings.amp):
-                maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip, bucket) for m in models]
-            for k, image_id in enumerate(batch_ids):
-                image_maps = maps[0][k] if len(maps) == 1 else fuse(maps[0][k], maps[1][k])
-                if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
-                    writer.submit(save_npz, out / f"{image_id}.npz", settings.compress,
-                                  maps=image_maps.cpu().numpy().astype(np.float16),
-                                  classes=np.asarray(classes[k], dtype=np.int16))
-            rate.add(len(batch_ids))
-    torch.backends.cudnn.benchmark = benchmark
+    try:
+        with BackgroundWriter(threads=1) as writer:
+            for (size, _), (batch_ids, images) in progress(zip(todo, loader), "export_maps", total=len(todo)):
+                images = [image.to(device, non_blocking=True) for image in images]
+                classes = [dataset.labels[i] for i in batch_ids]
+                bucket = size if buckets is not None else None
+                with autocast(device, settings.amp):
+                    maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip, bucket)
+                            for m in models]
+                for k, image_id in enumerate(batch_ids):
+                    image_maps = maps[0][k] if len(maps) == 1 else fuse(maps[0][k], maps[1][k])
+                    if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
+                        writer.submit(save_npz, out / f"{image_id}.npz", settings.compress,
+                                      maps=image_maps.cpu().numpy().astype(np.float16),
+                                      classes=np.asarray(classes[k], dtype=np.int16))
+                rate.add(len(batch_ids))
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
     reused = mine - sum(len(b) for _, b in todo)
     shards = distributed.shard_record(mine)
     reused, rates = sum(distributed.gather(reused)), distributed.gather(rate.summary())
@@ -130,7 +133,7 @@ def export_maps(ctx: StageContext) -> StageResult:
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
               "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates,
-              **_shapes_record(dataset, every_batch, settings, same_padding_levels(model))},
+              **_shapes_record(every_batch, settings, buckets is not None, same_padding_levels(model))},
     )
 
 
@@ -140,19 +143,13 @@ def fuse(localizer_maps, cam_maps):
     return normalize_maps(normalize_maps(localizer_maps) + normalize_maps(cam_maps))
 
 
-def _shapes_record(dataset: PreparedDataset, batches, settings: ExportSettings, same_levels: int) -> dict:
+def _shapes_record(batches, settings: ExportSettings, padded: bool, same_levels: int) -> dict:
     """The distinct [height, width] the network is given (all scales together) and how many
     batches have each size: what per-shape costs and batching efficiency depend on."""
-    shapes = set()
-    for bucket, batch in batches:
-        for scale in settings.scales:
-            if bucket is not None:
-                shapes.add(scaled_bucket(bucket, scale, same_levels))
-            else:
-                h, w = image_size(dataset.image_path(batch[0]))
-                shapes.add((int(h * scale), int(w * scale)))
+    shapes = {scaled_bucket(size, scale, same_levels) if padded else (int(size[0] * scale), int(size[1] * scale))
+              for size, _ in batches for scale in settings.scales}
     sizes = np.bincount([len(b) for _, b in batches]) if batches else np.zeros(1, dtype=np.int64)
-    return {"buckets": sorted({b for b, _ in batches if b is not None}) or None,
+    return {"buckets": sorted({size for size, _ in batches}) if padded else None,
             "input_shapes": sorted(list(s) for s in shapes),
             "batch_sizes": {str(n): int(k) for n, k in enumerate(sizes) if k},
             "images_per_forward": "batch x 2 (flips)" if settings.flip else "batch"}

@@ -138,10 +138,14 @@ def check_images(paths: dict[str, Path], skips: Skips, n_jobs: int = -1,
 def other_suffix_hint(missing: list[Path]) -> str | None:
     """When listed images are absent but files of the same names with another suffix are
     there: 'found 3 .png files; set dataset.image_suffix='.png''."""
-    found: dict[str, int] = {}
+    wanted: dict[Path, set[str]] = {}
     for path in missing:
-        for other in path.parent.glob(f"{path.stem}.*") if path.parent.is_dir() else ():
-            if other.suffix != path.suffix:
+        wanted.setdefault(path.parent, set()).add(path.name)
+    found: dict[str, int] = {}
+    for folder, names in wanted.items():  # one listing per folder, not one search per image
+        stems = {Path(name).stem for name in names}
+        for other in folder.iterdir() if folder.is_dir() else ():
+            if other.stem in stems and other.name not in names:
                 found[other.suffix] = found.get(other.suffix, 0) + 1
     if not found:
         return None
