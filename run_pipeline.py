@@ -24,8 +24,10 @@ from pipeline.atomic import save_image
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
 from pipeline.run_lock import RunFolderBusy, RunLock, describe_holder
-from pipeline.runner import Pipeline, StorageError, read_manifest, storage_fault
-from stages import SETTINGS, STAGES
+from pipeline.plan import product_dirs, read_manifest
+from pipeline.runner import Pipeline, StorageError, storage_fault
+from pipeline.stage import settings_schemas, stages_for
+import stages  # noqa: F401,E402  (registers the built-in stages)
 
 class KeyValueAction(DictAction):
     """mmengine's DictAction, with a usage error instead of a traceback for an item without '='."""
@@ -41,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/default.py", help="pipeline config (an mmengine Python config)")
     parser.add_argument("--stage", default="all",
-                        help=f"'all' or a comma-separated list of: {', '.join(s.name for s in STAGES)}")
+                        help=f"'all' or a comma-separated list of: {', '.join(s.name for s in stages_for())}")
     parser.add_argument("--force", action="store_true", help="re-run the selected stages even when done")
     parser.add_argument("--work-dir", help="the run folder (default: <work_dir>/<run_name> from the config)")
     parser.add_argument("--status", action="store_true", help="print each stage's state and why, then exit")
@@ -64,17 +66,18 @@ def show(run_dir: Path, image_id: str) -> Path:
     from pipeline.report.chain import load_chain
     from pipeline.report.panels import chain_panel
 
-    if read_manifest(run_dir / "prepare") is None:
-        raise PipelineError(f"--show needs a prepared data set in {run_dir}; run `--stage prepare` first")
-    dataset = PreparedDataset.load(run_dir / "prepare")
+    prepared = product_dirs(run_dir, "dataset")
+    if not prepared:
+        raise PipelineError(f"--show needs a prepared data set in {run_dir}; run the first stage first")
+    dataset = PreparedDataset.load(prepared[0])
     path = run_dir / "show" / f"{image_id}.png"
     save_image(path, chain_panel(load_chain(run_dir, dataset, image_id), dataset.palette), format="PNG")
     return path
 
-def summary_table(summary: list[tuple[str, str, float]], run_dir: Path) -> str:
+def summary_table(summary: list[tuple[str, str, float]], pipeline: Pipeline) -> str:
     """One row per stage: what happened, its time (over every attempt, also for a stage
     done by an earlier invocation) and its headline figure; then the total."""
-    stages = {s.name: s for s in STAGES}
+    stages, run_dir = pipeline.stages, pipeline.run_dir
     rows = [f"  {'stage':<20} {'outcome':<22} {'time':>9}  result"]
     total = 0.0
     for name, outcome, seconds in summary:
@@ -122,7 +125,7 @@ def check_values(cfg) -> None:
     from pipeline.datasets import build_data_source
     from pipeline.models import localizer_record
 
-    check_sections(cfg, SETTINGS)
+    check_sections(cfg, settings_schemas(stages_for(cfg)))
     if "dataset" in cfg:
         build_data_source(section_dict(cfg, "dataset"))
     if "localizer" in cfg:
@@ -132,7 +135,7 @@ def check_values(cfg) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config, args.cfg_options, SETTINGS)
+        cfg = load_config(args.config, args.cfg_options)
         check_values(cfg)
         run_dir = run_dir_for(cfg, args.config, args.work_dir)
         read_only = args.status or args.dry_run or bool(args.show)
@@ -141,13 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         main_rank = distributed.is_main()
         log = setup_logging(None if read_only or not main_rank else run_dir,
                             cfg.get("log_level", "INFO") if main_rank else "WARNING")
-        pipeline = Pipeline(STAGES, cfg, run_dir)
+        pipeline = Pipeline(stages_for(cfg), cfg, run_dir)
         selected = pipeline.select(args.stage)
         if args.status:
             print(f"run folder: {run_dir}")
             holder = RunLock(run_dir).holder()
-            for stage in STAGES:
-                st = pipeline.status(stage.name)
+            for stage, st in pipeline.statuses():
                 state, reason = st.state, st.reason
                 if holder is not None and reason.startswith("interrupted"):
                     state, reason = "running", f"by {describe_holder(holder)}"
@@ -178,10 +180,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     if main_rank:
-        log.info("summary of %s:\n%s", run_dir, summary_table(summary, run_dir))
-        report = read_manifest(run_dir / "report")
-        if report:
-            log.info("report: %s", (run_dir / "report" / report["info"]["html"]).resolve().as_uri())
+        log.info("summary of %s:\n%s", run_dir, summary_table(summary, pipeline))
+        for page in product_dirs(run_dir, "report"):
+            log.info("report: %s", (page / read_manifest(page)["info"]["html"]).resolve().as_uri())
     return 0
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ train_localizer = dict(
     resize='long',
 )
 # The reference fuses a CAM's maps into BAS's; the default leaves it off to fit its time
-# budget: export_maps.fuse_cam='partner' trains that CAM (below) and fuses it.
+# budget: export_maps.fuse_cam='train_cam_partner' trains that CAM (below) and fuses it.
 export_maps = dict(scales=(1.0, 0.75, 1.25), fuse_cam=None, num_workers=1)
 cam_partner = dict(  # the same backbone and weights as the localizer
     backbone=dict(_delete_=True, type='timm', name='tf_efficientnet_lite0', output_stride=16, weights='packaged'))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import importlib
 import importlib.util
 import sys
 import types
@@ -32,11 +31,10 @@ RUNTIME_KEYS = ("run_name", "work_dir", "log_level", "custom_imports")
 T = TypeVar("T")
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                schemas: Mapping[str, str] | None = None) -> Config:
-    """The config at `path` with `overrides` (--cfg-options) merged. `schemas`: {section:
-    'module:SettingsDataclass'}, so an override may also set a key the settings define
-    but no config file lists (its default applies otherwise)."""
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """The config at `path` with `overrides` (--cfg-options) merged. An override may also
+    set a key that a registered stage's settings dataclass defines but no config file
+    lists (its default applies otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/default.py)")
@@ -50,17 +48,19 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     except (TypeError, KeyError, ValueError, SyntaxError, NameError, FileNotFoundError) as err:
         raise ConfigError(f"cannot load config {path}: {err}") from None
     if overrides:
-        check_override_keys(cfg, overrides, schemas or {})
+        from pipeline.stage import settings_schemas, stages_for  # after custom_imports registered plug-ins
+
+        check_override_keys(cfg, overrides, settings_schemas(stages_for(cfg)))
         cfg.merge_from_dict(dict(overrides))
     return cfg
 
 
-def check_override_keys(cfg: Config, overrides: Mapping[str, Any], schemas: Mapping[str, str] = {}) -> None:
+def check_override_keys(cfg: Config, overrides: Mapping[str, Any], schemas: Mapping[str, type] = {}) -> None:
     """Every dotted key must exist in the config (mmengine would add it), or be a field of
     its section's settings dataclass (`schemas`)."""
     for key in overrides:
         section, _, field = key.partition(".")
-        if field and "." not in field and section in schemas and field in _schema_fields(schemas[section]):
+        if field and "." not in field and section in schemas and field in {f.name for f in dataclasses.fields(schemas[section])}:
             continue
         node: Any = cfg.to_dict()
         parts = key.split(".")
@@ -205,18 +205,9 @@ def plugin_digest(cfg: Config) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _schema_fields(target: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(_schema(target))}
-
-
-def _schema(target: str) -> type:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def check_sections(cfg: Config, schemas: Mapping[str, str]) -> None:
+def check_sections(cfg: Config, schemas: Mapping[str, type]) -> None:
     """Every section that has a settings dataclass, built from the config as the stage
     will build it: a wrong key, type or range fails here, before anything runs."""
-    for section, target in schemas.items():
+    for section, cls in schemas.items():
         if section in cfg:
-            section_to_dataclass(_schema(target), section_dict(cfg, section), section)
+            section_to_dataclass(cls, section_dict(cfg, section), section)

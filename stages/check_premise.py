@@ -17,17 +17,21 @@ from pipeline.models import load_trained_localizer
 from pipeline.premise import PremiseSettings, premise_curves, premise_ids, verdict
 from pipeline.report.plots import premise_plot
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 
+@register_stage(
+    step=3, consumes=("dataset", "localizer"), produces="premise", settings={"check_premise": PremiseSettings},
+    description="the BAS paper's premise check on the trained classifier (where GT exists)")
 def check_premise(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    split = ctx.upstream_manifest("train_localizer")["config"]["train_localizer"]["split"]
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    split = ctx.input_manifest("localizer")["config"]["train_localizer"]["split"]
     chosen, without_gt = premise_ids(dataset, split, settings.images, settings.min_object_share)
     if not chosen:
         get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,
                              split)
         return StageResult(artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
-    model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE)
+    model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE)
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
     curves = premise_curves(model, dataset, chosen, offsets, settings.scale, settings.min_object_share)
     verdicts = verdict(offsets, curves)

@@ -24,10 +24,12 @@ from pipeline.crf import CRFParams
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
-from pipeline.log import Throughput, get_logger, progress
+from pipeline.log import get_logger
+from pipeline.per_image import PerImage
 from pipeline.precision import autocast_dtype, check_amp
 from pipeline.predictions import PredictionJob, PredictionWriters, present_classes
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 from pipeline.segmenter.inference import Predictor
 
 AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
@@ -49,42 +51,34 @@ class SegEvalSettings:
         check_amp(self.amp, "evaluate_segmenter.amp")
 
 
+@register_stage(
+    step=11, consumes=("dataset", "segmenter"), produces="predictions",
+    settings={"evaluate_segmenter": SegEvalSettings}, execution_keys=("evaluate_segmenter.workers",),
+    description="segmenter mIoU on the val GT (multi-scale, flip, CRF as configured), palette PNGs",
+    headline=("miou", "segmenter val mIoU"),
+    distributed=True)  # sharded: each process does every world_size-th image
 def evaluate_segmenter(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(SegEvalSettings, ctx.section("evaluate_segmenter"), "evaluate_segmenter")
     crf = dict(settings.crf)
     use_crf, min_prob = bool(crf.pop("enabled", False)), float(crf.pop("min_prob", 0.01))
     crf_params = section_to_dataclass(CRFParams, crf, "evaluate_segmenter.crf")
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    log = get_logger()
-    split = settings.split
-    if split == "auto":
-        split = "val" if "val" in dataset.splits else ctx.upstream_manifest("train_segmenter")["info"]["train_split"]
-        log.info("evaluate_segmenter: split 'auto' -> '%s'%s", split, "" if split == "val" else
-                 " (the data set has no 'val': predicting the images the segmenter trained on)")
-    if split not in dataset.splits:
-        raise ConfigError(f"evaluate_segmenter.split={split!r}: the prepared data set has the splits "
-                          f"{', '.join(dataset.splits)} (or use 'auto')")
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    split = _split(ctx, settings, dataset)
     ids = dataset.split(split)
-
     out_final = ctx.out_dir / PREDICTIONS_DIR
     out_raw = ctx.out_dir / RAW_PREDICTIONS_DIR if use_crf else None
-    mine = distributed.shard(ids)  # under torchrun each process predicts every world_size-th image
-    todo = [i for i in mine if not (out_final / f"{i}.png").is_file()
-            or (use_crf and not (out_raw / f"{i}.png").is_file())]
-    if len(todo) < len(mine):
-        log.info("evaluate_segmenter: %d of %d predictions already written, resuming", len(mine) - len(todo),
-                 len(mine))
+    work = PerImage("evaluate_segmenter", ids, done=lambda i: (out_final / f"{i}.png").is_file()
+                    and (not use_crf or (out_raw / f"{i}.png").is_file()))
     k = len(dataset.classes)
 
     def job(image_id: str, **prediction) -> PredictionJob:
         return PredictionJob(image_id, out_final / f"{image_id}.png", out_raw and out_raw / f"{image_id}.png",
                              dataset.mask_path(image_id), dataset.palette, k, dataset.ignore_index, **prediction)
 
-    rate = Throughput()
     with PredictionWriters(_workers(settings.workers), k, dataset.ignore_index) as writers:
-        if todo:
+        if work.todo:
             predictor = _predictor(ctx, settings)
-            for image_id in progress(todo, "evaluate_segmenter: predict", total=len(todo)):
+            for image_id in work.progress(work.todo, "predict"):
                 image = dataset.load_image(image_id)
                 probs = predictor.probabilities(image)
                 prediction = dict(raw=probs.argmax(0).astype(np.uint8))
@@ -92,57 +86,48 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
                     present = present_classes(probs, min_prob)
                     prediction.update(image=image, probs=probs[present], present=present, crf=crf_params)
                 writers.submit(job(image_id, **prediction))  # CRF, PNGs, scores: in a worker
-                rate.add()
-        predicted = set(todo)
-        for image_id in [i for i in mine if i not in predicted]:
+        predicted = set(work.todo)
+        for image_id in [i for i in work.mine if i not in predicted]:
             writers.submit(job(image_id))  # written by an earlier attempt: read back and scored
         writers.finish()
-    shards = distributed.shard_record(len(mine))
-    rates = distributed.gather(rate.summary())
-    reused = sum(distributed.gather(len(mine) - len(todo)))
-
-    (final, without_crf), *others = distributed.gather((writers.final, writers.without_crf))
-    for other_final, other_without_crf in others:  # every process's counts, added up
-        final.merge(other_final)
-        without_crf.merge(other_without_crf)
-    scores = {"final": final, "without_crf": without_crf}
-    # mmseg's own IoUMetric on the same files, each process its share: a cross-check
-    iou_metric = _iou_metric(dataset)
-    for image_id in mine:
-        gt = dataset.load_mask(image_id)
-        if gt is not None:
-            final = read_mask(out_final / f"{image_id}.png")
-            iou_metric.process({}, [{"pred_sem_seg": {"data": torch.from_numpy(final)[None]},
-                                     "gt_sem_seg": {"data": torch.from_numpy(gt)[None]}}])
-    iou_metric.results = [r for part in distributed.gather(iou_metric.results) for r in part]
+    record, reused = work.record(), work.reused()
+    final, without_crf = work.gather(writers.final), work.gather(writers.without_crf)
+    iou_metric = _iou_metric(dataset, work, out_final)
     scored = len(iou_metric.results)
-
     metrics: dict = {}
     info: dict = {"split": split, "images_without_gt": len(ids) - scored, "predictions": PREDICTIONS_DIR,
-                  "test_time": dataclasses.asdict(settings), **shards, "throughput_per_rank": rates}
+                  "test_time": dataclasses.asdict(settings), **record}
     if scored:
-        metrics = scores["final"].summary(dataset.classes)
+        metrics = final.summary(dataset.classes)
         del metrics["ignored_share"]  # predictions never hold the ignore label
         if use_crf:
-            metrics["miou_without_crf"] = scores["without_crf"].summary(dataset.classes)["miou"]
+            metrics["miou_without_crf"] = without_crf.summary(dataset.classes)["miou"]
         mmseg_miou = iou_metric.compute_metrics(iou_metric.results)["mIoU"]  # percent, 2 decimals
         metrics["mmseg_iou_metric_miou"] = mmseg_miou / 100
-        agrees = abs(100 * metrics["miou"] - mmseg_miou) <= AGREEMENT
-        info["mmseg_iou_metric_agrees"] = agrees
+        info["mmseg_iou_metric_agrees"] = agrees = abs(100 * metrics["miou"] - mmseg_miou) <= AGREEMENT
         if not agrees:
-            log.warning("evaluate_segmenter: mIoU %.3f%% differs from mmseg's IoUMetric %.2f%%",
-                        100 * metrics["miou"], mmseg_miou)
-        log.info("evaluate_segmenter: segmenter mIoU on %s GT: %.1f%% (%d images; mmseg IoUMetric %.2f%%)%s",
-                 split, 100 * metrics["miou"], scored, mmseg_miou,
-                 f", {100 * metrics['miou_without_crf']:.1f}% without the CRF" if use_crf else "")
+            get_logger().warning("evaluate_segmenter: mIoU %.3f%% differs from mmseg's IoUMetric %.2f%%",
+                                 100 * metrics["miou"], mmseg_miou)
+        get_logger().info("evaluate_segmenter: segmenter mIoU on %s GT: %.1f%% (%d images; mmseg IoUMetric "
+                          "%.2f%%)%s", split, 100 * metrics["miou"], scored, mmseg_miou,
+                          f", {100 * metrics['miou_without_crf']:.1f}% without the CRF" if use_crf else "")
     else:
-        log.warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing scored",
-                    split)
-    return StageResult(
-        artifacts={"predictions": len(ids), "reused": reused, "scored_against_gt": scored},
-        metrics=metrics,
-        info=info,
-    )
+        get_logger().warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing "
+                             "scored", split)
+    return StageResult(artifacts={"predictions": len(ids), "reused": reused, "scored_against_gt": scored},
+                       metrics=metrics, info=info)
+
+
+def _split(ctx: StageContext, settings: SegEvalSettings, dataset: PreparedDataset) -> str:
+    split = settings.split
+    if split == "auto":
+        split = "val" if "val" in dataset.splits else ctx.input_manifest("segmenter")["info"]["train_split"]
+        get_logger().info("evaluate_segmenter: split 'auto' -> '%s'%s", split, "" if split == "val" else
+                          " (the data set has no 'val': predicting the images the segmenter trained on)")
+    if split not in dataset.splits:
+        raise ConfigError(f"evaluate_segmenter.split={split!r}: the prepared data set has the splits "
+                          f"{', '.join(dataset.splits)} (or use 'auto')")
+    return split
 
 
 def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
@@ -151,7 +136,7 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
     from mmseg.utils import register_all_modules
 
     register_all_modules()
-    train_dir = ctx.upstream_dir("train_segmenter")
+    train_dir = ctx.input_dir("segmenter")
     cfg = Config.fromfile(str(train_dir / MMSEG_CONFIG))
     cfg.model.backbone.init_cfg = None  # trained weights follow
     if cfg.model.decode_head.norm_cfg.type == "SyncBN":  # trained under torchrun; one process here
@@ -170,7 +155,7 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
     cuda = device.type == "cuda"
     if cuda:
         model.to(memory_format=torch.channels_last)
-    base_scale = tuple(ctx.upstream_manifest("train_segmenter")["info"]["base_scale"])
+    base_scale = tuple(ctx.input_manifest("segmenter")["info"]["base_scale"])
     return Predictor(model, base_scale=base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device,
                      dtype=autocast_dtype(device, settings.amp))
 
@@ -183,9 +168,17 @@ def _workers(workers: int | None) -> int:
     return max(0, min(8, (os.cpu_count() or 1) // distributed.world_size() - 1))
 
 
-def _iou_metric(dataset: PreparedDataset):
+def _iou_metric(dataset: PreparedDataset, work: PerImage, predictions):
+    """mmseg's own IoUMetric on the written predictions, each process its share: a cross-check."""
     from mmseg.evaluation import IoUMetric
 
     metric = IoUMetric(iou_metrics=["mIoU"], ignore_index=dataset.ignore_index)
     metric.dataset_meta = {"classes": dataset.classes}
+    for image_id in work.mine:
+        gt = dataset.load_mask(image_id)
+        if gt is not None:
+            final = read_mask(predictions / f"{image_id}.png")
+            metric.process({}, [{"pred_sem_seg": {"data": torch.from_numpy(final)[None]},
+                                 "gt_sem_seg": {"data": torch.from_numpy(gt)[None]}}])
+    metric.results = work.gather(metric.results)  # lists: concatenated in rank order
     return metric

@@ -6,8 +6,8 @@ divided by their maximum; BAS's foreground prediction maps are already probabili
 (sigmoid), so they are averaged: max-normalising them would stretch a map that is low
 everywhere into full-range noise (the reference max-normalises them: docs/method.md,
 parity table). `fuse_cam` adds a CAM's maps as the reference does: each map
-max-normalised (BAS's too), summed, normalised again: 'partner' = the
-CAM the train_cam_partner stage trained in this run, or the folder of a CAM run. One file
+max-normalised (BAS's too), summed, normalised again: 'train_cam_partner' = the
+CAM that stage trained in this run, or the folder of a CAM run. One file
 per image: `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes` (n,)
 class indices 1..C (zlib-compressed only with `compress`: 23 % less disk for ~36 ms an
 image).
@@ -42,20 +42,22 @@ from pipeline.atomic import BackgroundWriter, save_npz
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
-from pipeline.log import Throughput, get_logger, progress
+from pipeline.per_image import PerImage
 from pipeline.maps import (ImageBatches, batch_class_maps, bucket_batches, normalize_maps, same_padding_levels,
                            scaled_bucket)
 from pipeline.models import load_trained_localizer
 from pipeline.models.cam import CAMClassifier
 from pipeline.precision import autocast, check_amp
-from pipeline.runner import StageContext, StageResult, read_manifest
+from pipeline.plan import product_dirs, read_manifest
+from pipeline.runner import StageContext, StageResult
+from pipeline.stage import Input, register_stage
 
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
     split: str = "train"
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
-    fuse_cam: str | None = None  # None, 'partner' (this run's train_cam_partner), or a CAM run folder
+    fuse_cam: str | None = None  # None, the stage of this run that trains the CAM, or a CAM run folder
     batch_size: int = 8  # images of one size bucket per forward
     # Size buckets (input shapes per scale): 'auto' = 8 on CUDA, exact sizes on the CPU (which
     # pays no per-shape cost, and padding moves small images' maps); an int everywhere; None: never.
@@ -75,12 +77,26 @@ class ExportSettings:
         return (8 if cuda else None) if self.buckets == "auto" else self.buckets
 
 
+def _external_cam_run(cfg) -> dict:
+    """A CAM run folder fused from outside (`export_maps.fuse_cam=<folder>`): its model's run id."""
+    fuse = (cfg.get("export_maps") or {}).get("fuse_cam")
+    folders = product_dirs(Path(fuse), "localizer") if fuse is not None and Path(fuse).is_dir() else []
+    if not folders:
+        return {}
+    return {"fuse_cam_run": str(fuse), "run_id": read_manifest(folders[0])["run_id"]}
+
+
+@register_stage(
+    step=5, produces="maps", settings={"export_maps": ExportSettings},
+    consumes=("dataset", "localizer", Input("cam", select="export_maps.fuse_cam", outside=True)),
+    external=_external_cam_run, execution_keys=("export_maps.num_workers", "export_maps.compress"),
+    description="class-wise foreground maps, multi-scale + flip, one npz per image", distributed=True)
 def export_maps(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(ExportSettings, ctx.section("export_maps"), "export_maps")
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     device = distributed.device()
     cuda = device.type == "cuda"
-    model, method = load_trained_localizer(ctx.upstream_dir("train_localizer") / MODEL_FILE, device)
+    model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE, device)
     models = [model]
     cam_model, fused_from = _cam_model_to_fuse(ctx, settings.fuse_cam, dataset.num_classes, device)
     models += [cam_model] if cam_model is not None else []
@@ -91,22 +107,18 @@ def export_maps(ctx: StageContext) -> StageResult:
     out = ctx.out_dir / MAPS_DIR
     buckets = settings.bucket_count(cuda)
     every_batch = bucket_batches(dataset, ids, settings.batch_size, buckets)
-    batches = distributed.shard(every_batch)
-    todo = [(bucket, b) for bucket, b in batches if not all((out / f"{i}.npz").is_file() for i in b)]
-    mine = sum(len(b) for _, b in batches)
-    if len(todo) < len(batches):
-        get_logger().info("export_maps: %d of %d batches already written, resuming", len(batches) - len(todo),
-                          len(batches))
+    work = PerImage("export_maps", every_batch, done=lambda batch: all((out / f"{i}.npz").is_file() for i in batch[1]))
+    todo = work.todo
     loader = DataLoader(ImageBatches(dataset, [b for _, b in todo]), batch_size=None,
                         num_workers=settings.num_workers, pin_memory=cuda)
-    rate = Throughput()
     # A few bucket shapes: cuDNN's autotuner pays its search once per shape and picks the
     # fastest kernels; with exact sizes (a new shape per batch) it would search every batch.
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = cuda and buckets is not None
     try:
         with BackgroundWriter(threads=1) as writer:
-            for (size, _), (batch_ids, images) in progress(zip(todo, loader), "export_maps", total=len(todo)):
+            for (size, _), (batch_ids, images) in work.progress(zip(todo, loader), "maps", total=len(todo),
+                                                                count=lambda item: len(item[1][0])):
                 images = [image.to(device, non_blocking=True) for image in images]
                 classes = [dataset.labels[i] for i in batch_ids]
                 bucket = size if buckets is not None else None
@@ -119,12 +131,11 @@ def export_maps(ctx: StageContext) -> StageResult:
                         writer.submit(save_npz, out / f"{image_id}.npz", settings.compress,
                                       maps=image_maps.cpu().numpy().astype(np.float16),
                                       classes=np.asarray(classes[k], dtype=np.int16))
-                rate.add(len(batch_ids))
     finally:
         torch.backends.cudnn.benchmark = benchmark
-    reused = mine - sum(len(b) for _, b in todo)
-    shards = distributed.shard_record(mine)
-    reused, rates = sum(distributed.gather(reused)), distributed.gather(rate.summary())
+    mine = sum(len(b) for _, b in work.mine)
+    record, reused = work.record(items_here=mine), mine - sum(len(b) for _, b in todo)
+    reused = work.gather(reused)
     distributed.barrier()  # every shard written before rank 0 counts and writes the manifest
 
     written = sum((out / f"{i}.npz").is_file() for i in ids)
@@ -132,7 +143,7 @@ def export_maps(ctx: StageContext) -> StageResult:
         artifacts={"maps": written, "images": len(ids), "reused": reused},
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
-              "precision": settings.amp if cuda and settings.amp else "fp32", **shards, "throughput_per_rank": rates,
+              "precision": settings.amp if cuda and settings.amp else "fp32", **record,
               **_shapes_record(every_batch, settings, buckets is not None, same_padding_levels(model))},
     )
 
@@ -156,17 +167,24 @@ def _shapes_record(batches, settings: ExportSettings, padded: bool, same_levels:
 
 
 def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, device):
+    """The CAM to fuse: this run's (the stage `fuse` names) or the localizer of the run folder `fuse`."""
     if fuse is None:
         return None, None
-    run_dir = ctx.run_dir if fuse == "partner" else Path(fuse)
-    stage = "train_cam_partner" if fuse == "partner" else "train_localizer"
-    path = run_dir / stage / MODEL_FILE
-    manifest = read_manifest(path.parent)
+    if ctx.has_input("cam"):
+        folder = ctx.input_dir("cam")
+    elif not Path(fuse).is_dir():
+        raise ConfigError(f"export_maps.fuse_cam={fuse!r} is neither a stage of this run that trains a CAM "
+                          f"({', '.join(ctx.plan.producers('cam')) or 'none'}) nor a run folder")
+    else:
+        folder = next(iter(product_dirs(Path(fuse), "localizer")), Path(fuse) / "<no finished localizer>")
+    path = folder / MODEL_FILE
+    manifest = read_manifest(folder)
     if manifest is None or not path.is_file():
-        raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished {stage} in {run_dir} (looked for {path} "
-                          "and its manifest.json); run the CAM config first")
+        raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished CAM localizer in {folder.parent} (looked "
+                          f"for {path} and its manifest.json); run the CAM config first")
     model, method = load_trained_localizer(path, device)
     if not isinstance(model, CAMClassifier) or model.num_classes != num_classes:
         raise ConfigError(f"export_maps.fuse_cam: {path} is a '{method}' model with "
                           f"{model.num_classes} classes, expected a CAM baseline with {num_classes}")
-    return model, {"run": str(run_dir), "stage": stage, "run_id": manifest["run_id"]}
+    return model, {"run": str(folder.parent), "stage": folder.name, "run_id": manifest["run_id"]}
+

@@ -15,8 +15,13 @@ from pipeline.datasets import build_data_source
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.log import get_logger
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 
 
+@register_stage(
+    step=1, produces="dataset", settings={"dataset": None},  # typed by the data-set plug-in
+    description="lists, image-level labels and GT masks in the prepared-data-set format",
+    execution_keys=("dataset.n_jobs",))
 def prepare(ctx: StageContext) -> StageResult:
     report = build_data_source(ctx.section("dataset")).prepare(ctx.out_dir)
     absent = classes_without_images(PreparedDataset.load(ctx.out_dir))

@@ -24,11 +24,13 @@ from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.evaluation import MaskScore
 from pipeline.images import load_rgb, to_normalized_tensor
-from pipeline.log import Throughput, get_logger, progress
+from pipeline.log import get_logger, progress
+from pipeline.per_image import PerImage
 from pipeline.models.boundary import load_boundary_net
 from pipeline.pseudo_masks import MaskTally, agreement
 from pipeline.relations import random_walk_mask
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,30 +42,32 @@ class RandomWalkSettings:
     flip: bool = True  # boundary map averaged with the flipped image's
 
 
+@register_stage(
+    step=9, consumes=("dataset", "maps", "seed_scores", "pseudo_masks", "boundary_net"), produces="pseudo_masks",
+    settings={"random_walk": RandomWalkSettings}, on_demand=True,  # on when train_segmenter.pseudo_masks names it
+    description="IRN's random walk over the boundary net's affinities: a second pseudo-mask data set",
+    headline=("miou", "random-walk mIoU"),
+    distributed=True)  # sharded: each process does every world_size-th image
 def random_walk(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(RandomWalkSettings, ctx.section("random_walk"), "random_walk")
     log = get_logger()
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    split = ctx.upstream_manifest("export_maps")["info"]["split"]
-    crf_masks = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR / MASKS_SUBDIR
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    split = ctx.input_manifest("maps")["info"]["split"]
+    crf_masks = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR / MASKS_SUBDIR
     listed = dataset.split(split)
     ids = [i for i in listed if (crf_masks / f"{i}.png").is_file()]
     if len(ids) < len(listed):  # images refine_masks failed on (allow_failures): counted, reported
         log.warning("random_walk: %d of %d images have no CRF mask (refine_masks left them out) and are left out",
                     len(listed) - len(ids), len(listed))
-    maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
+    maps_dir = ctx.input_dir("maps") / MAPS_DIR
     root = ctx.out_dir / PSEUDO_MASKS_DIR
     mask_dir = root / MASKS_SUBDIR
-    mine = distributed.shard(ids)  # under torchrun each process walks every world_size-th image
-    todo = [i for i in mine if not (mask_dir / f"{i}.png").is_file()]
-    if len(todo) < len(mine):
-        log.info("random_walk: %d of %d masks already written, resuming", len(mine) - len(todo), len(mine))
+    work = PerImage("random_walk", ids, done=lambda i: (mask_dir / f"{i}.png").is_file())
     device = distributed.device()
-    rate = Throughput()
-    if todo:
-        model = load_boundary_net(ctx.upstream_dir("train_boundary") / MODEL_FILE, device)
+    if work.todo:
+        model = load_boundary_net(ctx.input_dir("boundary_net") / MODEL_FILE, device)
         with torch.no_grad():
-            for image_id in progress(todo, "random_walk", total=len(todo)):
+            for image_id in work.progress(work.todo, "walk"):
                 x = to_normalized_tensor(load_rgb(dataset.image_path(image_id)))[None].to(device)
                 boundary = model(torch.cat([x, x.flip(3)]) if settings.flip else x)
                 boundary = (boundary[0] + boundary[1].flip(1)) / 2 if settings.flip else boundary[0]
@@ -71,25 +75,19 @@ def random_walk(ctx: StageContext) -> StageResult:
                 mask = random_walk_mask(torch.from_numpy(maps).to(device), classes, boundary, settings.radius,
                                         settings.beta, settings.exp_times, settings.bg_threshold)
                 save_mask(mask_dir / f"{image_id}.png", mask.cpu().numpy().astype(np.uint8), dataset.palette)
-                rate.add()
 
-    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
+    score_split = ctx.input_manifest("seed_scores")["info"].get("score_split")
     to_score = set(scored_ids(dataset, split, score_split))
     walk, crf_score = MaskTally(len(dataset.classes), dataset.ignore_index), MaskScore(len(dataset.classes),
                                                                                      dataset.ignore_index)
-    for image_id in progress(mine, "random_walk: statistics and mIoU", total=len(mine)):
+    for image_id in progress(work.mine, "random_walk: statistics and mIoU", total=len(work.mine)):
         mask, crf = read_mask(mask_dir / f"{image_id}.png"), read_mask(crf_masks / f"{image_id}.png")
         gt = dataset.load_mask(image_id) if image_id in to_score else None
         walk.add(image_id, mask, agreement(mask, crf), gt)
         if gt is not None:
             crf_score.add(crf, gt)  # the CRF's masks on the same images, to compare
-    shards = distributed.shard_record(len(mine))
-    shards["throughput_per_rank"] = distributed.gather(rate.summary())
-    reused = sum(distributed.gather(len(mine) - len(todo)))
-    (walk, crf_score), *others = distributed.gather((walk, crf_score))
-    for other_walk, other_crf in others:  # every process's counts, added up
-        walk.merge(other_walk)
-        crf_score.merge(other_crf)
+    shards, reused = work.record(), work.reused()
+    walk, crf_score = work.gather(walk), work.gather(crf_score)
     walk.in_order(ids)
     score, scored = walk.score, len(walk.image_miou)
     if distributed.is_main():
@@ -99,7 +97,7 @@ def random_walk(ctx: StageContext) -> StageResult:
             quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
                             "CRF's mask labels, computed without GT",
             recipe=dataclasses.asdict(settings),
-            from_stages=ctx.upstream_runs())
+            from_stages=ctx.input_runs())
     metrics = {}
     if scored:
         metrics = score.summary(dataset.classes)
@@ -107,7 +105,7 @@ def random_walk(ctx: StageContext) -> StageResult:
         metrics["crf_miou"] = crf_summary["miou"]  # its uncertain (255) pixels excluded
         metrics["crf_ignored_share"] = crf_summary["ignored_share"]
         metrics["random_walk_gain"] = metrics["miou"] - metrics["crf_miou"]
-        metrics["seed_miou"] = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
+        metrics["seed_miou"] = ctx.input_manifest("seed_scores")["metrics"].get("seed_miou")
         log.info("random_walk: pseudo-mask mIoU %.1f%% after the CRF (%.0f%% of pixels uncertain, left out) -> "
                  "%.1f%% after the random walk (%d images)", 100 * metrics["crf_miou"],
                  100 * metrics["crf_ignored_share"], 100 * metrics["miou"], scored)

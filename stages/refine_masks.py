@@ -31,9 +31,11 @@ from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
-from pipeline.log import Throughput, get_logger, progress
+from pipeline.log import get_logger
+from pipeline.per_image import PerImage
 from pipeline.pseudo_masks import ConfidentSplit, MaskTally, PseudoMaskRecipe, RefineJob, refine_and_score
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,45 +51,45 @@ class RefineSettings:
     allow_failures: bool = False
 
 
+@register_stage(
+    step=7, consumes=("dataset", "maps", "seed_scores"), produces="pseudo_masks",
+    settings={"refine_masks": RefineSettings},
+    description="dense-CRF refinement into the pseudo-mask data set, scored against GT",
+    execution_keys=("refine_masks.n_jobs", "refine_masks.backend"), headline=("miou", "pseudo-mask mIoU"),
+    distributed=True)  # sharded: each process does every world_size-th image
 def refine_masks(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(RefineSettings, ctx.section("refine_masks"), "refine_masks")
     recipe = _recipe(settings, ctx)
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    split = ctx.upstream_manifest("export_maps")["info"]["split"]
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    split = ctx.input_manifest("maps")["info"]["split"]
     ids = dataset.split(split)
-    maps_dir = ctx.upstream_dir("export_maps") / MAPS_DIR
+    maps_dir = ctx.input_dir("maps") / MAPS_DIR
     root = ctx.out_dir / PSEUDO_MASKS_DIR
     mask_dir = root / MASKS_SUBDIR
-    score_split = ctx.upstream_manifest("evaluate_maps")["info"].get("score_split")
+    score_split = ctx.input_manifest("seed_scores")["info"].get("score_split")
     to_score = set(scored_ids(dataset, split, score_split))  # scored on the images the seeds were
     log = get_logger()
 
-    mine = distributed.shard(ids)
+    work = PerImage("refine_masks", ids)  # written masks are read back and scored, not refined again
     jobs = (delayed(refine_and_score)(RefineJob(
         i, dataset.image_path(i), maps_dir / f"{i}.npz", mask_dir / f"{i}.png",
         dataset.mask_path(i) if i in to_score else None, recipe, dataset.palette, len(dataset.classes),
-        dataset.ignore_index)) for i in mine)
+        dataset.ignore_index)) for i in work.todo)
     try:
         backend = parallel_config(backend=settings.backend, n_jobs=_jobs_per_process(settings.n_jobs))
     except (ValueError, KeyError, ImportError) as err:  # dask / ray register lazily
         raise ConfigError(f"refine_masks.backend={settings.backend!r}: {err}") from None
-    tally, failures, reused, rate = MaskTally(len(dataset.classes), dataset.ignore_index), {}, 0, Throughput()
+    tally, failures, reused = MaskTally(len(dataset.classes), dataset.ignore_index), {}, 0
     with backend:
         results = Parallel(return_as="generator_unordered")(jobs)
-        for outcome in progress(results, "refine_masks: dense CRF and scores", total=len(mine)):
+        for outcome in work.progress(results, "dense CRF and scores", total=len(work.todo)):
             if outcome.error is not None:
                 failures[outcome.image_id] = outcome.error
             else:
                 tally.merge(outcome.tally)  # counts only: what crosses processes stays small
                 reused += not outcome.written
-            rate.add()
-    shards = distributed.shard_record(len(mine))
-    shards["throughput_per_rank"] = distributed.gather(rate.summary())
-    (tally, failures, reused), *others = distributed.gather((tally, failures, reused))
-    for other_tally, other_failures, other_reused in others:
-        tally.merge(other_tally)
-        failures.update(other_failures)
-        reused += other_reused
+    shards = work.record()
+    tally, failures, reused = work.gather(tally), work.gather(failures), work.gather(reused)
     failures = {i: failures[i] for i in ids if i in failures}
     if reused:
         log.info("refine_masks: %d of %d pseudo-masks were already written (resumed)", reused, len(ids))
@@ -103,7 +105,7 @@ def refine_masks(ctx: StageContext) -> StageResult:
     quality, image_miou, score = tally.quality, tally.image_miou, tally.score
     scored = len(image_miou)
     metrics = score.summary(dataset.classes) if scored else {}
-    seed = ctx.upstream_manifest("evaluate_maps")["metrics"].get("seed_miou")
+    seed = ctx.input_manifest("seed_scores")["metrics"].get("seed_miou")
     card = None
     if distributed.is_main():
         card = write_pseudo_mask_set(
@@ -112,7 +114,7 @@ def refine_masks(ctx: StageContext) -> StageResult:
             quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
                             "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
             recipe=dataclasses.asdict(recipe),
-            from_stages=ctx.upstream_runs())
+            from_stages=ctx.input_runs())
         metrics["quality_mean"] = card["quality"]["mean"]
     if scored:
         metrics["seed_miou"] = seed
@@ -148,7 +150,7 @@ def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) ->
 def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:
     threshold = settings.threshold
     if settings.background == "chosen":
-        threshold = ctx.upstream_manifest("evaluate_maps")["metrics"]["threshold"]
+        threshold = ctx.input_manifest("seed_scores")["metrics"]["threshold"]
     return PseudoMaskRecipe(
         background=settings.background,
         threshold=threshold,

@@ -27,11 +27,13 @@ from pipeline.errors import ConfigError
 from pipeline.log import progress
 from pipeline.report.page import document, esc, figure, percent, pre_json, table
 from pipeline.evaluation import image_miou
-from pipeline.report.chain import PREDICTIONS, PSEUDO_MASKS, load_chain
+from pipeline.report.chain import load_chain
 from pipeline.report.panels import chain_panel
 from pipeline.report.plots import sweep_plot
-from pipeline.runner import Pipeline, StageContext, StageResult, read_manifest
-from pipeline.artifacts import (CARD, PREMISE_CURVES, PREMISE_FIGURE,
+from pipeline.plan import product_dirs, read_manifest
+from pipeline.runner import StageContext, StageResult
+from pipeline.stage import Input, register_stage
+from pipeline.artifacts import (CARD, MASKS_SUBDIR, PREDICTIONS_DIR, PREMISE_CURVES, PREMISE_FIGURE,
                                 PSEUDO_MASKS_DIR, scored_ids)
 
 HTML = "index.html"
@@ -47,70 +49,86 @@ class ReportSettings:
     compare_runs: str | tuple[str, ...] = ()  # other run folders (one may be a plain string), side by side
 
 
+@register_stage(
+    step=12, consumes=("dataset", "maps", "seed_scores", "pseudo_masks", Input("premise", optional=True),
+                       Input("pseudo_masks", optional=True, every=True), Input("predictions", optional=True)),
+    produces="report", settings={"report": ReportSettings},
+    description="one HTML page: stages, the mIoU chain, the threshold sweep, image galleries")
 def report(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(ReportSettings, ctx.section("report"), "report")
-    runs = {THIS_RUN: ctx.run_dir}
-    # `--cfg-options report.compare_runs=outputs/x` gives one string, not a tuple.
-    folders = (settings.compare_runs,) if isinstance(settings.compare_runs, str) else settings.compare_runs
-    for folder in folders:
-        path = Path(folder)
-        if read_manifest(path / "refine_masks") is None:
-            raise ConfigError(f"report.compare_runs: {path} is not a run folder with a finished refine_masks stage")
-        if path.name in runs:
-            raise ConfigError(f"report.compare_runs: two runs are named '{path.name}'; rename one run folder")
-        runs[path.name] = path
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
+    runs = _compared_runs(ctx.run_dir, settings.compare_runs)
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     images = ctx.out_dir / IMAGES
     config = '; config: <a href="../config.py">config.py</a>' if (ctx.run_dir / "config.py").is_file() else ""
     body = [f"<h1>Pipeline report: {esc(ctx.run_dir.resolve())}</h1>",
             f'<p class="note">Generated {datetime.now(timezone.utc).isoformat(timespec="seconds")}; '
             f"data set {esc(dataset.name)}, {len(dataset.classes) - 1} classes{config}.</p>"]
     body.append(_stages_section(ctx))
-    body.append(_numbers_section(runs, dataset.classes, images))
+    body.append(_numbers_section(runs, [s.name for s in ctx.plan.chain()], dataset.classes, images))
     body.append(_premise_section(ctx, images))
-
-    scored = scored_ids(dataset, ctx.upstream_manifest("export_maps")["info"]["split"],
-                        ctx.upstream_manifest("evaluate_maps")["info"].get("score_split"))
-    pseudo_dir = ctx.run_dir / PSEUDO_MASKS
-    picks = _galleries(scored, lambda i: read_mask(pseudo_dir / f"{i}.png"), dataset, settings)
-    if picks:
-        body.append("<h2>Pseudo-masks: best, worst and random images</h2>"
-                    '<p class="note">Per-image mIoU of the pseudo-mask against GT (classes in either; '
-                    "ignored pixels left out). Tiles: image, each image-level class map as a heat overlay, "
-                    "pseudo-mask, GT, and the segmenter's prediction when the image was predicted.</p>")
-    else:  # no GT: rank by the GT-free quality score instead
-        card = json.loads((ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR / CARD).read_text())
-        picks = _ranked({i: q for i, q in card["quality"]["per_image"].items() if q is not None}, settings)
-        body.append("<h2>Pseudo-masks: highest, lowest and random quality score</h2>"
-                    '<p class="note">No image has GT, so images are ranked by the GT-free quality score of the '
-                    f"data-set card ({esc(card['quality']['score'])}). Tiles: image, each image-level class map "
-                    "as a heat overlay, pseudo-mask, and the segmenter's prediction when the image was "
-                    "predicted.</p>")
-    body.append(_legend(dataset.classes, dataset.palette))
-    body.append(_gallery_html(picks, runs, dataset, settings, images, "pseudo"))
-
-    if ctx.has_upstream("evaluate_segmenter"):
-        seg = ctx.upstream_manifest("evaluate_segmenter")
-        pred_dir = ctx.run_dir / PREDICTIONS
-        body.append(f"<h2>Segmenter on '{esc(seg['info']['split'])}': best, worst and random images</h2>"
-                    '<p class="note">Per-image mIoU of the prediction against GT.</p>')
-        picks = _galleries(dataset.split(seg["info"]["split"]), lambda i: read_mask(pred_dir / f"{i}.png"),
-                           dataset, settings)
-        if picks:
-            body.append(_gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter"))
-        else:
-            body.append(f'<p class="note">No \'{esc(seg["info"]["split"])}\' image has GT: the predictions are in '
-                        f'{esc((ctx.run_dir / PREDICTIONS).resolve())}, unscored.</p>')
-    else:
-        body.append('<h2>Segmenter</h2><p class="note">evaluate_segmenter has not run for this report.</p>')
-
-    body.append(_card_section(ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR, ctx.out_dir))
-    skipped = ctx.upstream_manifest("prepare")["info"].get("skipped")
+    body.append(_pseudo_mask_galleries(ctx, runs, dataset, settings, images))
+    body.append(_segmenter_galleries(ctx, dataset, settings, images))
+    body.append(_card_section(ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR, ctx.out_dir))
+    skipped = ctx.input_manifest("dataset")["info"].get("skipped")
     if skipped:
-        body.append("<h3>Items prepare left out</h3>" + pre_json(skipped))
+        body.append("<h3>Items the data set left out</h3>" + pre_json(skipped))
     write_text(ctx.out_dir / HTML, document(f"Report: {ctx.run_dir.name}", "\n".join(body)))
     return StageResult(artifacts={"images": len(list(images.glob("*.png")))},
                        info={"html": HTML, "compared_with": [str(p) for p in runs.values()][1:]})
+
+
+def _compared_runs(run_dir: Path, compare_runs: str | tuple[str, ...]) -> dict[str, Path]:
+    """{name: run folder}: this run first, then `report.compare_runs` (a plain string from
+    --cfg-options is one folder)."""
+    runs = {THIS_RUN: run_dir}
+    for folder in (compare_runs,) if isinstance(compare_runs, str) else compare_runs:
+        path = Path(folder)
+        if not product_dirs(path, "pseudo_masks"):
+            raise ConfigError(f"report.compare_runs: {path} is not a run folder with a finished pseudo-mask set")
+        if path.name in runs:
+            raise ConfigError(f"report.compare_runs: two runs are named '{path.name}'; rename one run folder")
+        runs[path.name] = path
+    return runs
+
+
+def _pseudo_mask_galleries(ctx: StageContext, runs: dict[str, Path], dataset: PreparedDataset,
+                           settings: ReportSettings, images: Path) -> str:
+    """Best, worst and random pseudo-masks by per-image mIoU (without GT: by the card's quality score)."""
+    scored = scored_ids(dataset, ctx.input_manifest("maps")["info"]["split"],
+                        ctx.input_manifest("seed_scores")["info"].get("score_split"))
+    pseudo_dir = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR
+    picks = _galleries(scored, lambda i: read_mask(pseudo_dir / MASKS_SUBDIR / f"{i}.png"), dataset, settings)
+    if picks:
+        html = ("<h2>Pseudo-masks: best, worst and random images</h2>"
+                '<p class="note">Per-image mIoU of the pseudo-mask against GT (classes in either; '
+                "ignored pixels left out). Tiles: image, each image-level class map as a heat overlay, "
+                "pseudo-mask, GT, and the segmenter's prediction when the image was predicted.</p>")
+    else:  # no GT: rank by the GT-free quality score instead
+        card = json.loads((pseudo_dir / CARD).read_text())
+        picks = _ranked({i: q for i, q in card["quality"]["per_image"].items() if q is not None}, settings)
+        html = ("<h2>Pseudo-masks: highest, lowest and random quality score</h2>"
+                '<p class="note">No image has GT, so images are ranked by the GT-free quality score of the '
+                f"data-set card ({esc(card['quality']['score'])}). Tiles: image, each image-level class map "
+                "as a heat overlay, pseudo-mask, and the segmenter's prediction when the image was "
+                "predicted.</p>")
+    return (html + _legend(dataset.classes, dataset.palette)
+            + _gallery_html(picks, runs, dataset, settings, images, "pseudo"))
+
+
+def _segmenter_galleries(ctx: StageContext, dataset: PreparedDataset, settings: ReportSettings,
+                         images: Path) -> str:
+    if not ctx.has_input("predictions"):
+        return '<h2>Segmenter</h2><p class="note">The segmenter has not been evaluated for this report.</p>'
+    seg = ctx.input_manifest("predictions")
+    pred_dir = ctx.input_dir("predictions") / PREDICTIONS_DIR
+    html = (f"<h2>Segmenter on '{esc(seg['info']['split'])}': best, worst and random images</h2>"
+            '<p class="note">Per-image mIoU of the prediction against GT.</p>')
+    picks = _galleries(dataset.split(seg["info"]["split"]), lambda i: read_mask(pred_dir / f"{i}.png"),
+                       dataset, settings)
+    if picks:
+        return html + _gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter")
+    return html + (f'<p class="note">No \'{esc(seg["info"]["split"])}\' image has GT: the predictions are in '
+                   f'{esc(pred_dir.resolve())}, unscored.</p>')
 
 
 def _legend(classes: list[str], palette) -> str:
@@ -143,9 +161,9 @@ def _card_section(folder: Path, page_dir: Path) -> str:
 
 def _premise_section(ctx: StageContext, images: Path) -> str:
     """check_premise's curves and verdict, where it ran with GT."""
-    if not ctx.has_upstream("check_premise") or not ctx.upstream_manifest("check_premise")["info"]["checked"]:
+    if not ctx.has_input("premise") or not ctx.input_manifest("premise")["info"]["checked"]:
         return ""
-    folder = ctx.upstream_dir("check_premise")
+    folder = ctx.input_dir("premise")
     saved = json.loads((folder / PREMISE_CURVES).read_text())
     images.mkdir(parents=True, exist_ok=True)
     with atomic_path(images / PREMISE_FIGURE) as tmp:
@@ -169,14 +187,10 @@ def _premise_section(ctx: StageContext, images: Path) -> str:
 
 
 def _stages_section(ctx: StageContext) -> str:
-    from stages import STAGES
-
-    pipeline = Pipeline(STAGES, ctx.cfg, ctx.run_dir)
     rows = []
-    for stage in STAGES:
+    for stage, st in ctx.plan.statuses():
         if stage.name == ctx.stage.name:
             continue
-        st = pipeline.status(stage.name)
         m = st.manifest or {}
         rows.append([stage.name, f'<span class="{st.state}">{esc(st.state)}</span>',
                      f"{m['duration_s']:.1f} s" if "duration_s" in m else "–", esc(m.get("fingerprint", "–")),
@@ -184,28 +198,32 @@ def _stages_section(ctx: StageContext) -> str:
     return "<h2>Stages</h2>" + table(["stage", "state", "time", "fingerprint", "finished", "what"], rows, raw=True)
 
 
-def _numbers_section(runs: dict[str, Path], classes: list[str], images: Path) -> str:
-    chains = {name: _chain_numbers(path) for name, path in runs.items()}
+def _numbers_section(runs: dict[str, Path], chain: list[str], classes: list[str], images: Path) -> str:
+    """The mIoU chain (one column per stage with a headline figure), per-class IoU, the sweep."""
+    numbers = {name: _chain_numbers(path, chain) for name, path in runs.items()}
+    labels = {}
+    for values in numbers.values():
+        labels.update({stage: label for stage, (label, _, _) in values["chain"].items()})
     html = "<h2>Background threshold and mIoU chain</h2>"
-    rows = [[name, _threshold_cell(c), percent(c["seed"]), percent(c["oracle_seed"]), percent(c["pseudo"]),
-             percent(c["random_walk"]), percent(c["segmenter"])] for name, c in chains.items()]
-    html += (table(["run", "threshold t", "seed mIoU (%)", "oracle seed mIoU (%)", "CRF pseudo-mask mIoU (%)",
-                    "random-walk mIoU (%)", "segmenter mIoU (%)"], rows)
+    rows = [[name, _threshold_cell(c), percent(c["oracle_seed"])]
+            + [percent(c["chain"].get(stage, (None, None))[1]) for stage in labels] for name, c in numbers.items()]
+    html += (table(["run", "threshold t", "oracle seed mIoU (%)"] + [f"{labels[s]} (%)" for s in labels], rows)
              + '<p class="note">Seeds and pseudo-masks are scored on the training images with GT, the segmenter on '
-               "the split evaluate_segmenter predicted. The oracle column is the best t of the sweep on GT (the "
+               "the split it predicted. The oracle column is the best t of the sweep on GT (the "
                "WSSS literature's optimistic figure); t itself is chosen as its cell says. With IRN's "
                "confident/uncertain split the CRF's masks leave uncertain pixels out of their mIoU; the random walk "
                "labels every pixel. – : no image with GT, or the stage is not in the run."
                "</p>")
-    header = ["class"] + [f"{part} ({name})" if len(runs) > 1 else part
-                          for name in chains for part in ("seed", "pseudo-mask", "segmenter")]
-    rows = [[c] + [percent((chains[name][part + "_per_class"] or {}).get(c))
-                   for name in chains for part in ("seed", "pseudo", "segmenter")] for c in classes]
-    if any(chains[name][part + "_per_class"] for name in chains for part in ("seed", "pseudo", "segmenter")):
+    with_classes = [s for s in labels if any(c["chain"].get(s, (None, None, None))[2] for c in numbers.values())]
+    if with_classes:
+        header = ["class"] + [f"{labels[s]} ({name})" if len(runs) > 1 else labels[s]
+                              for name in numbers for s in with_classes]
+        rows = [[c] + [percent((numbers[name]["chain"].get(s, (None, None, None))[2] or {}).get(c))
+                       for name in numbers for s in with_classes] for c in classes]
         html += "<h3>Per-class IoU (%)</h3>" + table(header, rows)
-    curves = {name: c["curve"] for name, c in chains.items() if c["curve"]}
+    curves = {name: c["curve"] for name, c in numbers.items() if c["curve"]}
     if curves:
-        sweep_plot(curves, {n: c["threshold"] for n, c in chains.items() if c["curve"]}, images / "sweep.png")
+        sweep_plot(curves, {n: c["threshold"] for n, c in numbers.items() if c["curve"]}, images / "sweep.png")
         html += "<h3>Background threshold sweep</h3>" + figure(f"{IMAGES}/sweep.png", "seed mIoU against t")
     return html
 
@@ -217,16 +235,18 @@ def _threshold_cell(chain: dict) -> str:
     return f"{chain['threshold']:.3f} ({how})"
 
 
-def _chain_numbers(run_dir: Path) -> dict:
-    def metrics(stage: str) -> dict:
-        return (read_manifest(run_dir / stage) or {}).get("metrics", {})
-
-    seeds, pseudo, seg = metrics("evaluate_maps"), metrics("refine_masks"), metrics("evaluate_segmenter")
-    rule = (read_manifest(run_dir / "evaluate_maps") or {}).get("config", {}).get("evaluate_maps", {}).get("threshold")
-    return {"seed": seeds.get("seed_miou"), "threshold": seeds.get("threshold"), "curve": seeds.get("curve"),
-            "rule": rule, "oracle_seed": seeds.get("oracle_seed_miou"),
-            "pseudo": pseudo.get("miou"), "random_walk": metrics("random_walk").get("miou"), "segmenter": seg.get("miou"), "seed_per_class": seeds.get("per_class_iou"),
-            "pseudo_per_class": pseudo.get("per_class_iou"), "segmenter_per_class": seg.get("per_class_iou")}
+def _chain_numbers(run_dir: Path, chain: list[str]) -> dict:
+    """A run folder's threshold, sweep and {stage: (label, headline figure, per-class IoU)}
+    for the chain's stages it holds."""
+    manifests = {stage: read_manifest(run_dir / stage) for stage in chain}
+    figures = {stage: (m["headline"][1], m["metrics"].get(m["headline"][0]), m["metrics"].get("per_class_iou"))
+               for stage, m in manifests.items() if m and m.get("headline")}
+    seeds = next(iter(product_dirs(run_dir, "seed_scores")), None)
+    seeds = (read_manifest(seeds) or {}) if seeds else {}
+    metrics = seeds.get("metrics", {})
+    return {"threshold": metrics.get("threshold"), "curve": metrics.get("curve"),
+            "rule": seeds.get("config", {}).get(seeds.get("stage"), {}).get("threshold"),
+            "oracle_seed": metrics.get("oracle_seed_miou"), "chain": figures}
 
 
 def _galleries(ids: list[str], predicted, dataset: PreparedDataset, settings: ReportSettings) -> dict:
@@ -260,7 +280,7 @@ def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, 
     """Each picked image's panel, and below it the same image in every compared run."""
     if not picks:
         return '<p class="note">No image to rank.</p>'
-    datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(path / "prepare")
+    datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(product_dirs(path, "dataset")[0])
                 for name, path in runs.items()}
     html = []
     for gallery, items in picks.items():

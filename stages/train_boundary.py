@@ -25,6 +25,7 @@ from pipeline.models import load_trained_localizer
 from pipeline.models.backbone import build_resnet_backbone
 from pipeline.models.boundary import BoundaryNet
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import AugmentedRelationCrops
 from pipeline.training.loop import TrainSettings, train
@@ -39,6 +40,11 @@ class BoundaryNetSettings:
     loss_weights: dict = dataclasses.field(default_factory=lambda: {"bg_pos": 0.25, "fg_pos": 0.25, "neg": 0.5})
 
 
+@register_stage(
+    step=8, consumes=("dataset", "localizer", "pseudo_masks"), produces="boundary_net", on_demand=True,
+    settings={"boundary_net": BoundaryNetSettings, "train_boundary": TrainSettings},
+    description="IRN's class-boundary branch, trained on the relations the pseudo-masks give",
+    distributed=True, execution_keys=("train_boundary.num_workers",))
 def train_boundary(ctx: StageContext) -> StageResult:
     net = section_to_dataclass(BoundaryNetSettings, ctx.section("boundary_net"), "boundary_net")
     settings = section_to_dataclass(TrainSettings, ctx.section("train_boundary"), "train_boundary")
@@ -47,8 +53,8 @@ def train_boundary(ctx: StageContext) -> StageResult:
     if set(net.loss_weights) != {"bg_pos", "fg_pos", "neg"}:
         raise ConfigError(f"boundary_net.loss_weights must name bg_pos, fg_pos and neg, got {sorted(net.loss_weights)}")
     log = get_logger()
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    pseudo = ctx.upstream_dir("refine_masks") / PSEUDO_MASKS_DIR
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    pseudo = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR
     card = json.loads((pseudo / CARD).read_text())
     ids = (pseudo / LISTS_SUBDIR / f"{card['split']}.txt").read_text().split()
     if card["ignore_fraction"] == 0:
@@ -62,7 +68,7 @@ def train_boundary(ctx: StageContext) -> StageResult:
     model = BoundaryNet(build_resnet_backbone(**dict(net.backbone, weights=None) if from_localizer else net.backbone),
                         net.radius, net.train_backbone)
     if from_localizer:
-        _load_localizer_backbone(model, ctx.upstream_dir("train_localizer") / MODEL_FILE)
+        _load_localizer_backbone(model, ctx.input_dir("localizer") / MODEL_FILE)
     images = AugmentedRelationCrops(dataset, ids, pseudo / MASKS_SUBDIR, settings.resize_long, settings.crop,
                                     settings.flip)
     trained = train(model, images, settings, dict(net.loss_weights), ctx.out_dir, "train_boundary")

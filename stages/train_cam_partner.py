@@ -1,6 +1,6 @@
 """Stage 4 of 12: the CAM whose maps BAS's are fused with at export (the reference always fuses).
 
-On only when `export_maps.fuse_cam='partner'`. The paper configs train it with IRN's
+On only when `export_maps.fuse_cam='train_cam_partner'`. The paper configs train it with IRN's
 recipe (docs/method.md): ResNet-50, BatchNorm statistics frozen, stem + layers 1-2
 frozen, lr 0.1 (classifier 1.0), 5 epochs, long side 320-640, crop 512. Same loop,
 checkpoints, exact resume and `model.pth` as `train_localizer`.
@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from pipeline.config import section_to_dataclass
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 from pipeline.training.loop import TrainSettings, train_and_save
 
 
+@register_stage(
+    step=4, consumes=("dataset",), produces="cam", on_demand=True,
+    settings={"cam_partner": None, "train_cam_partner": TrainSettings},
+    description="the CAM whose maps BAS's are fused with at export, as the reference does",
+    distributed=True, execution_keys=("train_cam_partner.num_workers",))
 def train_cam_partner(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(TrainSettings, ctx.section("train_cam_partner"), "train_cam_partner")
-    return StageResult(**train_and_save(ctx.upstream_dir("prepare"), ctx.out_dir, "train_cam_partner", settings,
+    return StageResult(**train_and_save(ctx.input_dir("dataset"), ctx.out_dir, "train_cam_partner", settings,
                                         {"type": "cam", "backbone": ctx.section("cam_partner")["backbone"]}))

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from pipeline.config import section_to_dataclass
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import register_stage
 from pipeline.training.loop import TrainSettings, train_and_save
 
 
+@register_stage(
+    step=2, consumes=("dataset",), produces="localizer",
+    settings={"localizer": None, "train_localizer": TrainSettings},  # `localizer`: typed by its plug-in
+    description="the BAS localizer (or the CAM baseline) trained on image-level labels",
+    distributed=True, execution_keys=("train_localizer.num_workers",))
 def train_localizer(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(TrainSettings, ctx.section("train_localizer"), "train_localizer")
-    return StageResult(**train_and_save(ctx.upstream_dir("prepare"), ctx.out_dir, "train_localizer", settings,
+    return StageResult(**train_and_save(ctx.input_dir("dataset"), ctx.out_dir, "train_localizer", settings,
                                         ctx.section("localizer")))

@@ -24,6 +24,7 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.log import get_logger
 from pipeline.runner import StageContext, StageResult
+from pipeline.stage import Input, register_stage
 from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
 from pipeline.segmenter.mmseg_config import SegmenterData, SegmenterModel, SegmenterSchedule, build_mmseg_config
 from pipeline.segmenter.weights import write_backbone_init
@@ -34,16 +35,20 @@ VAL_LIST = "val_with_gt.txt"
 TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
 
 
+@register_stage(
+    step=10, consumes=("dataset", Input("pseudo_masks", select="train_segmenter.pseudo_masks")),
+    produces="segmenter", settings={"segmenter": SegmenterModel, "train_segmenter": SegmenterSchedule},
+    description="mmseg DeepLab trained on the pseudo-masks (mmengine Runner, resumable)", distributed=True,
+    execution_keys=("train_segmenter.num_workers", "train_segmenter.log_interval",
+                    "train_segmenter.checkpoint_interval"))
 def train_segmenter(ctx: StageContext) -> StageResult:
     model = section_to_dataclass(SegmenterModel, ctx.section("segmenter"), "segmenter")
     schedule = section_to_dataclass(SegmenterSchedule, ctx.section("train_segmenter"), "train_segmenter")
     val_split = schedule.val_split
-    dataset = PreparedDataset.load(ctx.upstream_dir("prepare"))
-    if schedule.pseudo_masks not in ctx.available_upstream or \
-            not (ctx.upstream_dir(schedule.pseudo_masks) / PSEUDO_MASKS_DIR / CARD).is_file():
-        raise ConfigError(f"train_segmenter.pseudo_masks={schedule.pseudo_masks!r} is not a stage of this run that "
-                          f"made a pseudo-mask data set (upstream here: {', '.join(ctx.available_upstream)})")
-    pseudo = ctx.upstream_dir(schedule.pseudo_masks) / PSEUDO_MASKS_DIR
+    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    pseudo = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR  # the set train_segmenter.pseudo_masks names
+    if not (pseudo / CARD).is_file():
+        raise PipelineError(f"{pseudo} has no {CARD}: the stage that made it did not finish; re-run it")
     card = json.loads((pseudo / CARD).read_text())
     log = get_logger()
 

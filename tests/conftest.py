@@ -1,6 +1,7 @@
 import pytest
 from mmengine.config import Config
 
+import stages  # noqa: F401  (registers the built-in stages, whose settings load_config checks overrides against)
 from pipeline.config import load_config
 
 TINY_CONFIG = "tests/tiny_config.py"

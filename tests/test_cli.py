@@ -81,14 +81,14 @@ def test_own_folder_without_masks_runs_end_to_end(tmp_path, capsys):
 
 
 def test_fusion_with_the_cam_partner_runs_end_to_end_and_tracks_the_partner(tmp_path, capsys):
-    args = ["--work-dir", str(tmp_path), *TINY, "--cfg-options", "export_maps.fuse_cam=partner"]
+    args = ["--work-dir", str(tmp_path), *TINY, "--cfg-options", "export_maps.fuse_cam=train_cam_partner"]
     assert run_pipeline.main(args) == 0
     capsys.readouterr()
     partner = json.loads((tmp_path / "train_cam_partner" / "manifest.json").read_text())
     export = json.loads((tmp_path / "export_maps" / "manifest.json").read_text())
     assert export["info"]["fused_with_cam"] == {"run": str(tmp_path), "stage": "train_cam_partner",
                                                 "run_id": partner["run_id"]}
-    assert run_pipeline.main(["--dry-run", *args[:-2], "--cfg-options", "export_maps.fuse_cam=partner",
+    assert run_pipeline.main(["--dry-run", *args[:-2], "--cfg-options", "export_maps.fuse_cam=train_cam_partner",
                               "train_cam_partner.epochs=2"]) == 0
     out = capsys.readouterr().out
     assert "train_cam_partner    run      stale: config section 'train_cam_partner' changed" in out
@@ -149,5 +149,5 @@ def test_each_stage_docstring_gives_its_place_in_the_pipeline():
     import re
 
     for n, stage in enumerate(STAGES, 1):
-        module = importlib.import_module(stage.entry.partition(":")[0])
+        module = importlib.import_module(stage.module)
         assert re.match(rf"Stage {n} of {len(STAGES)}:", module.__doc__), (stage.name, module.__doc__[:40])

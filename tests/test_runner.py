@@ -4,7 +4,9 @@ import pytest
 from mmengine.config import Config
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.runner import IN_PROGRESS, MANIFEST, Pipeline, Stage
+from pipeline.plan import IN_PROGRESS, MANIFEST
+from pipeline.runner import Pipeline
+from pipeline.stage import Input, Stage
 from tests import toy_stages
 
 
@@ -118,23 +120,24 @@ def test_unknown_top_level_key_is_an_error(tmp_path):
 
 
 def test_stage_must_declare_the_sections_it_reads(tmp_path):
-    stages = [Stage("count", "tests.toy_stages:count", reads=())]
+    stages = [Stage("count", toy_stages.count, step=1)]
     cfg = Config(dict(toy=dict(items=1, scale=1)))
     with pytest.raises(ConfigError):  # 'toy' is unknown to every stage
         Pipeline(stages, cfg, tmp_path)
-    stages = [Stage("count", "tests.toy_stages:count", reads=("toy2",))]
+    stages = [Stage("count", toy_stages.count, step=1, settings={"toy2": None})]
     p = Pipeline(stages, Config(dict(toy2=dict(offset=0))), tmp_path)
     with pytest.raises(PipelineError, match="does not declare it"):
         p.run(["count"])
 
 
-def test_upstream_must_be_declared_first(tmp_path):
-    with pytest.raises(PipelineError, match="not declared before"):
-        Pipeline(list(reversed(toy_stages.STAGES)), Config(dict()), tmp_path)
+def test_an_input_needs_a_producer_before_the_consumer(tmp_path):
+    early_total = Stage("total", toy_stages.total, step=0.5, consumes=(Input("counts"),), settings={"toy2": None})
+    with pytest.raises(PipelineError, match="'total' consumes counts, and no stage before it produces it"):
+        Pipeline([toy_stages.STAGES[0], early_total], Config(dict(toy2=dict(offset=0))), tmp_path)
 
 
 def test_execution_keys_do_not_change_the_fingerprint(tmp_path):
-    stages = [Stage("count", "tests.toy_stages:count", reads=("toy",), execution_keys=("toy.workers",))]
+    stages = [Stage("count", toy_stages.count, step=1, settings={"toy": None}, execution_keys=("toy.workers",))]
     cfg = lambda workers, items: Config(dict(toy=dict(items=items, scale=1, workers=workers)))  # noqa: E731
     Pipeline(stages, cfg(1, 3), tmp_path).run(["count"])
     assert Pipeline(stages, cfg(8, 3), tmp_path).status("count").state == "done"
@@ -144,6 +147,7 @@ def test_execution_keys_do_not_change_the_fingerprint(tmp_path):
 def test_code_change_makes_stage_stale(tmp_path, monkeypatch):
     """Editing a stage's module, or a project module it imports, makes it stale ("code
     changed"); an edit elsewhere does not."""
+    import importlib
     import sys
 
     from pipeline import source_hash
@@ -158,12 +162,11 @@ def test_code_change_makes_stage_stale(tmp_path, monkeypatch):
         "def double(ctx):\n    return StageResult(metrics={'value': 21 * FACTOR})\n")
     monkeypatch.syspath_prepend(str(project))
     monkeypatch.setattr(source_hash, "PROJECT_ROOT", project)
-    stages = [Stage(name="double", entry="codestages.double:double")]
-
     def pipeline():
         source_hash.source_digest.cache_clear()
         source_hash._imports.cache_clear()
-        return Pipeline(stages, Config(dict(run_name=None)), tmp_path / "run")
+        double = importlib.import_module("codestages.double").double
+        return Pipeline([Stage(name="double", run=double, step=1)], Config(dict(run_name=None)), tmp_path / "run")
 
     pipeline().run(["double"])
     assert pipeline().status("double").state == "done"

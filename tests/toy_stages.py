@@ -1,7 +1,8 @@
 """Two small stages for testing the runner without the real ones' cost."""
 
 from pipeline.atomic import atomic_path, write_text
-from pipeline.runner import Stage, StageContext, StageResult
+from pipeline.runner import StageContext, StageResult
+from pipeline.stage import Input, Stage
 
 CRASH_AFTER: int | None = None  # tests set this to interrupt `count` mid-way
 
@@ -25,13 +26,13 @@ def count(ctx: StageContext) -> StageResult:
 
 
 def total(ctx: StageContext) -> StageResult:
-    values = [int(p.read_text()) for p in sorted(ctx.upstream_dir("count").glob("item_*.txt"))]
+    values = [int(p.read_text()) for p in sorted(ctx.input_dir("counts").glob("item_*.txt"))]
     offset = ctx.section("toy2")["offset"]
     write_text(ctx.out_dir / "total.txt", str(sum(values) + offset))
     return StageResult(metrics={"total": sum(values) + offset})
 
 
 STAGES = [
-    Stage("count", "tests.toy_stages:count", reads=("toy",)),
-    Stage("total", "tests.toy_stages:total", upstream=("count",), reads=("toy2",)),
+    Stage("count", count, step=1, produces="counts", settings={"toy": None}),
+    Stage("total", total, step=2, consumes=(Input("counts"),), settings={"toy2": None}),
 ]

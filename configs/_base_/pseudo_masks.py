@@ -2,9 +2,6 @@
 refine_masks = dict(
     # Background score: 'chosen' = the threshold evaluate_maps chose, 'fixed' = `threshold`,
     # 'power' = (1 - max class map) ** alpha.
-    background='chosen',
-    threshold=0.30,
-    alpha=4.0,
     # Default: set (b), on probabilities (PSA/SEAM). The label-based IRN/BAS set (a) is
     # crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10)).
     # The widths (sxy) are for VOC's ~500 px images: reference_size=500 scales them by the
@@ -14,7 +11,4 @@ refine_masks = dict(
     # IRN-style confident/uncertain split (enabled=True): foreground seeds from fg_threshold,
     # background seeds from bg_threshold, each CRF-refined; where they disagree -> 255.
     confident=dict(enabled=False, fg_threshold=0.30, bg_threshold=0.05),
-    n_jobs=-1,  # joblib: all cores
-    backend='loky',  # 'loky', 'threading', 'multiprocessing'; 'dask' / 'ray' with their client set up
-    allow_failures=False,  # True: images that fail are listed in the manifest and left out
 )

@@ -1,7 +1,3 @@
-# The run's HTML report (outputs/<run>/report/index.html).
-report = dict(
-    gallery_size=4,  # images in each of: best, worst, random (by per-image mIoU)
-    tile_height=128,
-    seed=0,
-    compare_runs=(),  # other run folders shown side by side, e.g. ('outputs/default_cam',)
-)
+# The run's HTML report (outputs/<run>/report/index.html): stages/report.py's ReportSettings
+# are the defaults (e.g. gallery_size=4, compare_runs=()); override them in a config.
+report = dict()

@@ -80,9 +80,9 @@ class SegmenterSchedule:
     # Leave this share of the pseudo-masks out of training: those with the lowest GT-free
     # quality score of the data-set card (0: train on all).
     drop_lowest_quality: float = 0.0
-    # The pseudo-mask data set it trains on: the stage that wrote it, one whose Stage entry
-    # says `makes_pseudo_masks` ('refine_masks': the dense CRF's; 'random_walk': IRN's
-    # random walk, which also switches that stage on).
+    # The pseudo-mask data set it trains on, named by the stage that produces it: the dense
+    # CRF's (the default), IRN's random walk (which also switches that stage on), or a
+    # plug-in refinement's.
     pseudo_masks: str = "refine_masks"
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-# The CAM fused with BAS's maps at export (export_maps.fuse_cam='partner'), trained by the
+# The CAM fused with BAS's maps at export (export_maps.fuse_cam='train_cam_partner'), trained by the
 # train_cam_partner stage with IRN's recipe, as the BAS reference's fused CAM is
 # (docs/method.md): ResNet-50, output stride 16, ImageNet init, BatchNorm statistics
 # frozen, stem + layers 1-2 frozen, lr 0.1 (classifier 10x), 5 epochs, batch 16,
@@ -8,23 +8,11 @@ cam_partner = dict(
     backbone=dict(depth=50, output_stride=16, weights='IMAGENET1K_V1', frozen_bn=True, frozen_stages=2),
 )
 train_cam_partner = dict(
-    split='train',
     epochs=5,
     batch_size=16,
     lr=0.1,
-    head_lr_mult=10.0,
     momentum=0.0,
-    weight_decay=1e-4,
-    poly_power=0.9,
-    resize='long',
-    resize_long=(320, 640),
     crop=512,
-    flip=True,
-    amp='bf16',
-    channels_last=True,
     sync_bn=False,  # its BatchNorm statistics are frozen anyway
-    num_workers=4,
-    seed=0,
-    classifier_warmup_epochs=0,
     checkpoint_every_steps=200,
 )

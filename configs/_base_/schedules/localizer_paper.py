@@ -4,23 +4,12 @@
 # trained. Momentum 0: the reference passes weight decay into SGD's momentum slot, so
 # its real momentum is 1e-4; 0 reproduces its effective step exactly (0.9 would be ~10x).
 train_localizer = dict(
-    split='train',
     epochs=10,
     batch_size=16,  # total over all processes
     lr=0.005,
-    head_lr_mult=10.0,
     momentum=0.0,
-    weight_decay=1e-4,
-    poly_power=0.9,
     resize='square',  # 'square': resize to side x side; 'long': long side drawn from resize_long
     resize_long=(512, 512),
-    sync_bn=True,  # under torchrun on CUDA
     train_biases=False,
-    crop=448,
-    flip=True,
-    amp='bf16',  # CUDA only: 'bf16', 'fp16' or None
-    channels_last=True,  # CUDA only
-    num_workers=4,
-    seed=0,
     checkpoint_every_steps=200,  # VOC train_aug: ~660 steps an epoch
 )

@@ -3,34 +3,15 @@
 # crop 512, scales 0.5-2.0; test time as in WSSS papers: multi-scale + flip + dense CRF
 # with DeepLab's CRF parameters.
 train_segmenter = dict(
-    iters=20000,
-    batch_size=16,  # total over all processes
-    lr=0.01,
-    min_lr=1e-4,
-    momentum=0.9,
-    weight_decay=5e-4,
-    poly_power=0.9,
-    crop=(512, 512),
-    scale=(2048, 512),  # RandomResize base scale (long, short), times ratio_range; also the test scale
-    ratio_range=(0.5, 2.0),
-    cat_max_ratio=0.75,
-    photometric=True,
     amp='bf16',  # CUDA only: bf16 autocast (AmpOptimWrapper); None: fp32
-    checkpoint_interval=2000,
-    val_interval=None,  # None: evaluate_segmenter scores; a number also validates during training
-    log_interval=50,
     # per process; one worker prepares ~20 samples/s (bench/segmenter_data_rate.py, COCO photos,
     # one contended core), DeepLabV3+ R101 in bf16 trains at 60-80 images/s on an H100
     num_workers=8,
-    seed=0,
-    val_split='val',
-    drop_lowest_quality=0.0,  # leave out this share of pseudo-masks with the lowest GT-free quality score
-    # The pseudo-masks it trains on: 'refine_masks' (the CRF's) or 'random_walk' (IRN's; switches
-    # on train_boundary and random_walk, configs/_base_/random_walk_irn.py).
-    pseudo_masks='refine_masks',
+    # Iterations, lr, crop, scales: SegmenterSchedule's defaults (pipeline/segmenter/mmseg_config.py).
+    # pseudo_masks: the stage whose pseudo-masks it trains on ('random_walk': IRN's, which
+    # switches on train_boundary and random_walk, configs/_base_/random_walk_irn.py).
 )
 evaluate_segmenter = dict(
-    split='auto',  # 'val' where the data set has it, else the split the pseudo-masks were made for
     scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
     flip=True,
     # DeepLab's CRF (pos_w 3, pos_xy_std 1, bi_w 4, bi_xy_std 67, bi_rgb_std 3); min_prob:
