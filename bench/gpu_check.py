@@ -51,6 +51,7 @@ from pipeline.config import load_config  # noqa: E402
 from pipeline.log import setup_logging  # noqa: E402
 from pipeline.runner import Pipeline  # noqa: E402
 from pipeline.versions import package_versions  # noqa: E402
+from pipeline.stage import settings_of  # noqa: E402
 from stages import STAGES  # noqa: E402
 
 PAPER_CONFIG = ROOT / "configs" / "voc12_bas_r50.py"
@@ -130,7 +131,7 @@ def _kwargs(d: dict) -> str:
 def voc_work() -> dict[str, int]:
     """Images each stage processes on VOC 2012 + SBD under the paper config."""
     cfg = load_config(PAPER_CONFIG)
-    epochs = lambda section: cfg[section]["epochs"]  # noqa: E731
+    epochs = lambda section: settings_of(cfg, section).epochs  # noqa: E731
     return {
         "train_localizer": VOC_TRAIN_AUG * epochs("train_localizer"),
         "train_cam_partner": VOC_TRAIN_AUG * epochs("train_cam_partner"),
@@ -139,7 +140,7 @@ def voc_work() -> dict[str, int]:
         "refine_masks": VOC_TRAIN_AUG,
         "train_boundary": VOC_TRAIN_AUG * epochs("train_boundary"),
         "random_walk": VOC_TRAIN_AUG,
-        "train_segmenter": cfg.train_segmenter.iters * cfg.train_segmenter.batch_size,
+        "train_segmenter": settings_of(cfg, "train_segmenter").iters * settings_of(cfg, "train_segmenter").batch_size,
         "evaluate_segmenter": VOC_VAL,
     }
 

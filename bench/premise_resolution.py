@@ -40,11 +40,14 @@ def main() -> int:
     parser.add_argument("--cfg-options", nargs="*", default=[])
     args = parser.parse_args()
 
+    import stages  # noqa: F401  (registers the stages: settings_of reads their settings)
     from pipeline.config import load_config
+    from pipeline.stage import settings_of
 
     cfg = load_config(str(ROOT / args.config))
-    base_long, base_crop = cfg.train_localizer.resize_long, cfg.train_localizer.crop
-    base_scales = cfg.export_maps.scales
+    localizer = settings_of(cfg, "train_localizer")
+    base_long, base_crop = localizer.resize_long, localizer.crop
+    base_scales = settings_of(cfg, "export_maps").scales
     rows, prepared = [], None
     for variant in args.variants:
         scale, stride = float(variant.split(":")[0]), int(variant.split(":")[1])

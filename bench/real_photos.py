@@ -84,7 +84,7 @@ def large_object_premise(folder: Path, share: float) -> dict:
     from pipeline.premise import premise_curves, premise_ids, verdict
     from pipeline.premise import PremiseSettings
 
-    settings = section_to_dataclass(PremiseSettings, dict(load_config(folder / "config.py").check_premise),
+    settings = section_to_dataclass(PremiseSettings, dict(load_config(folder / "config.py").get("check_premise", {})),
                                     "check_premise")
     dataset = PreparedDataset.load(folder / "prepare")
     ids, _ = premise_ids(dataset, "train", settings.images, share)

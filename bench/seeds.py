@@ -19,6 +19,7 @@ correlation of the GT-free quality score with per-image mIoU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -65,10 +66,12 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     import torch
     from scipy.stats import spearmanr
     from pipeline.maps import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
+    import stages  # noqa: F401  (registers the stages: settings_of reads their settings)
+    from pipeline.stage import settings_of
     from stages.export_maps import fuse
 
     dataset = PreparedDataset.load(bas / "prepare")
-    refine = load_config(str(bas / "config.py")).refine_masks
+    refine = dataclasses.asdict(settings_of(load_config(str(bas / "config.py")), "refine_masks"))
     ids = dataset.split(json.loads((bas / "export_maps" / "manifest.json").read_text())["info"]["split"])
 
     def fused(image_id):
@@ -86,7 +89,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     grid = np.array(sorted(set(np.round(np.arange(0.05, 0.95 + 0.005, 0.01), 6).tolist()) | {t}))
     sweep = SeedSweep(len(dataset.classes), grid)
     recipe = PseudoMaskRecipe(background="fixed", threshold=t, alpha=4.0,
-                              crf=section_to_dataclass(CRFParams, dict(refine.crf), "crf"), confident=ConfidentSplit())
+                              crf=section_to_dataclass(CRFParams, dict(refine["crf"]), "crf"), confident=ConfidentSplit())
     score, quality, per_image = MaskScore(len(dataset.classes)), [], []
     for image_id in ids:
         gt = dataset.load_mask(image_id)

@@ -11,10 +11,6 @@ import numpy as np
 
 from pipeline.errors import DataError
 
-# A map is "collapsed" where its mean is below / above these: about 0 or 1 everywhere.
-# BAS's training diagnostics and evaluate_maps' per-class statistics both count it so.
-COLLAPSED_BELOW, COLLAPSED_ABOVE = 0.02, 0.98
-
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
     valid = gt != ignore_index

@@ -12,7 +12,7 @@ from skimage.filters import threshold_otsu
 from torch.utils.data import Dataset
 
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW
+from pipeline.losses import COLLAPSED_ABOVE, COLLAPSED_BELOW
 from pipeline.images import image_size, load_rgb, to_normalized_tensor
 
 HISTOGRAM_BINS = 1000

@@ -90,10 +90,10 @@ def _load_localizer_backbone(model: BoundaryNet, path) -> None:
     """The trained localizer's backbone as the boundary net's (where no ImageNet weights
     are at hand, the only features trained on something else)."""
     localizer, _ = load_trained_localizer(path)
-    borrowed = localizer.resnet_backbone()
+    borrowed = localizer.lendable_resnet()
     if borrowed is None:
         raise ConfigError(f"boundary_net.backbone.weights='localizer': the localizer in {path} has no ResNet "
-                          "backbone to lend (its resnet_backbone() is None); give the boundary net its own weights")
+                          "backbone to lend (its lendable_resnet() is None); give the boundary net its own weights")
     try:
         model.backbone.load_state_dict(borrowed.state_dict())
     except RuntimeError as err:

@@ -52,14 +52,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     card = json.loads((pseudo / CARD).read_text())
     log = get_logger()
 
-    if val_split not in dataset.splits:
-        log.warning("train_segmenter: the data set has no split '%s' (train_segmenter.val_split); the mmseg "
-                    "config gets no validation part", val_split)
-    val_ids = dataset.split(val_split) if val_split in dataset.splits else []
-    val_with_gt = [i for i in val_ids if dataset.mask_path(i) is not None]
-    if len(val_with_gt) < len(val_ids):
-        log.warning("train_segmenter: %d of %d '%s' images have no GT mask and are left out of validation",
-                    len(val_ids) - len(val_with_gt), len(val_ids), val_split)
+    val_with_gt = _validation_ids(dataset, val_split)
     data = SegmenterData(
         classes=card["classes"],
         palette=card["palette"],
@@ -127,6 +120,21 @@ def train_segmenter(ctx: StageContext) -> StageResult:
               "world_size": distributed.world_size(),
               "norm": cfg.model.decode_head.norm_cfg.type, "throughput": _iteration_rate(runner, schedule)},
     )
+
+
+def _validation_ids(dataset: PreparedDataset, val_split: str) -> list[str]:
+    """The validation split's images with a GT mask (never pseudo-masks); the others, counted."""
+    log = get_logger()
+    if val_split not in dataset.splits:
+        log.warning("train_segmenter: the data set has no split '%s' (train_segmenter.val_split); the mmseg "
+                    "config gets no validation part", val_split)
+        return []
+    val_ids = dataset.split(val_split)
+    val_with_gt = [i for i in val_ids if dataset.mask_path(i) is not None]
+    if len(val_with_gt) < len(val_ids):
+        log.warning("train_segmenter: %d of %d '%s' images have no GT mask and are left out of validation",
+                    len(val_ids) - len(val_with_gt), len(val_ids), val_split)
+    return val_with_gt
 
 
 def _training_ids(listing: Path, card: dict, drop: float) -> list[str]:

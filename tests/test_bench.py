@@ -67,7 +67,7 @@ def test_voc_like_sizes_spread_over_hundreds_of_sizes_within_voc_bounds():
 def test_real_photo_bench_learning_curve_on_a_tiny_coco_tree(tmp_path):
     """--epochs runs one point per schedule (seed 0; every seed at --seeds-at), the table
     has a row per point, --print-only --plot draws the curve."""
-    from tests import fake_trees as ft
+    from pipeline.datasets import examples as ft
 
     root = ft.make_coco(tmp_path / "coco", year=2017)
     out = tmp_path / "out"

@@ -45,7 +45,7 @@ def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):
 def test_own_folder_without_masks_runs_end_to_end(tmp_path, capsys):
     """A user's images and labels, no masks, no splits: every stage finishes, nothing is
     scored, the threshold is chosen without GT, the card scores each pseudo-mask."""
-    from tests import fake_trees as ft
+    from pipeline.datasets import examples as ft
 
     root = tmp_path / "mine"
     (root / "images").mkdir(parents=True)

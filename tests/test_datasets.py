@@ -14,7 +14,7 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.runner import Pipeline
 from stages import STAGES
-from tests import fake_trees as ft
+from pipeline.datasets import examples as ft
 from tests.conftest import TINY_CONFIG
 
 

@@ -2,6 +2,7 @@
 user's own localizer and data set loaded through `custom_imports`, on CPU."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,21 +53,17 @@ def test_every_localizer_keeps_its_contract_and_trains_on_negatives(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(DATASETS.module_dict))
-def test_every_registered_data_set_prepares_a_tiny_tree(kind, tmp_path):
-    from tests import fake_trees as ft
-
-    trees = {"voc12": lambda: dict(data_root=str(ft.make_voc(tmp_path / "data"))),
-             "coco14": lambda: dict(data_root=str(ft.make_coco(tmp_path / "coco"))),
-             "coco": lambda: dict(data_root=str(ft.make_coco(tmp_path / "coco", year=2017)), classes="voc20"),
-             "folder": lambda: dict(data_root=str(ft.make_folder(tmp_path / "own"))),
-             "synthetic": lambda: dict(num_train=4, num_val=2, image_size=(48, 56))}
+def test_every_registered_data_set_prepares_its_own_example(kind, tmp_path):
+    """Each data set writes a tiny tree of its format (`example`): adding one takes no test edit."""
     cfg = load_config(TINY_CONFIG)
-    section = {"type": kind, **trees[kind]()}
-    if kind != "synthetic":
-        section.update(n_jobs=1, on_bad_item="skip")
-    cfg.dataset = section if kind != "synthetic" else {**cfg.dataset, **section}
+    cfg.dataset = DATASETS.get(kind).example(tmp_path / "data", kind)
     Pipeline(STAGES, cfg, tmp_path / "run").run(["prepare"])
-    assert manifest(tmp_path / "run", "prepare")["fingerprint"]
+    from pipeline.datasets.prepared import PreparedDataset
+
+    prepared = PreparedDataset.load(tmp_path / "run" / "prepare")
+    assert prepared.splits and all(prepared.split(s) for s in prepared.splits)
+    assert all(i in prepared.labels for s in prepared.splits for i in prepared.split(s))
+    assert not manifest(tmp_path / "run", "prepare")["artifacts"].get("skipped"), "the example prepares cleanly"
 
 
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.py")))
@@ -125,3 +122,46 @@ def test_a_localizer_and_a_data_set_from_outside_the_project_run_the_whole_pipel
     assert (prepared.load_mask(first) == mask[:, ::-1]).all() and prepared.labels[first] == classes  # mirrored
     assert set(manifest(run, "evaluate_segmenter")["metrics"]["per_class_iou"]) == set(prepared.classes)
     assert (run / "report" / "index.html").is_file()
+
+
+REFINEMENT_MODULE = '''
+"""A user's refinement: the seeds themselves, argmax([t, class maps]), as pseudo-masks."""
+import numpy as np
+
+from pipeline.refinement import REFINEMENT_INPUTS, refine_each_image
+from pipeline.stage import register_stage
+
+
+def seeds(image, maps, classes, threshold):
+    background = np.full((1, *maps.shape[1:]), threshold, dtype=maps.dtype)
+    return np.concatenate([[0], classes])[np.concatenate([background, maps]).argmax(0)]
+
+
+@register_stage(step=7.5, consumes=REFINEMENT_INPUTS, produces="pseudo_masks", settings={"seed_masks": None},
+                headline=("miou", "unrefined seed-mask mIoU"), description="the seeds as pseudo-masks")
+def seed_masks(ctx):
+    return refine_each_image(ctx, seeds, recipe=ctx.section("seed_masks"))
+'''
+
+
+def test_a_refinement_from_outside_is_one_module_and_one_config(tmp_path):
+    """It runs after the CRF, the segmenter trains on its masks, the report's chain shows it;
+    its masks are the seeds, so its mIoU is evaluate_maps' seed mIoU."""
+    (tmp_path / "my_refinement.py").write_text(REFINEMENT_MODULE)
+    (tmp_path / "my_config.py").write_text(
+        f"_base_ = ['{ROOT / TINY_CONFIG}']\n"
+        "custom_imports = dict(imports=['my_refinement'], allow_failed_imports=False)\n"
+        "seed_masks = dict(what='the seeds, unrefined')\n"
+        "train_segmenter = dict(pseudo_masks='seed_masks')\n")
+    result = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "--config", "my_config.py",
+                             "--work-dir", "run"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    order = re.findall(r"\[(\w+)\] running", result.stderr + result.stdout)
+    assert order.index("seed_masks") == order.index("refine_masks") + 1, order
+    assert set(manifest(run, "train_segmenter")["upstream"]) == {"prepare", "seed_masks"}
+    seeds = manifest(run, "evaluate_maps")["metrics"]["seed_miou"]
+    assert manifest(run, "seed_masks")["metrics"]["miou"] == pytest.approx(seeds, abs=1e-6)
+    card = json.loads((run / "seed_masks" / "pseudo_masks" / "dataset_card.json").read_text())
+    assert card["recipe"] == {"what": "the seeds, unrefined"} and card["counts"]["images"] == 12
+    assert "unrefined seed-mask mIoU" in (run / "report" / "index.html").read_text()

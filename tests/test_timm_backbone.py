@@ -14,9 +14,9 @@ LITE0 = dict(type="timm", name="tf_efficientnet_lite0")
 def test_layer3_and_layer4_share_one_size_at_the_output_stride(stride):
     backbone = build_backbone(**LITE0, output_stride=stride)
     x3, x4 = backbone(torch.randn(1, 3, 64, 96))
-    assert x3.shape == (1, backbone.layer3_channels, 64 // stride, 96 // stride)
-    assert x4.shape == (1, backbone.layer4_channels, 64 // stride, 96 // stride)
-    assert (backbone.layer3_channels, backbone.layer4_channels) == (112, 1280)  # stride-16 stage; head conv
+    assert x3.shape == (1, backbone.channels("mid"), 64 // stride, 96 // stride)
+    assert x4.shape == (1, backbone.channels("deep"), 64 // stride, 96 // stride)
+    assert (backbone.channels("mid"), backbone.channels("deep")) == (112, 1280)  # stride-16 stage; head conv
 
 
 def test_packaged_imagenet_weights_load_and_classify():
@@ -36,7 +36,7 @@ def test_packaged_imagenet_weights_load_and_classify():
         fc = list(torch.load(path, weights_only=True).values())[-2:]
         logits = features @ fc[0].T + fc[1]
     assert int(logits.argmax()) in (281, 282, 285)  # tabby, tiger cat, Egyptian cat
-    assert not torch.equal(backbone.layer4[-2].weight, reference.conv_head.weight)
+    assert not torch.equal(backbone.deep[-2].weight, reference.conv_head.weight)
 
 
 def test_input_is_renormalised_to_the_weights_own_statistics():

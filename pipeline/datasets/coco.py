@@ -174,6 +174,15 @@ class COCO(DataSource):
     def prepare(self, out_dir: Path) -> dict:
         return prepare_coco(self.spec, out_dir)
 
+    @classmethod
+    def example(cls, folder: Path, name: str) -> dict:
+        """'coco14': COCO 2014 with its 80 classes; 'coco': 2017, in VOC's 20."""
+        from pipeline.datasets.examples import make_coco
+
+        if name == "coco14":
+            return dict(type=name, data_root=str(make_coco(folder)), n_jobs=1)
+        return dict(type=name, data_root=str(make_coco(folder, year=2017)), classes="voc20", n_jobs=1)
+
 
 COCO_KEYS = ("images", "annotations", "categories")
 
@@ -197,6 +206,43 @@ def _read_instances(json_path: Path, index_class):
     except (ValueError, KeyError, TypeError) as err:
         raise DataError(f"{json_path}: not a COCO instances file ({type(err).__name__}: {err})") from None
     return coco
+
+
+def _listed_images(spec: COCOSpec, coco, class_of: dict, labels: dict) -> tuple[list, int, int, int]:
+    """(entries (id, info, annotations) kept, images listed, negatives, crowd-only images) of
+    one annotation file; each kept image's classes go into `labels` (crowd regions count
+    only where an image has nothing else)."""
+    entries, listed, negatives, crowd_only = [], 0, 0, 0
+    for img_id in sorted(coco.imgs):
+        info = coco.imgs[img_id]
+        anns = coco.imgToAnns.get(img_id, [])
+        if spec.image_list == "annotated" and not anns:
+            continue
+        image_id = Path(info["file_name"]).stem
+        listed += 1
+        chosen = [a for a in anns if a["category_id"] in class_of]
+        found = sorted({class_of[a["category_id"]] for a in chosen if not a.get("iscrowd")}) or \
+            sorted({class_of[a["category_id"]] for a in chosen})
+        if not found:
+            negatives += 1
+            if spec.negatives == "drop":
+                continue
+        crowd_only += bool(chosen) and all(a.get("iscrowd") for a in chosen)
+        entries.append((image_id, info, anns))
+        labels[image_id] = found
+    return entries, listed, negatives, crowd_only
+
+
+def _draw_masks(todo: list, masks_dir: Path, class_of: dict, spec: COCOSpec, palette, json_path: Path,
+                split: str) -> int:
+    """Draw the GT masks of `todo` in parallel; a mask that cannot be drawn names its image."""
+    jobs = (delayed(_write_mask)(masks_dir / f"{i}.png", info["height"], info["width"], anns, class_of,
+                                 spec.crowd, palette) for i, info, anns in todo)
+    results = Parallel(n_jobs=spec.n_jobs, return_as="generator", batch_size=32)(jobs)
+    for (image_id, _, _), error in zip(todo, progress(results, f"prepare: COCO {split} masks", total=len(todo))):
+        if error is not None:
+            raise DataError(f"{json_path}: cannot draw the mask of {image_id}: {error}")
+    return len(todo)
 
 
 def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
@@ -234,24 +280,8 @@ def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
             classes = names
         elif names != classes:
             raise DataError(f"{json_path}: its categories differ from the {next(iter(present))} annotations'")
-        entries, listed, negatives[split] = [], 0, 0
-        for img_id in sorted(coco.imgs):
-            info = coco.imgs[img_id]
-            anns = coco.imgToAnns.get(img_id, [])
-            if spec.image_list == "annotated" and not anns:
-                continue
-            image_id = Path(info["file_name"]).stem
-            listed += 1
-            chosen = [a for a in anns if a["category_id"] in class_of]
-            found = sorted({class_of[a["category_id"]] for a in chosen if not a.get("iscrowd")}) or \
-                sorted({class_of[a["category_id"]] for a in chosen})
-            if not found:
-                negatives[split] += 1
-                if spec.negatives == "drop":
-                    continue
-            crowd_only += bool(chosen) and all(a.get("iscrowd") for a in chosen)
-            entries.append((image_id, info, anns))
-            labels[image_id] = found
+        entries, listed, negatives[split], crowd = _listed_images(spec, coco, class_of, labels)
+        crowd_only += crowd
         expected = LIST_SIZES.get((spec.image_list, image_folder))
         if expected and spec.classes == "all" and len(coco.imgs) == LIST_SIZES[("all", image_folder)] \
                 and listed != expected:
@@ -274,13 +304,7 @@ def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
                 os.symlink((root / image_folder / info["file_name"]).resolve(), link)
         todo = [e for e in entries if not (masks_dir / f"{e[0]}.png").is_file()]
         reused += len(entries) - len(todo)
-        jobs = (delayed(_write_mask)(masks_dir / f"{i}.png", info["height"], info["width"], anns, class_of,
-                                     spec.crowd, palette) for i, info, anns in todo)
-        results = Parallel(n_jobs=spec.n_jobs, return_as="generator", batch_size=32)(jobs)
-        for (image_id, _, _), error in zip(todo, progress(results, f"prepare: COCO {split} masks", total=len(todo))):
-            if error is not None:
-                raise DataError(f"{json_path}: cannot draw the mask of {image_id}: {error}")
-            drawn += 1
+        drawn += _draw_masks(todo, masks_dir, class_of, spec, palette, json_path, split)
         splits[split] = [e[0] for e in entries]
     skips.check()
     for split, ids in splits.items():

@@ -97,6 +97,12 @@ class Folder(DataSource):
     def prepare(self, out_dir: Path) -> dict:
         return prepare_folder(self.spec, out_dir)
 
+    @classmethod
+    def example(cls, folder: Path, name: str) -> dict:
+        from pipeline.datasets.examples import make_folder
+
+        return dict(type=name, data_root=str(make_folder(folder)), n_jobs=1)
+
 
 def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
     root = require_data_root(spec.data_root, "configs/folder.py")

@@ -11,6 +11,10 @@ A data set is a `DataSource` subclass registered with `@DATASETS.register_module
   report counts (artifacts) and anything a user should see (info, e.g. skipped items).
   Write files atomically and reuse what an interrupted run already wrote; bad items go
   through `pipeline.datasets.checks.Skips` (never dropped silently).
+- `example(folder, name) -> dict`: write a tiny tree in the data set's own format into
+  `folder` and return the `dataset` section that prepares it (`name`: the registered
+  name it is asked under). The plug-in contract tests prepare every registered data
+  set from its example, so a new data set needs no test edits.
 
 A user's own module registers the same way and is loaded by a config's
 `custom_imports = dict(imports=['my_module'])` (README, "Plug-ins").
@@ -45,6 +49,11 @@ class DataSource(abc.ABC):
     @abc.abstractmethod
     def prepare(self, out_dir: Path) -> dict:
         """Write the prepared data set into `out_dir`; {'artifacts': ..., 'info': ...}."""
+
+    @classmethod
+    @abc.abstractmethod
+    def example(cls, folder: Path, name: str) -> dict:
+        """Write a tiny tree of this format into `folder`; the `dataset` section preparing it."""
 
 
 def build_data_source(section: dict) -> DataSource:

@@ -339,6 +339,11 @@ class Synthetic(DataSource):
         save_mask(mask_dir / f"{name}.png", mask, palette)
         return index, classes
 
+    @classmethod
+    def example(cls, folder: Path, name: str) -> dict:
+        """Drawn, not read: nothing is written into `folder`."""
+        return dict(type=name, num_train=4, num_val=2, image_size=(48, 56))
+
     def prepare(self, out_dir: Path) -> dict:
         spec = self.spec
         tree = out_dir / "VOC"

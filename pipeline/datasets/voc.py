@@ -81,6 +81,51 @@ class VOC12(DataSource):
     def prepare(self, out_dir: Path) -> dict:
         return prepare_voc12(self.spec, out_dir)
 
+    @classmethod
+    def example(cls, folder: Path, name: str) -> dict:
+        from pipeline.datasets.examples import make_voc
+
+        return dict(type=name, data_root=str(make_voc(folder)), n_jobs=1)
+
+
+def _train_aug(spec: VOCSpec, data_root: Path, train: list[str], val: list[str]) -> tuple[list[str], set[str]]:
+    """(train_aug: VOC train + SBD less VOC val, the SBD ids); VOC train alone without SBD."""
+    log = get_logger()
+    if spec.sbd_dir is None:
+        log.warning("prepare: no SBD (dataset.sbd_dir=None): train_aug = VOC train, %d images instead of %d",
+                    len(train), TRAIN_AUG_SIZE)
+        return list(train), set()
+    sbd = data_root / spec.sbd_dir
+    check_layout("SBD", sbd, {"cls": "class masks (.mat)", "train.txt": "SBD train list", "val.txt": "SBD val list"},
+                 hint="Expected data_root/sbd_dir = .../benchmark_RELEASE/dataset, or set dataset.sbd_dir=None.")
+    sbd_train, sbd_val = read_list(sbd / "train.txt"), read_list(sbd / "val.txt")
+    sbd_ids = set(sbd_train) | set(sbd_val)
+    train_aug = sorted((set(train) | sbd_ids) - set(val))
+    if len(train_aug) != TRAIN_AUG_SIZE:
+        log.warning("prepare: train_aug has %d images, not %d: VOC train %d (full set %d), val %d (%d), SBD "
+                    "train %d (%d), SBD val %d (%d); a partial or different copy of VOC or SBD",
+                    len(train_aug), TRAIN_AUG_SIZE, len(train), SPLIT_SIZES["train"], len(val),
+                    SPLIT_SIZES["val"], len(sbd_train), SPLIT_SIZES["sbd_train"], len(sbd_val),
+                    SPLIT_SIZES["sbd_val"])
+    return train_aug, sbd_ids
+
+
+def _convert_sbd_masks(ids: list[str], sbd_cls: Path, aug_dir: Path, palette, n_jobs: int, skips: Skips,
+                       sources: dict) -> None:
+    """SBD's .mat masks as palette PNGs in `aug_dir`; one that fails is a counted skip."""
+    get_logger().info("prepare: converting %d SBD masks to %s", len(ids), aug_dir)
+    try:
+        aug_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot write SBD masks to {aug_dir} ({err}); set dataset.aug_masks_dir to a "
+                        "writable folder") from None
+    jobs = (delayed(convert_sbd_mask)(sbd_cls / f"{i}.mat", aug_dir / f"{i}.png", palette) for i in ids)
+    results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=32)(jobs)
+    for image_id, error in zip(ids, progress(results, "prepare: SBD .mat -> PNG", total=len(ids))):
+        if error is not None:
+            skips.add("bad SBD mask", image_id, f"{sbd_cls / (image_id + '.mat')}: {error}")
+            del sources[image_id]
+
 
 def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
     """Write the prepared data set for VOC 2012 (+ SBD); returns the stage's report."""
@@ -94,25 +139,7 @@ def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
         "ImageSets/Segmentation/val.txt": "the val list",
     }, hint="Expected data_root/voc_dir = .../VOCdevkit/VOC2012 as unpacked from VOCtrainval_11-May-2012.tar.")
     train, val = read_list(seg_lists / "train.txt"), read_list(seg_lists / "val.txt")
-    sbd_ids: set[str] = set()
-    if spec.sbd_dir is not None:
-        sbd = data_root / spec.sbd_dir
-        check_layout("SBD", sbd, {"cls": "class masks (.mat)", "train.txt": "SBD train list",
-                                  "val.txt": "SBD val list"},
-                     hint="Expected data_root/sbd_dir = .../benchmark_RELEASE/dataset, or set dataset.sbd_dir=None.")
-        sbd_train, sbd_val = read_list(sbd / "train.txt"), read_list(sbd / "val.txt")
-        sbd_ids = set(sbd_train) | set(sbd_val)
-        train_aug = sorted((set(train) | sbd_ids) - set(val))
-        if len(train_aug) != TRAIN_AUG_SIZE:
-            log.warning("prepare: train_aug has %d images, not %d: VOC train %d (full set %d), val %d (%d), SBD "
-                        "train %d (%d), SBD val %d (%d); a partial or different copy of VOC or SBD",
-                        len(train_aug), TRAIN_AUG_SIZE, len(train), SPLIT_SIZES["train"], len(val),
-                        SPLIT_SIZES["val"], len(sbd_train), SPLIT_SIZES["sbd_train"], len(sbd_val),
-                        SPLIT_SIZES["sbd_val"])
-    else:
-        train_aug = list(train)
-        log.warning("prepare: no SBD (dataset.sbd_dir=None): train_aug = VOC train, %d images instead of %d",
-                    len(train_aug), TRAIN_AUG_SIZE)
+    train_aug, sbd_ids = _train_aug(spec, data_root, train, val)
     splits = {"train": train, "val": val, "train_aug": train_aug}
     ids = list(dict.fromkeys(train + val + train_aug))
 
@@ -143,19 +170,7 @@ def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
             if not sources[image_id].is_file():
                 to_convert.append(image_id)
     if to_convert:
-        sbd_cls = data_root / spec.sbd_dir / "cls"
-        log.info("prepare: converting %d SBD masks to %s", len(to_convert), aug_dir)
-        try:
-            aug_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise DataError(f"cannot write SBD masks to {aug_dir} ({err}); set dataset.aug_masks_dir to a "
-                            "writable folder") from None
-        jobs = (delayed(convert_sbd_mask)(sbd_cls / f"{i}.mat", aug_dir / f"{i}.png", palette) for i in to_convert)
-        results = Parallel(n_jobs=spec.n_jobs, return_as="generator", batch_size=32)(jobs)
-        for image_id, error in zip(to_convert, progress(results, "prepare: SBD .mat -> PNG", total=len(to_convert))):
-            if error is not None:
-                skips.add("bad SBD mask", image_id, f"{sbd_cls / (image_id + '.mat')}: {error}")
-                del sources[image_id]
+        _convert_sbd_masks(to_convert, data_root / spec.sbd_dir / "cls", aug_dir, palette, spec.n_jobs, skips, sources)
     mask_dir = out_dir / "masks"
     converted = place_masks({i: (src, mask_dir / f"{i}.png") for i, src in sources.items()}, palette,
                             len(CLASSES) - 1, sizes, skips, spec.n_jobs)

@@ -1,8 +1,12 @@
-"""torchvision ResNets cut into the two pieces BAS needs: layers 1-3, and layer 4.
+"""Localizer backbones give features at two levels, named as timm's `feature_info` lists
+them: 'mid' (where BAS's generator reads the foreground map) and 'deep' (what the
+classifier reads), both at the output stride. Every backbone has `forward_mid(x)`, the
+module `deep` from mid to deep features, `feature_info` and `channels(level)`.
 
-Output stride 16 as in IRN and BAS: layer4's stride becomes 1 (no dilation), so a
-448 input gives 28x28 maps and layer3 and layer4 maps share one size. Output stride 8
-also sets layer3's stride to 1 (for small images, such as the synthetic set's).
+Here: torchvision ResNets, mid = layers 1-3, deep = layer 4. Output stride 16 as in IRN
+and BAS: layer4's stride becomes 1 (no dilation), so a 448 input gives 28x28 maps and
+both levels share one size. Output stride 8 also sets layer3's stride to 1 (for small
+images, such as the synthetic set's).
 """
 
 from __future__ import annotations
@@ -36,7 +40,24 @@ class FrozenStatsBatchNorm2d(nn.Module):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
-class ResNetBackbone(nn.Module):
+class TwoLevelBackbone(nn.Module):
+    """What every localizer backbone shares: (mid features, deep features) from `forward`."""
+
+    feature_info: list[dict]
+    deep: nn.Module
+
+    def channels(self, level: str) -> int:
+        return next(f["num_chs"] for f in self.feature_info if f["level"] == level)
+
+    def forward_mid(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mid = self.forward_mid(x)
+        return mid, self.deep(mid)
+
+
+class ResNetBackbone(TwoLevelBackbone):
     """`frozen_bn`: every BatchNorm keeps its (ImageNet) statistics; `frozen_stages`:
     IRN's stages that get no gradient, stage 1 = stem + layer1, stage 2 = layer2 (IRN's
     CAM: 2)."""
@@ -52,30 +73,32 @@ class ResNetBackbone(nn.Module):
             _remove_stride(resnet.layer3)
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
-        self.layer3_channels = out_channels(resnet.layer3)
-        self.layer4_channels = out_channels(resnet.layer4)
+        self.feature_info = [dict(level="mid", module="layer3", num_chs=out_channels(resnet.layer3),
+                                  reduction=output_stride),
+                             dict(level="deep", module="layer4", num_chs=out_channels(resnet.layer4),
+                                  reduction=output_stride)]
         if frozen_bn:
             _freeze_batchnorm(self)
         self.frozen = [self.stem, self.layer1, self.layer2][:(0, 2, 3)[frozen_stages]]
         for part in self.frozen:
             part.requires_grad_(False)
 
-    def forward_to_layer3(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def deep(self) -> nn.Module:
+        return self.layer4  # torchvision's name, which its weights use
+
+    def forward_mid(self, x: torch.Tensor) -> torch.Tensor:
         for part in (self.stem, self.layer1, self.layer2):
             x = part(x)
             if part is (self.frozen[-1] if self.frozen else None):
                 x = x.detach()
         return self.layer3(x)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x3 = self.forward_to_layer3(x)
-        return x3, self.layer4(x3)
-
 
 def build_backbone(type: str = "resnet", **options) -> nn.Module:
     """A localizer backbone from its config section: `type='resnet'` (torchvision, below)
     or `type='timm'` (`name=` a timm EfficientNet / MobileNet; see timm_backbone.py).
-    Either returns (layer3 features, layer4 features) and has `layer4`."""
+    Either is a `TwoLevelBackbone`: (mid features, deep features)."""
     if type == "timm":
         from pipeline.models.timm_backbone import build_timm_backbone
 

@@ -1,9 +1,10 @@
 """The BAS localizer for multi-label WSSS (docs/method.md, section 1).
 
-Classifier (1x1 conv) on layer4 gives the CAM F; the generator (3x3 conv + sigmoid)
-on layer3 gives the class-wise foreground prediction map M. One positive class c per
-image is sampled; erasing M_c from the layer3 features and passing them through
-layer4 and the classifier *with frozen weights* gives the background activation S_bg,
+Classifier (1x1 conv) on the deep features gives the CAM F; the generator (3x3 conv +
+sigmoid) on the mid features gives the class-wise foreground prediction map M. One
+positive class c per image is sampled; erasing M_c from the mid features and passing
+them through the deep part and the classifier *with frozen weights* gives the background
+activation S_bg,
 which L_bas suppresses relative to the full activation S.
 """
 
@@ -16,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
 from pipeline.errors import ConfigError
-from pipeline.evaluation import COLLAPSED_ABOVE, COLLAPSED_BELOW
-from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
+from pipeline.losses import (COLLAPSED_ABOVE, COLLAPSED_BELOW, area_loss, background_activation_loss,
+                             foreground_guidance_loss, multilabel_ce)
+from pipeline.models.backbone import TwoLevelBackbone, build_backbone, init_heads
 from pipeline.models.base import Localizer
 from pipeline.models.registry import LOCALIZERS
 
@@ -79,7 +80,7 @@ class BASLocalizer(Localizer):
     classification_terms = ("mcls",)
     maps_are_probabilities = True  # export averages M over views instead of max-normalising it
 
-    def __init__(self, backbone: ResNetBackbone, num_classes: int, erased_bn: str = "batch",
+    def __init__(self, backbone: TwoLevelBackbone, num_classes: int, erased_bn: str = "batch",
                  head_init: str = "default", background_logit: bool = False):
         super().__init__()
         if num_classes == 1 and not background_logit:
@@ -88,8 +89,8 @@ class BASLocalizer(Localizer):
         self.erased_bn = erased_bn  # checked by BASOptions
         self.background_logit = background_logit
         self.backbone = backbone
-        self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
-        self.generator = nn.Conv2d(backbone.layer3_channels, num_classes, 3, padding=1, bias=False)
+        self.classifier = nn.Conv2d(backbone.channels("deep"), num_classes, 1, bias=False)
+        self.generator = nn.Conv2d(backbone.channels("mid"), num_classes, 3, padding=1, bias=False)
         init_heads(self.heads(), head_init)
 
     @classmethod
@@ -103,11 +104,11 @@ class BASLocalizer(Localizer):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """Without labels: foreground maps M (B, C, h, w) in (0, 1). With labels: the
         unweighted loss terms {mcls, frg, bas, area}."""
-        if labels is None:  # the maps come from layer3 alone: layer4 is not run
-            return torch.sigmoid(self.generator(self.backbone.forward_to_layer3(images)))
-        x3, x4 = self.backbone(images)
-        fpm = torch.sigmoid(self.generator(x3))
-        cam = self.classifier(x4)
+        if labels is None:  # the maps come from the mid features alone: the deep part is not run
+            return torch.sigmoid(self.generator(self.backbone.forward_mid(images)))
+        mid, deep = self.backbone(images)
+        fpm = torch.sigmoid(self.generator(mid))
+        cam = self.classifier(deep)
         scores = cam.mean((2, 3))
         positive = labels.sum(1) > 0
         # one positive class per image; a negative image: any class
@@ -116,13 +117,13 @@ class BASLocalizer(Localizer):
         rows = torch.arange(len(target), device=target.device)
         fpm_c = fpm[rows, target]  # (B, h, w)
         # Only M carries gradient into the background term: features detached, weights frozen.
-        bg_scores = self.frozen_scores(x3.detach() * (1 - fpm_c[:, None]))
+        bg_scores = self.frozen_scores(mid.detach() * (1 - fpm_c[:, None]))
         s_bg, s = bg_scores[rows, target], scores[rows, target]
         if self.erased_bn == "running" and self.training:
             # S under the same (running) statistics as S_bg, so that erasing nothing
             # gives S_bg = S exactly; S is detached in L_bas anyway.
             with torch.no_grad():
-                s = self.frozen_scores(x3.detach())[rows, target]
+                s = self.frozen_scores(mid.detach())[rows, target]
         pos = rows[positive]
         seen = pos if len(pos) else rows  # diagnostics of the positives (of all, in a batch of negatives)
         return {
@@ -136,22 +137,19 @@ class BASLocalizer(Localizer):
     def class_activation(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images)[1])
 
-    def resnet_backbone(self):
-        return self.backbone if isinstance(self.backbone, ResNetBackbone) else None
-
-    def frozen_scores(self, x3: torch.Tensor) -> torch.Tensor:
-        """GAP class scores of layer4 + classifier with detached weights, on copies of
+    def frozen_scores(self, mid: torch.Tensor) -> torch.Tensor:
+        """GAP class scores of the deep part + classifier with detached weights, on copies of
         the BatchNorm buffers so the real running statistics stay."""
-        layer4 = self.backbone.layer4
-        state = {n: p.detach() for n, p in layer4.named_parameters()}
-        state.update({n: b.clone() for n, b in layer4.named_buffers()})
-        was_training = layer4.training
-        layer4.train(was_training and self.erased_bn == "batch")
+        deep_part = self.backbone.deep
+        state = {n: p.detach() for n, p in deep_part.named_parameters()}
+        state.update({n: b.clone() for n, b in deep_part.named_buffers()})
+        was_training = deep_part.training
+        deep_part.train(was_training and self.erased_bn == "batch")
         try:
-            x4 = functional_call(layer4, state, (x3,))
+            deep = functional_call(deep_part, state, (mid,))
         finally:
-            layer4.train(was_training)
-        return F.conv2d(x4, self.classifier.weight.detach()).mean((2, 3))
+            deep_part.train(was_training)
+        return F.conv2d(deep, self.classifier.weight.detach()).mean((2, 3))
 
 
 def _mean_over(total: torch.Tensor, count: int) -> torch.Tensor:

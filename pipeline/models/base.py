@@ -21,8 +21,8 @@ the model reaches past the members below.
   views at export) or unbounded activations (summed and max-normalised per class).
 - `class_activation(images)`: the class activation map F (B, C, h, w) whose global
   average is the classification logit; the premise check masks it.
-- `resnet_backbone()`: a torchvision-ResNet backbone (`pipeline.models.backbone.ResNetBackbone`)
-  a boundary net may borrow, or None.
+- `lendable_resnet()`: the torchvision-ResNet backbone (`pipeline.models.backbone.ResNetBackbone`)
+  IRN's boundary net may borrow, or None (by default: `self.backbone` when it is one).
 """
 
 from __future__ import annotations
@@ -54,5 +54,8 @@ class Localizer(nn.Module, metaclass=abc.ABCMeta):
     def class_activation(self, images: torch.Tensor) -> torch.Tensor:
         """The class activation map F (B, C, h, w) whose GAP is the classification logit."""
 
-    def resnet_backbone(self):
-        return None
+    def lendable_resnet(self):
+        from pipeline.models.backbone import ResNetBackbone
+
+        backbone = getattr(self, "backbone", None)
+        return backbone if isinstance(backbone, ResNetBackbone) else None

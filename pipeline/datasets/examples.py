@@ -1,4 +1,6 @@
-"""Tiny VOC, SBD, COCO and own-folder trees in the real on-disk formats, for the tests."""
+"""Tiny VOC, SBD, COCO and own-folder trees in the real on-disk formats: each data set's
+`example(folder, name)` writes one (the plug-in contract tests prepare every registered
+data set from its own), and a user can look at the layout a data set expects."""
 
 from __future__ import annotations
 
