@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/default.py
 ARGS ?=
 
-.PHONY: run test status clean-venv lock
+.PHONY: test-quick run test status clean-venv lock
 
 LOCK ?= requirements/lock.txt
 
@@ -31,6 +31,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests
+
+# the quick loop: leaves out the tests marked heavy (torchrun, SIGKILL, gpu_check, whole-run subprocesses)
+test-quick: $(VENV)/.installed
+	$(PY) -m pytest tests -m 'not heavy'
 
 status: $(VENV)/.installed
 	$(PY) run_pipeline.py --config $(CONFIG) --status

@@ -5,6 +5,7 @@ import stages  # noqa: F401  (registers the built-in stages, whose settings load
 from pipeline.config import load_config
 
 TINY_CONFIG = "tests/tiny_config.py"
+TINY_TRAIN = load_config(TINY_CONFIG).dataset.num_train  # the tiny set's training images
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pipeline.datasets.prepared import PreparedDataset
 from pipeline.runner import Pipeline
 from stages import STAGES
 from pipeline.training.loop import LAST_CHECKPOINT, TrainingDiverged
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, TINY_TRAIN
 
 
 def manifest(run_dir, stage):
@@ -117,6 +117,7 @@ def test_cam_baseline_config_changes_one_line_and_trains(tmp_path):
     assert load_config("configs/default_cam.py").localizer.type == "cam"
 
 
+@pytest.mark.heavy
 def test_two_process_gloo_ddp_with_warmup_runs_the_same_steps_on_each_rank(finished_run, tmp_path):
     os.symlink(finished_run / "prepare", tmp_path / "prepare")
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
@@ -132,7 +133,7 @@ def test_two_process_gloo_ddp_with_warmup_runs_the_same_steps_on_each_rank(finis
     # loss in the warm-up epoch, and DDP (find_unused_parameters=False) must not mind
     assert m["metrics"]["steps_this_attempt_per_rank"] == [6, 6]
     exported = manifest(tmp_path, "export_maps")
-    assert exported["artifacts"]["maps"] == exported["artifacts"]["images"] == 12
+    assert exported["artifacts"]["maps"] == exported["artifacts"]["images"] == TINY_TRAIN
 
 
 def test_export_fuses_a_cam_run_and_refuses_a_non_cam_run(finished_run, tmp_path):

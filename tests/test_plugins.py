@@ -15,7 +15,7 @@ from pipeline.datasets import DATASETS
 from pipeline.models import LOCALIZERS, build_localizer
 from pipeline.runner import Pipeline
 from stages import STAGES
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, TINY_TRAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALIZER_STAGES = ["prepare", "train_localizer", "check_premise", "export_maps"]
@@ -30,7 +30,7 @@ def test_every_registered_localizer_trains_checks_the_premise_and_exports(kind, 
     cfg = load_config(TINY_CONFIG, {"localizer.type": kind})
     Pipeline(STAGES, cfg, tmp_path).run(LOCALIZER_STAGES)
     assert manifest(tmp_path, "check_premise")["info"]["checked"]
-    assert manifest(tmp_path, "export_maps")["artifacts"]["maps"] == 12
+    assert manifest(tmp_path, "export_maps")["artifacts"]["maps"] == TINY_TRAIN
 
 
 @pytest.mark.parametrize("kind", sorted(LOCALIZERS.module_dict))
@@ -66,6 +66,7 @@ def test_every_registered_data_set_prepares_its_own_example(kind, tmp_path):
     assert not manifest(tmp_path / "run", "prepare")["artifacts"].get("skipped"), "the example prepares cleanly"
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.py")))
 def test_every_shipped_config_loads_and_plans(config):
     result = subprocess.run([sys.executable, "run_pipeline.py", "--config", config, "--dry-run",
@@ -100,6 +101,7 @@ class FlippedSynthetic(Synthetic):
 '''
 
 
+@pytest.mark.heavy
 def test_a_localizer_and_a_data_set_from_outside_the_project_run_the_whole_pipeline(tmp_path):
     (tmp_path / "my_plugins.py").write_text(PLUGIN_MODULE)
     (tmp_path / "my_config.py").write_text(
@@ -144,6 +146,7 @@ def seed_masks(ctx):
 '''
 
 
+@pytest.mark.heavy
 def test_a_refinement_from_outside_is_one_module_and_one_config(tmp_path):
     """It runs after the CRF, the segmenter trains on its masks, the report's chain shows it;
     its masks are the seeds, so its mIoU is evaluate_maps' seed mIoU."""
@@ -163,5 +166,5 @@ def test_a_refinement_from_outside_is_one_module_and_one_config(tmp_path):
     seeds = manifest(run, "evaluate_maps")["metrics"]["seed_miou"]
     assert manifest(run, "seed_masks")["metrics"]["miou"] == pytest.approx(seeds, abs=1e-6)
     card = json.loads((run / "seed_masks" / "pseudo_masks" / "dataset_card.json").read_text())
-    assert card["recipe"] == {"what": "the seeds, unrefined"} and card["counts"]["images"] == 12
+    assert card["recipe"] == {"what": "the seeds, unrefined"} and card["counts"]["images"] == TINY_TRAIN
     assert "unrefined seed-mask mIoU" in (run / "report" / "index.html").read_text()

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -15,7 +16,7 @@ from pipeline.relations import (pair_affinity, pair_paths, random_walk, random_w
                                 transition_matrix)
 from pipeline.runner import Pipeline
 from stages import STAGES
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, TINY_TRAIN
 
 
 def _direction(radius, d):
@@ -124,6 +125,7 @@ def test_relation_crops_align_label_and_image(tmp_path):
         assert ((y == 1) == (white & (y != 255))).float().mean() > 0.9
 
 
+@pytest.mark.heavy
 def test_random_walk_config_runs_end_to_end(tmp_path):
     root = Path(__file__).resolve().parents[1]
     config = tmp_path / "rw_config.py"
@@ -140,9 +142,9 @@ random_walk = dict(radius=2, exp_times=4)
     pipeline.run([s.name for s in STAGES])
     walk = json.loads((tmp_path / "random_walk" / "manifest.json").read_text())
     assert {"miou", "crf_miou", "random_walk_gain", "seed_miou"} <= set(walk["metrics"])
-    assert walk["artifacts"]["pseudo_masks"] == 12
+    assert walk["artifacts"]["pseudo_masks"] == TINY_TRAIN
     card = json.loads((tmp_path / "random_walk" / PSEUDO_MASKS_DIR / CARD).read_text())
-    assert card["counts"]["images"] == 12
+    assert card["counts"]["images"] == TINY_TRAIN
     segmenter = json.loads((tmp_path / "train_segmenter" / "manifest.json").read_text())
     assert "random_walk" in segmenter["upstream"]
     assert pipeline.status("random_walk").state == "done"
@@ -152,11 +154,11 @@ random_walk = dict(radius=2, exp_times=4)
     assert torch.equal(boundary["backbone.layer4.0.conv1.weight"], localizer["backbone.layer4.0.conv1.weight"])
 
     # the walk sharded over two torchrun processes writes the masks one process writes
-    from tests.test_sharding import assert_same_outputs, link, run_cli
+    from tests.torchrun_runs import assert_same_outputs, link, run_cli
 
     run_cli(tmp_path, "random_walk", config=config, force=True)  # one process, one thread, as the two below
     two = tmp_path / "two"
     link(tmp_path, two, ["prepare", "train_localizer", "export_maps", "evaluate_maps", "refine_masks",
                          "train_boundary"])
     run_cli(two, "random_walk", config=config, processes=2)
-    assert_same_outputs(tmp_path, two, "random_walk", ["pseudo_masks/SegmentationClass"], 12)
+    assert_same_outputs(tmp_path, two, "random_walk", ["pseudo_masks/SegmentationClass"], TINY_TRAIN)

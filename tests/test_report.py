@@ -14,7 +14,7 @@ from pipeline.config import load_config
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.runner import Pipeline
 from stages import STAGES
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, TINY_TRAIN
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -59,7 +59,7 @@ def test_report_has_a_colour_legend_disjoint_galleries_and_links_the_card(report
              for name, body in zip(galleries[::2], galleries[1::2])}
     assert set(shown) == {"best", "worst", "random"}
     every = [i for ids in shown.values() for i in ids]
-    assert len(every) == len(set(every)) == 12  # 4 each, no photo twice (12 train images in the tiny set)
+    assert len(every) == len(set(every)) == TINY_TRAIN == 12  # 4 each, no photo twice
     card_part = html[html.index("<h2>The pseudo-mask data set"):]
     assert '"per_image"' not in card_part and "dataset_card.json</a>" in card_part and "README.md</a>" in card_part
     readme = (reported_run / "refine_masks" / "pseudo_masks" / "README.md").read_text()

@@ -12,6 +12,8 @@ import torch
 
 from tests.conftest import TINY_CONFIG
 
+pytestmark = pytest.mark.heavy  # SIGKILL / torchrun subprocess runs
+
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
 # Two epochs of three steps; a checkpoint at every epoch end and after step 5 (mid-epoch 2).
 LOCALIZER = ["--cfg-options", "train_localizer.epochs=2", "train_localizer.checkpoint_every_steps=5"]

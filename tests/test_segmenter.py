@@ -296,6 +296,7 @@ def test_evaluation_with_crf_scores_both_and_agrees_with_iou_metric(pseudo_run, 
     assert Image.open(out / "predictions" / f"{val[0]}.png").mode == "P"
 
 
+@pytest.mark.heavy
 def test_two_process_gloo_training_through_mmengine_launcher(pseudo_run, tmp_path):
     link_upstream(pseudo_run, tmp_path)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
