@@ -25,7 +25,7 @@ from pipeline.stage import register_stage
 def check_premise(ctx: StageContext) -> StageResult:
     settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
-    split = ctx.input_manifest("localizer")["config"]["train_localizer"]["split"]
+    split = ctx.input_manifest("localizer")["info"]["split"]  # the images the localizer trained on
     chosen, without_gt = premise_ids(dataset, split, settings.images, settings.min_object_share)
     if not chosen:
         get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,

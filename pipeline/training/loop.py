@@ -245,7 +245,7 @@ def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSett
                    "steps": trained["steps"], "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
                  "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
-        info={"model": MODEL_FILE, "method": localizer["type"], "device": trained["device"],
+        info={"model": MODEL_FILE, "method": localizer["type"], "split": settings.split, "device": trained["device"],
               "throughput": trained["throughput"]},
     )
 
