@@ -21,7 +21,7 @@ from pipeline.artifacts import CARD, MMSEG_CONFIG, MODEL_FILE, PSEUDO_MASKS_DIR
 from pipeline.atomic import atomic_path, write_lines
 from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.log import get_logger
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, register_stage
