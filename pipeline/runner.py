@@ -64,8 +64,9 @@ class StageContext:
             )
         return section_dict(self.cfg, name)
 
-    def settings(self, name: str):
-        """The section as its declared settings dataclass, defaults filled in."""
+    def settings(self, name: str | None = None):
+        """A section (by default the stage's own) as its settings dataclass, defaults filled in."""
+        name = name or self.stage.name
         return section_to_dataclass(self.stage.settings[name], self.section(name), name)
 
     def producers(self, kind: str) -> list[str]:

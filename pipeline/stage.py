@@ -1,8 +1,9 @@
 """A stage's declaration, written once, above its entry function, in its own module.
 
-    @register_stage(step=7, consumes=("dataset", "maps", "threshold"), produces="pseudo_masks",
-                    settings={"refine_masks": RefineSettings})
-    def refine_masks(ctx: StageContext) -> StageResult: ...
+    @register_stage(step=7, consumes=("dataset", "maps", "seed_scores"), produces="pseudo_masks",
+                    settings=RefineSettings)
+    def refine_masks(ctx: StageContext) -> StageResult:
+        settings = ctx.settings()  # the `refine_masks` section, defaults filled in
 
 The decorator puts the function into the `STAGES` registry (an mmengine `Registry`) with
 its `Stage` record. What a stage consumes and produces are artifact kinds ('dataset',
@@ -87,13 +88,15 @@ class Stage:
 
 
 def register_stage(*, step: float, consumes: Iterable[Input | str] = (), produces: str | None = None,
-                   settings: Mapping[str, type | None] | None = None, name: str | None = None, **options):
-    """Declare the decorated function a stage (see the module docstring)."""
+                   settings: type | Mapping[str, type | None] | None = None, name: str | None = None, **options):
+    """Declare the decorated function a stage (see the module docstring). `settings`: the
+    dataclass of the stage's own section (named as the stage), or {section: dataclass}."""
 
     def register(run: Callable) -> Callable:
-        stage = Stage(name=name or run.__name__, run=run, step=step, produces=produces,
-                      consumes=tuple(Input(c) if isinstance(c, str) else c for c in consumes),
-                      settings=dict(settings or {}), **options)
+        own = name or run.__name__
+        sections = {own: settings} if isinstance(settings, type) else dict(settings or {})
+        stage = Stage(name=own, run=run, step=step, produces=produces, settings=sections,
+                      consumes=tuple(Input(c) if isinstance(c, str) else c for c in consumes), **options)
         known = STAGES.module_dict.get(stage.name)
         if known is not None and (known.__module__, known.__qualname__) != (run.__module__, run.__qualname__):
             raise PipelineError(f"two stages are named '{stage.name}': {known.__module__} and {run.__module__}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pipeline.artifacts import MODEL_FILE, PREMISE_CURVES, PREMISE_FIGURE
 from pipeline.atomic import write_json
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.log import get_logger
 from pipeline.models import load_trained_localizer
@@ -20,10 +19,10 @@ from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
 
 @register_stage(
-    step=3, consumes=("dataset", "localizer"), produces="premise", settings={"check_premise": PremiseSettings},
+    step=3, consumes=("dataset", "localizer"), produces="premise", settings=PremiseSettings,
     description="the BAS paper's premise check on the trained classifier (where GT exists)")
 def check_premise(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(PremiseSettings, ctx.section("check_premise"), "check_premise")
+    settings = ctx.settings()
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     split = ctx.input_manifest("localizer")["info"]["split"]  # the images the localizer trained on
     chosen, without_gt = premise_ids(dataset, split, settings.images, settings.min_object_share)

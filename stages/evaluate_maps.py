@@ -16,7 +16,6 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import SeedSweep, iou_per_class, per_class
@@ -45,11 +44,11 @@ class MapEvalSettings:
 
 
 @register_stage(
-    step=6, consumes=("dataset", "maps"), produces="seed_scores", settings={"evaluate_maps": MapEvalSettings},
+    step=6, consumes=("dataset", "maps"), produces="seed_scores", settings=MapEvalSettings,
     description="seed mIoU against GT over a background threshold sweep", headline=("seed_miou", "seed mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def evaluate_maps(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(MapEvalSettings, ctx.section("evaluate_maps"), "evaluate_maps")
+    settings = ctx.settings()
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     split = ctx.input_manifest("maps")["info"]["split"]
     exported = dataset.split(split)

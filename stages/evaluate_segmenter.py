@@ -53,12 +53,12 @@ class SegEvalSettings:
 
 @register_stage(
     step=11, consumes=("dataset", "segmenter"), produces="predictions",
-    settings={"evaluate_segmenter": SegEvalSettings}, execution_keys=("evaluate_segmenter.workers",),
+    settings=SegEvalSettings, execution_keys=("evaluate_segmenter.workers",),
     description="segmenter mIoU on the val GT (multi-scale, flip, CRF as configured), palette PNGs",
     headline=("miou", "segmenter val mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def evaluate_segmenter(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(SegEvalSettings, ctx.section("evaluate_segmenter"), "evaluate_segmenter")
+    settings = ctx.settings()
     crf = dict(settings.crf)
     use_crf, min_prob = bool(crf.pop("enabled", False)), float(crf.pop("min_prob", 0.01))
     crf_params = section_to_dataclass(CRFParams, crf, "evaluate_segmenter.crf")

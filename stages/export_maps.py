@@ -39,7 +39,6 @@ from torch.utils.data import DataLoader
 from pipeline import distributed
 from pipeline.artifacts import MAPS_DIR, MODEL_FILE
 from pipeline.atomic import BackgroundWriter, save_npz
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.per_image import PerImage
@@ -87,12 +86,12 @@ def _external_cam_run(cfg) -> dict:
 
 
 @register_stage(
-    step=5, produces="maps", settings={"export_maps": ExportSettings},
+    step=5, produces="maps", settings=ExportSettings,
     consumes=("dataset", "localizer", Input("cam", select="export_maps.fuse_cam", outside=True)),
     external=_external_cam_run, execution_keys=("export_maps.num_workers", "export_maps.compress"),
     description="class-wise foreground maps, multi-scale + flip, one npz per image", distributed=True)
 def export_maps(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(ExportSettings, ctx.section("export_maps"), "export_maps")
+    settings = ctx.settings()
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     device = distributed.device()
     cuda = device.type == "cuda"

@@ -19,7 +19,6 @@ import torch
 from pipeline import distributed
 from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR, read_maps, scored_ids,
                                 write_pseudo_mask_set)
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.evaluation import MaskScore
@@ -44,12 +43,12 @@ class RandomWalkSettings:
 
 @register_stage(
     step=9, consumes=("dataset", "maps", "seed_scores", "pseudo_masks", "boundary_net"), produces="pseudo_masks",
-    settings={"random_walk": RandomWalkSettings}, on_demand=True,  # on when train_segmenter.pseudo_masks names it
+    settings=RandomWalkSettings, on_demand=True,  # on when train_segmenter.pseudo_masks names it
     description="IRN's random walk over the boundary net's affinities: a second pseudo-mask data set",
     headline=("miou", "random-walk mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def random_walk(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(RandomWalkSettings, ctx.section("random_walk"), "random_walk")
+    settings = ctx.settings()
     log = get_logger()
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     split = ctx.input_manifest("maps")["info"]["split"]

@@ -53,12 +53,12 @@ class RefineSettings:
 
 @register_stage(
     step=7, consumes=("dataset", "maps", "seed_scores"), produces="pseudo_masks",
-    settings={"refine_masks": RefineSettings},
+    settings=RefineSettings,
     description="dense-CRF refinement into the pseudo-mask data set, scored against GT",
     execution_keys=("refine_masks.n_jobs", "refine_masks.backend"), headline=("miou", "pseudo-mask mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def refine_masks(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(RefineSettings, ctx.section("refine_masks"), "refine_masks")
+    settings = ctx.settings()
     recipe = _recipe(settings, ctx)
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     split = ctx.input_manifest("maps")["info"]["split"]

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path, save_image, write_text
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
@@ -52,10 +51,10 @@ class ReportSettings:
 @register_stage(
     step=12, consumes=("dataset", "maps", "seed_scores", "pseudo_masks", Input("premise", optional=True),
                        Input("pseudo_masks", optional=True, every=True), Input("predictions", optional=True)),
-    produces="report", settings={"report": ReportSettings},
+    produces="report", settings=ReportSettings,
     description="one HTML page: stages, the mIoU chain, the threshold sweep, image galleries")
 def report(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(ReportSettings, ctx.section("report"), "report")
+    settings = ctx.settings()
     runs = _compared_runs(ctx.run_dir, settings.compare_runs)
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     images = ctx.out_dir / IMAGES

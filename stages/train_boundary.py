@@ -17,7 +17,6 @@ import torch
 
 from pipeline import distributed
 from pipeline.artifacts import CARD, LISTS_SUBDIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
@@ -46,8 +45,8 @@ class BoundaryNetSettings:
     description="IRN's class-boundary branch, trained on the relations the pseudo-masks give",
     distributed=True, execution_keys=("train_boundary.num_workers",))
 def train_boundary(ctx: StageContext) -> StageResult:
-    net = section_to_dataclass(BoundaryNetSettings, ctx.section("boundary_net"), "boundary_net")
-    settings = section_to_dataclass(TrainSettings, ctx.section("train_boundary"), "train_boundary")
+    net = ctx.settings("boundary_net")
+    settings = ctx.settings()
     if settings.crop % AugmentedRelationCrops.STRIDE:
         raise ConfigError(f"train_boundary.crop={settings.crop}: must be a multiple of 4 (the boundary map's stride)")
     if set(net.loss_weights) != {"bg_pos", "fg_pos", "neg"}:

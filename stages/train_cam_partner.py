@@ -8,7 +8,6 @@ checkpoints, exact resume and `model.pth` as `train_localizer`.
 
 from __future__ import annotations
 
-from pipeline.config import section_to_dataclass
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
 from pipeline.training.loop import TrainSettings, train_and_save
@@ -20,6 +19,6 @@ from pipeline.training.loop import TrainSettings, train_and_save
     description="the CAM whose maps BAS's are fused with at export, as the reference does",
     distributed=True, execution_keys=("train_cam_partner.num_workers",))
 def train_cam_partner(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(TrainSettings, ctx.section("train_cam_partner"), "train_cam_partner")
+    settings = ctx.settings()
     return StageResult(**train_and_save(ctx.input_dir("dataset"), ctx.out_dir, "train_cam_partner", settings,
                                         {"type": "cam", "backbone": ctx.section("cam_partner")["backbone"]}))

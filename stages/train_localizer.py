@@ -7,7 +7,6 @@ The model is the plug-in `localizer.type` names (`pipeline/models/__init__.py`);
 
 from __future__ import annotations
 
-from pipeline.config import section_to_dataclass
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
 from pipeline.training.loop import TrainSettings, train_and_save
@@ -19,6 +18,6 @@ from pipeline.training.loop import TrainSettings, train_and_save
     description="the BAS localizer (or the CAM baseline) trained on image-level labels",
     distributed=True, execution_keys=("train_localizer.num_workers",))
 def train_localizer(ctx: StageContext) -> StageResult:
-    settings = section_to_dataclass(TrainSettings, ctx.section("train_localizer"), "train_localizer")
+    settings = ctx.settings()
     return StageResult(**train_and_save(ctx.input_dir("dataset"), ctx.out_dir, "train_localizer", settings,
                                         ctx.section("localizer")))

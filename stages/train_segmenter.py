@@ -19,7 +19,6 @@ import torch
 from pipeline import distributed
 from pipeline.artifacts import CARD, MMSEG_CONFIG, MODEL_FILE, PSEUDO_MASKS_DIR
 from pipeline.atomic import atomic_path, write_lines
-from pipeline.config import section_to_dataclass
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import PipelineError
 from pipeline.log import get_logger
@@ -42,8 +41,8 @@ TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
     execution_keys=("train_segmenter.num_workers", "train_segmenter.log_interval",
                     "train_segmenter.checkpoint_interval"))
 def train_segmenter(ctx: StageContext) -> StageResult:
-    model = section_to_dataclass(SegmenterModel, ctx.section("segmenter"), "segmenter")
-    schedule = section_to_dataclass(SegmenterSchedule, ctx.section("train_segmenter"), "train_segmenter")
+    model = ctx.settings("segmenter")
+    schedule = ctx.settings()
     val_split = schedule.val_split
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     pseudo = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR  # the set train_segmenter.pseudo_masks names
