@@ -83,6 +83,7 @@ class RunPlan:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.plugins = plugin_digest(cfg)  # the user's plug-in modules, read once
+        self._section_hashes: dict[str, dict[str, str]] = {}
         self._inputs = {name: self._resolve_inputs(stage) for name, stage in self.stages.items()}
         self._on = self._stages_on()
 
@@ -156,8 +157,11 @@ class RunPlan:
         return values
 
     def section_hashes(self, stage: Stage) -> dict[str, str]:
-        return {sec: _hash({k: v for k, v in values.items() if f"{sec}.{k}" not in stage.execution_keys})
+        if stage.name not in self._section_hashes:  # the config does not change under a plan
+            self._section_hashes[stage.name] = {
+                sec: _hash({k: v for k, v in values.items() if f"{sec}.{k}" not in stage.execution_keys})
                 for sec, values in self.settings_values(stage).items()}
+        return self._section_hashes[stage.name]
 
     @staticmethod
     def code_digest(stage: Stage) -> str:
