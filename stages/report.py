@@ -215,7 +215,8 @@ def _numbers_section(runs: dict[str, Path], chain: list[str], classes: list[str]
                "</p>")
     with_classes = [s for s in labels if any(c["chain"].get(s, (None, None, None))[2] for c in numbers.values())]
     if with_classes:
-        header = ["class"] + [f"{labels[s]} ({name})" if len(runs) > 1 else labels[s]
+        short = {s: labels[s].replace(" mIoU", "") for s in with_classes}  # 'seed', 'pseudo-mask', ...
+        header = ["class"] + [f"{short[s]} ({name})" if len(runs) > 1 else short[s]
                               for name in numbers for s in with_classes]
         rows = [[c] + [percent((numbers[name]["chain"].get(s, (None, None, None))[2] or {}).get(c))
                        for name in numbers for s in with_classes] for c in classes]
