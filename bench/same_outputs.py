@@ -1,12 +1,14 @@
 """Do two run folders hold the same outputs? (a refactor must leave the default run's numbers alone)
 
-    python bench/same_outputs.py outputs/default_before outputs/default_after
+    python bench/same_outputs.py outputs/default_before outputs/default_after \
+        [--rename backbone.to_layer3.=backbone.to_mid. ...]
 
 For every stage folder in both runs: each output file compared by content (maps `.npz`
-by their arrays, masks `.png` by their pixels, everything else byte for byte; manifests,
-logs, checkpoints and the report's page, which hold times and paths, left out), and the
-manifest's metrics compared value for value (timings and throughput left out). Prints
-one line per stage and exits 1 when anything differs.
+by their arrays, masks `.png` by their pixels, trained weights `model.pth` tensor by tensor,
+everything else byte for byte; manifests, logs, intermediate checkpoints and the report's page, which hold times and paths, left out), and the
+manifest's metrics compared value for value (timings and throughput left out). `--rename
+OLD=NEW` maps the first run's weight names onto the second's (a module renamed between
+them). Prints one line per stage and exits 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -20,18 +22,43 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SKIPPED_FILES = re.compile(r"(manifest\.json|\.in_progress\.json|\.log|\.pth|index\.html|config\.py|/work/|"
+SKIPPED_FILES = re.compile(r"(manifest\.json|\.in_progress\.json|\.log|last\.pth|backbone_init\.pth|index\.html|config\.py|/work/|"
                            r"segmenter_config\.py|backbone_init|dataset_card\.json|README\.md|\.lock)")
 TIMING_KEYS = re.compile(r"(seconds|per_s|_s$|time|throughput|duration|started|finished|attempt)")
+
+
+RENAMES: list[tuple[str, str]] = []
 
 
 def same_file(a: Path, b: Path) -> bool:
     if a.suffix == ".npz":
         with np.load(a) as x, np.load(b) as y:
             return sorted(x.files) == sorted(y.files) and all(np.array_equal(x[k], y[k]) for k in x.files)
+    if a.suffix == ".pth":  # trained weights, tensor by tensor
+        import torch
+
+        x, y = (torch.load(p, map_location="cpu", weights_only=False) for p in (a, b))
+        return same_state(x, y)
     if a.suffix == ".png":
         return np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
     return a.read_bytes() == b.read_bytes()
+
+
+def same_state(x, y) -> bool:
+    import torch
+
+    if isinstance(x, dict):
+        x = {_renamed(k): v for k, v in x.items()}
+        return isinstance(y, dict) and x.keys() == y.keys() and all(same_state(x[k], y[k]) for k in x)
+    if isinstance(x, torch.Tensor):
+        return isinstance(y, torch.Tensor) and torch.equal(x, y)
+    return x == y
+
+
+def _renamed(key):
+    for old, new in RENAMES:
+        key = key.replace(old, new) if isinstance(key, str) else key
+    return key
 
 
 def metrics_without_timings(value):
@@ -59,10 +86,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="weight-name prefix renamed between the runs (repeatable)")
     args = parser.parse_args()
+    RENAMES.extend(tuple(r.split("=", 1)) for r in args.rename)
     stages = sorted({p.parent.name for p in args.first.glob("*/manifest.json")}
                     & {p.parent.name for p in args.second.glob("*/manifest.json")},
-                    key=lambda s: json.loads((args.first / s / "manifest.json").read_text()).get("step", 0))
+                    key=lambda s: max(json.loads((run / s / "manifest.json").read_text()).get("step", 0)
+                                      for run in (args.first, args.second)))
     differs = False
     for stage in stages:
         count, differ = compare_stage(args.first / stage, args.second / stage)
