@@ -8,7 +8,8 @@ import stages
 from stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [*sorted((ROOT / "pipeline").rglob("*.py")), *sorted((ROOT / "stages").glob("*.py")), ROOT / "run_pipeline.py"]
+SOURCES = [*sorted((ROOT / "pipeline").rglob("*.py")), *sorted((ROOT / "stages").glob("*.py")),
+           ROOT / "run_pipeline.py"]
 
 
 def quoted_stage_names(path: Path) -> list[str]:
@@ -69,3 +70,15 @@ def _same(value, default) -> bool:
     if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
         return list(value) == list(default)
     return type(value) is type(default) and value == default
+
+
+def test_the_readme_stage_table_matches_the_declarations():
+    rows = {line.split("`")[1]: [c.strip() for c in line.split("|")[3:5]]
+            for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")
+            and line.count("|") == 5}
+    for stage in STAGES:
+        consumes, produces = rows[stage.name]
+        assert produces == (stage.produces or "-"), stage.name
+        if stage.name != "report":
+            assert [c.split(" (")[0] for c in consumes.split(", ")] == [i.kind for i in stage.consumes] or \
+                consumes == "-" and not stage.consumes, stage.name
