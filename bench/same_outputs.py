@@ -1,14 +1,14 @@
 """Do two run folders hold the same outputs? (a refactor must leave the default run's numbers alone)
 
     python bench/same_outputs.py outputs/default_before outputs/default_after \
-        [--rename backbone.to_layer3.=backbone.to_mid. ...]
+        [--rename train_localizer:backbone.to_layer3.=backbone.to_mid. ...]
 
 For every stage folder in both runs: each output file compared by content (maps `.npz`
 by their arrays, masks `.png` by their pixels, trained weights `model.pth` tensor by tensor,
 everything else byte for byte; manifests, logs, intermediate checkpoints and the report's page, which hold times and paths, left out), and the
 manifest's metrics compared value for value (timings and throughput left out). `--rename
-OLD=NEW` maps the first run's weight names onto the second's (a module renamed between
-them). Prints one line per stage and exits 1 when anything differs.
+STAGE:OLD=NEW` maps the first run's weight names in that stage onto the second's (a module
+renamed between them). Prints one line per stage and exits 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ SKIPPED_FILES = re.compile(r"(manifest\.json|\.in_progress\.json|\.log|last\.pth
 TIMING_KEYS = re.compile(r"(seconds|per_s|_s$|time|throughput|duration|started|finished|attempt)")
 
 
-RENAMES: list[tuple[str, str]] = []
+RENAMES: dict[str, list[tuple[str, str]]] = {}  # stage -> [(old, new)]
+ACTIVE: list[tuple[str, str]] = []  # the renames of the stage being compared
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -56,7 +57,7 @@ def same_state(x, y) -> bool:
 
 
 def _renamed(key):
-    for old, new in RENAMES:
+    for old, new in ACTIVE:
         key = key.replace(old, new) if isinstance(key, str) else key
     return key
 
@@ -86,16 +87,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
-    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
-                        help="weight-name prefix renamed between the runs (repeatable)")
+    parser.add_argument("--rename", action="append", default=[], metavar="STAGE:OLD=NEW",
+                        help="a weight-name prefix of STAGE renamed between the runs (repeatable)")
     args = parser.parse_args()
-    RENAMES.extend(tuple(r.split("=", 1)) for r in args.rename)
+    for rename in args.rename:
+        stage, _, pair = rename.partition(":")
+        RENAMES.setdefault(stage, []).append(tuple(pair.split("=", 1)))
     stages = sorted({p.parent.name for p in args.first.glob("*/manifest.json")}
                     & {p.parent.name for p in args.second.glob("*/manifest.json")},
                     key=lambda s: max(json.loads((run / s / "manifest.json").read_text()).get("step", 0)
                                       for run in (args.first, args.second)))
     differs = False
     for stage in stages:
+        ACTIVE[:] = RENAMES.get(stage, [])
         count, differ = compare_stage(args.first / stage, args.second / stage)
         differs |= bool(differ)
         print(f"  {stage:<20} {count:>5} files  {'identical' if not differ else 'DIFFERS: ' + ', '.join(differ[:5])}")
