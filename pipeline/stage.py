@@ -9,9 +9,11 @@ The decorator puts the function into the `STAGES` registry (an mmengine `Registr
 its `Stage` record. What a stage consumes and produces are artifact kinds ('dataset',
 'maps', 'pseudo_masks', ...), never other stages' names: the plan (`pipeline/plan.py`)
 finds each input's producer, so the upstream stages, which stages are on, and the
-report's mIoU chain all follow from these records. `settings` maps each config section
-the stage reads to its settings dataclass, the one source of that section's defaults
-(None: a section a plug-in types, such as `dataset` or `localizer`).
+report's mIoU chain all follow from these records. `settings` is the dataclass of the
+stage's own config section (named as the stage), or maps each section it reads to its
+dataclass; that dataclass is the one source of the section's defaults (None: a section a
+plug-in types, such as `dataset` or `localizer`). The stage's fingerprint hashes exactly
+these sections, defaults filled in.
 
 The built-in stages live in the `stages` package; a stage registered by a module that a
 config's `custom_imports` names takes part in that config's runs, e.g. a new refinement:
