@@ -123,7 +123,9 @@ class RunPlan:
         return list(dict.fromkeys(p for _, p, optional in self._inputs[name] if not optional))
 
     def optional_upstream(self, name: str) -> list[str]:
-        return list(dict.fromkeys(p for _, p, optional in self._inputs[name] if optional))
+        """The stages used when done (the report's), less those needed anyway."""
+        required = self.upstream(name)
+        return list(dict.fromkeys(p for _, p, optional in self._inputs[name] if optional and p not in required))
 
     def inputs(self, name: str) -> dict[str, list[str]]:
         """{kind: [producer]} of the inputs the stage uses now (optional ones when done)."""

@@ -25,7 +25,8 @@ from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, 
 from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.per_image import PerImage
-from pipeline.pseudo_masks import MaskTally, agreement
+from pipeline.crf import CRFParams
+from pipeline.pseudo_masks import ConfidentSplit, MaskTally, PseudoMaskRecipe, agreement, seed_mask
 from pipeline.runner import StageContext, StageResult
 
 # What a refinement reads: the data set, the class maps, and the seeds' threshold.
@@ -46,18 +47,18 @@ def refine_each_image(ctx: StageContext, refine: RefineFn, recipe: dict) -> Stag
     root = ctx.out_dir / PSEUDO_MASKS_DIR
     ids = dataset.split(split)
     work = PerImage(ctx.stage.name, ids, done=lambda i: (root / MASKS_SUBDIR / f"{i}.png").is_file())
-    for image_id in work.progress(work.todo, "refine"):
-        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
-        mask = refine(dataset.load_image(image_id), maps, classes, threshold)
-        save_mask(root / MASKS_SUBDIR / f"{image_id}.png", np.asarray(mask, dtype=np.uint8), dataset.palette)
+    todo, seeds_only = set(work.todo), PseudoMaskRecipe("fixed", threshold, 0.0, CRFParams(), ConfidentSplit())
     to_score = set(scored_ids(dataset, split, seeds["info"].get("score_split")))
     tally = MaskTally(len(dataset.classes), dataset.ignore_index)
-    for image_id in work.mine:
+    for image_id in work.progress(work.mine, "refine and score", count=lambda i: i in todo):
         maps, classes = read_maps(maps_dir / f"{image_id}.npz")
-        background = np.full((1, *maps.shape[1:]), threshold, dtype=maps.dtype)
-        seed = np.concatenate([[0], classes])[np.concatenate([background, maps]).argmax(0)]
-        mask = read_mask(root / MASKS_SUBDIR / f"{image_id}.png")
-        tally.add(image_id, mask, agreement(seed.astype(np.uint8), mask),
+        path = root / MASKS_SUBDIR / f"{image_id}.png"
+        if image_id in todo:
+            mask = np.asarray(refine(dataset.load_image(image_id), maps, classes, threshold), dtype=np.uint8)
+            save_mask(path, mask, dataset.palette)
+        else:  # written by an earlier attempt
+            mask = read_mask(path)
+        tally.add(image_id, mask, agreement(seed_mask(maps, classes, seeds_only), mask),
                   dataset.load_mask(image_id) if image_id in to_score else None)
     record, reused = work.record(), work.reused()
     tally = work.gather(tally).in_order(ids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import shutil
 import time
 import uuid
@@ -69,9 +70,13 @@ class StageContext:
         name = name or self.stage.name
         return section_to_dataclass(self.stage.settings[name], self.section(name), name)
 
+    @functools.cached_property
+    def _inputs(self) -> dict[str, list[str]]:
+        return self.plan.inputs(self.stage.name)  # upstream states do not change while the stage runs
+
     def producers(self, kind: str) -> list[str]:
         """The stages whose `kind` this stage uses (optional inputs: those done)."""
-        return self.plan.inputs(self.stage.name).get(kind, [])
+        return self._inputs.get(kind, [])
 
     def has_input(self, kind: str) -> bool:
         return bool(self.producers(kind))

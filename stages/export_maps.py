@@ -76,13 +76,18 @@ class ExportSettings:
         return (8 if cuda else None) if self.buckets == "auto" else self.buckets
 
 
+def _outside_cam(fuse: str | None) -> Path | None:
+    """The localizer folder of the run folder `fuse` (`export_maps.fuse_cam=<folder>`), if any."""
+    if fuse is None or not Path(fuse).is_dir():
+        return None
+    return next(iter(product_dirs(Path(fuse), "localizer")), None)
+
+
 def _external_cam_run(cfg) -> dict:
-    """A CAM run folder fused from outside (`export_maps.fuse_cam=<folder>`): its model's run id."""
+    """A CAM run folder fused from outside: its model's run id, so that retraining it makes the maps stale."""
     fuse = (cfg.get("export_maps") or {}).get("fuse_cam")
-    folders = product_dirs(Path(fuse), "localizer") if fuse is not None and Path(fuse).is_dir() else []
-    if not folders:
-        return {}
-    return {"fuse_cam_run": str(fuse), "run_id": read_manifest(folders[0])["run_id"]}
+    folder = _outside_cam(fuse)
+    return {} if folder is None else {"fuse_cam_run": str(fuse), "run_id": read_manifest(folder)["run_id"]}
 
 
 @register_stage(
@@ -169,13 +174,11 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
     """The CAM to fuse: this run's (the stage `fuse` names) or the localizer of the run folder `fuse`."""
     if fuse is None:
         return None, None
-    if ctx.has_input("cam"):
-        folder = ctx.input_dir("cam")
-    elif not Path(fuse).is_dir():
+    if not ctx.has_input("cam") and not Path(fuse).is_dir():
         raise ConfigError(f"export_maps.fuse_cam={fuse!r} is neither a stage of this run that trains a CAM "
                           f"({', '.join(ctx.plan.producers('cam')) or 'none'}) nor a run folder")
-    else:
-        folder = next(iter(product_dirs(Path(fuse), "localizer")), Path(fuse) / "<no finished localizer>")
+    folder = ctx.input_dir("cam") if ctx.has_input("cam") else \
+        _outside_cam(fuse) or Path(fuse) / "<no finished localizer>"
     path = folder / MODEL_FILE
     manifest = read_manifest(folder)
     if manifest is None or not path.is_file():

@@ -26,7 +26,7 @@ from pipeline.errors import ConfigError
 from pipeline.log import progress
 from pipeline.report.page import document, esc, figure, percent, pre_json, table
 from pipeline.evaluation import image_miou
-from pipeline.report.chain import load_chain
+from pipeline.report.chain import chain_folders, load_chain
 from pipeline.report.panels import chain_panel
 from pipeline.report.plots import sweep_plot
 from pipeline.plan import product_dirs, read_manifest
@@ -282,12 +282,13 @@ def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, 
         return '<p class="note">No image to rank.</p>'
     datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(product_dirs(path, "dataset")[0])
                 for name, path in runs.items()}
+    folders = {name: chain_folders(path) for name, path in runs.items()}
     html = []
     for gallery, items in picks.items():
         html.append(f"<h3>{gallery}</h3>")
         for image_id, value in items:
             for name, run_dir in runs.items():
-                chain = load_chain(run_dir, datasets[name], image_id)
+                chain = load_chain(run_dir, datasets[name], image_id, folders[name])
                 mask = chain.pseudo_mask if prefix == "pseudo" else chain.prediction
                 file = f"{prefix}_{image_id}{'' if name == THIS_RUN else '_' + name}.png"
                 save_image(images / file, chain_panel(chain, dataset.palette, settings.tile_height), format="PNG")

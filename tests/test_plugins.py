@@ -101,18 +101,23 @@ class FlippedSynthetic(Synthetic):
 '''
 
 
+def run_with_plugin(folder: Path, module: str, source: str, *config_lines: str) -> tuple[Path, str]:
+    """Write a user's module and a config that imports it into `folder`, run the whole
+    pipeline there as a user would; (the run folder, the log)."""
+    (folder / f"{module}.py").write_text(source)
+    (folder / "my_config.py").write_text("\n".join([
+        f"_base_ = ['{ROOT / TINY_CONFIG}']",
+        f"custom_imports = dict(imports=['{module}'], allow_failed_imports=False)", *config_lines]) + "\n")
+    result = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "--config", "my_config.py",
+                             "--work-dir", "run"], cwd=folder, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "run", result.stderr + result.stdout
+
+
 @pytest.mark.heavy
 def test_a_localizer_and_a_data_set_from_outside_the_project_run_the_whole_pipeline(tmp_path):
-    (tmp_path / "my_plugins.py").write_text(PLUGIN_MODULE)
-    (tmp_path / "my_config.py").write_text(
-        f"_base_ = ['{ROOT / TINY_CONFIG}']\n"
-        "custom_imports = dict(imports=['my_plugins'], allow_failed_imports=False)\n"
-        "localizer = dict(type='cam_halved')\n"
-        "dataset = dict(type='synthetic_flipped')\n")
-    result = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "--config", "my_config.py",
-                             "--work-dir", "run", "--stage", "all"], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "run"
+    run, _ = run_with_plugin(tmp_path, "my_plugins", PLUGIN_MODULE, "localizer = dict(type='cam_halved')",
+                             "dataset = dict(type='synthetic_flipped')")
     assert manifest(run, "train_localizer")["info"]["method"] == "cam_halved"
     from pipeline.datasets.prepared import PreparedDataset
     from pipeline.datasets.synthetic import SyntheticSpec, render_sample
@@ -150,17 +155,10 @@ def seed_masks(ctx):
 def test_a_refinement_from_outside_is_one_module_and_one_config(tmp_path):
     """It runs after the CRF, the segmenter trains on its masks, the report's chain shows it;
     its masks are the seeds, so its mIoU is evaluate_maps' seed mIoU."""
-    (tmp_path / "my_refinement.py").write_text(REFINEMENT_MODULE)
-    (tmp_path / "my_config.py").write_text(
-        f"_base_ = ['{ROOT / TINY_CONFIG}']\n"
-        "custom_imports = dict(imports=['my_refinement'], allow_failed_imports=False)\n"
-        "seed_masks = dict(what='the seeds, unrefined')\n"
-        "train_segmenter = dict(pseudo_masks='seed_masks')\n")
-    result = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "--config", "my_config.py",
-                             "--work-dir", "run"], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "run"
-    order = re.findall(r"\[(\w+)\] running", result.stderr + result.stdout)
+    run, log = run_with_plugin(tmp_path, "my_refinement", REFINEMENT_MODULE,
+                               "seed_masks = dict(what='the seeds, unrefined')",
+                               "train_segmenter = dict(pseudo_masks='seed_masks')")
+    order = re.findall(r"\[(\w+)\] running", log)
     assert order.index("seed_masks") == order.index("refine_masks") + 1, order
     assert set(manifest(run, "train_segmenter")["upstream"]) == {"prepare", "seed_masks"}
     seeds = manifest(run, "evaluate_maps")["metrics"]["seed_miou"]

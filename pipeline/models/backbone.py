@@ -41,16 +41,14 @@ class FrozenStatsBatchNorm2d(nn.Module):
 
 
 class TwoLevelBackbone(nn.Module):
-    """What every localizer backbone shares: (mid features, deep features) from `forward`."""
+    """What every localizer backbone shares: (mid features, deep features) from `forward`.
+    A subclass sets `feature_info` and `deep` and defines `forward_mid(x)`."""
 
     feature_info: list[dict]
     deep: nn.Module
 
     def channels(self, level: str) -> int:
         return next(f["num_chs"] for f in self.feature_info if f["level"] == level)
-
-    def forward_mid(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mid = self.forward_mid(x)

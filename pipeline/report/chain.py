@@ -24,11 +24,13 @@ def chain_folders(run_dir: Path) -> dict[str, Path | None]:
             "predictions": predictions and predictions / PREDICTIONS_DIR}
 
 
-def load_chain(run_dir: Path, dataset: PreparedDataset, image_id: str) -> ImageChain:
-    """One image's maps, pseudo-mask, GT and prediction, as far as the run folder holds them."""
+def load_chain(run_dir: Path, dataset: PreparedDataset, image_id: str,
+               folders: dict[str, Path | None] | None = None) -> ImageChain:
+    """One image's maps, pseudo-mask, GT and prediction, as far as the run folder holds them
+    (`folders`: the run's `chain_folders`, when the caller loads many images of one run)."""
     if image_id not in dataset.labels:
         raise DataError(f"image '{image_id}' is not in the prepared data set of {run_dir}")
-    folders = chain_folders(run_dir)
+    folders = folders or chain_folders(run_dir)
     maps = []
     npz = folders["maps"] and folders["maps"] / f"{image_id}.npz"
     if npz and npz.is_file():
