@@ -24,7 +24,7 @@ from pipeline.atomic import save_image
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
 from pipeline.run_lock import RunFolderBusy, RunLock, describe_holder
-from pipeline.plan import product_dirs, read_manifest
+from pipeline.plan import headline_figure, product_dirs, read_manifest
 from pipeline.runner import Pipeline, StorageError, storage_fault
 from pipeline.stage import settings_schemas, stages_for
 import stages  # noqa: F401,E402  (registers the built-in stages)
@@ -90,10 +90,9 @@ def summary_table(summary: list[tuple[str, str, float]], pipeline: Pipeline) -> 
             outcome = f"{outcome}, {attempts} tries"
         total += seconds
         result = ""
-        headline = stages[name].headline
-        value = manifest.get("metrics", {}).get(headline[0]) if headline else None
+        label, value, _ = headline_figure({**manifest, "headline": stages[name].headline}) or ("", None, None)
         if isinstance(value, float):
-            result = f"{headline[1]} {100 * value:.1f}%"
+            result = f"{label} {100 * value:.1f}%"
         rows.append(f"  {name:<20} {outcome:<22} {seconds:>7.1f} s  {result}")
     rows.append(f"  {'total':<20} {'':<22} {total:>7.1f} s")
     return "\n".join(rows)

@@ -43,6 +43,18 @@ def read_manifest(stage_dir: Path) -> dict | None:
     return read_json_record(stage_dir / MANIFEST, required=("fingerprint", "run_id"))
 
 
+def headline_figure(manifest: dict) -> tuple[str, float | None, dict | None] | None:
+    """A stage's headline figure from its manifest: (label, value, per-class IoU), the
+    label naming the split it was scored on where the stage records one (`info.scored_on`),
+    so a segmenter scored on its training images for want of a val split says so."""
+    if not manifest.get("headline"):
+        return None
+    key, label = manifest["headline"]
+    split = manifest.get("info", {}).get("scored_on")
+    metrics = manifest.get("metrics", {})
+    return (f"{label} ({split})" if split else label), metrics.get(key), metrics.get("per_class_iou")
+
+
 def read_json_record(path: Path, required: Sequence[str] = ()) -> dict | None:
     """A JSON object from `path`, or None when it is absent, does not parse, or lacks a
     required key: a record that cannot be trusted is no record."""

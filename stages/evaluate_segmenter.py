@@ -55,7 +55,7 @@ class SegEvalSettings:
     step=11, consumes=("dataset", "segmenter"), produces="predictions",
     settings=SegEvalSettings, execution_keys=("evaluate_segmenter.workers",),
     description="segmenter mIoU on the val GT (multi-scale, flip, CRF as configured), palette PNGs",
-    headline=("miou", "segmenter val mIoU"),
+    headline=("miou", "segmenter mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def evaluate_segmenter(ctx: StageContext) -> StageResult:
     settings = ctx.settings()
@@ -98,6 +98,7 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
     info: dict = {"split": split, "images_without_gt": len(ids) - scored, "predictions": PREDICTIONS_DIR,
                   "test_time": dataclasses.asdict(settings), **record}
     if scored:
+        info["scored_on"] = split
         metrics = final.summary(dataset.classes)
         del metrics["ignored_share"]  # predictions never hold the ignore label
         if use_crf:

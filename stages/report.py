@@ -29,7 +29,7 @@ from pipeline.evaluation import image_miou
 from pipeline.report.chain import chain_folders, load_chain
 from pipeline.report.panels import chain_panel
 from pipeline.report.plots import sweep_plot
-from pipeline.plan import product_dirs, read_manifest
+from pipeline.plan import headline_figure, product_dirs, read_manifest
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, register_stage
 from pipeline.artifacts import (CARD, MASKS_SUBDIR, PREDICTIONS_DIR, PREMISE_CURVES, PREMISE_FIGURE,
@@ -239,8 +239,7 @@ def _chain_numbers(run_dir: Path, chain: list[str]) -> dict:
     """A run folder's threshold, sweep and {stage: (label, headline figure, per-class IoU)}
     for the chain's stages it holds."""
     manifests = {stage: read_manifest(run_dir / stage) for stage in chain}
-    figures = {stage: (m["headline"][1], m["metrics"].get(m["headline"][0]), m["metrics"].get("per_class_iou"))
-               for stage, m in manifests.items() if m and m.get("headline")}
+    figures = {stage: headline_figure(m) for stage, m in manifests.items() if m and m.get("headline")}
     seeds = next(iter(product_dirs(run_dir, "seed_scores")), None)
     seeds = (read_manifest(seeds) or {}) if seeds else {}
     metrics = seeds.get("metrics", {})

@@ -4,7 +4,7 @@ import pytest
 from mmengine.config import Config
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.plan import IN_PROGRESS, MANIFEST
+from pipeline.plan import IN_PROGRESS, MANIFEST, headline_figure
 from pipeline.runner import Pipeline
 from pipeline.stage import Input, Stage
 from tests import toy_stages
@@ -182,3 +182,12 @@ def test_code_change_makes_stage_stale(tmp_path, monkeypatch):
     (project / "codestages" / "double.py").write_text(
         (project / "codestages" / "double.py").read_text() + "\n# a comment is code too\n")
     assert "code changed" in pipeline().status("double").reason
+
+
+def test_a_headline_figure_names_the_split_it_was_scored_on():
+    manifest = {"headline": ["miou", "segmenter mIoU"], "metrics": {"miou": 0.5, "per_class_iou": {"a": 0.5}},
+                "info": {"scored_on": "train"}}
+    assert headline_figure(manifest) == ("segmenter mIoU (train)", 0.5, {"a": 0.5})
+    del manifest["info"]["scored_on"]
+    assert headline_figure(manifest)[0] == "segmenter mIoU"
+    assert headline_figure({"metrics": {}}) is None

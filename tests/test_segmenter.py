@@ -14,6 +14,7 @@ from torchvision import models
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.evaluation import MaskScore
+from pipeline.plan import headline_figure
 from pipeline.runner import Pipeline
 from pipeline.segmenter import mmcv_compat
 from pipeline.segmenter.checkpoints import history_buffer_statistic, mmengine_checkpoint_globals
@@ -285,6 +286,7 @@ def test_evaluation_with_crf_scores_both_and_agrees_with_iou_metric(pseudo_run, 
     p.run(["train_segmenter", "evaluate_segmenter"])
     m = manifest(tmp_path, "evaluate_segmenter")
     assert m["info"]["mmseg_iou_metric_agrees"] is True
+    assert headline_figure(m)[:2] == ("segmenter mIoU (val)", m["metrics"]["miou"])
     assert abs(m["metrics"]["miou"] - m["metrics"]["mmseg_iou_metric_miou"]) <= 1e-4
     assert set(m["metrics"]) >= {"miou", "miou_without_crf", "per_class_iou", "precision", "recall"}
     out = tmp_path / "evaluate_segmenter"
