@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import load_config
+from pipeline.config import check_sections, load_config
+from pipeline.errors import ConfigError
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.runner import Pipeline
 from stages import STAGES
-from pipeline.training.loop import LAST_CHECKPOINT, TrainingDiverged
+from pipeline.training.loop import LAST_CHECKPOINT, TrainingDiverged, TrainSettings
+from pipeline.training.randomness import EpochBatches, repeat_factors
 from tests.conftest import TINY_CONFIG, TINY_TRAIN
 
 
@@ -115,6 +117,40 @@ def test_cam_baseline_config_changes_one_line_and_trains(tmp_path):
     history = manifest(tmp_path, "train_localizer")["metrics"]["history"]
     assert set(history[0]) >= {"soft_margin", "loss"}
     assert load_config("configs/default_cam.py").localizer.type == "cam"
+
+
+def test_repeat_factors_follow_lvis_and_leave_common_classes_and_negatives_at_one():
+    labels = [[1]] * 6 + [[1, 2]] + [[3]] * 2 + [[]]  # class 2 in 1 of 10 images, class 3 in 2, class 1 in 7
+    factors = repeat_factors(labels, threshold=0.4)
+    assert factors[0] == 1.0 and factors[-1] == 1.0  # a common class; a negative
+    assert factors[6] == pytest.approx(2.0)  # sqrt(0.4 / 0.1): the image's rarest class decides
+    assert factors[7] == pytest.approx(2 ** 0.5)  # sqrt(0.4 / 0.2)
+    assert repeat_factors(labels, threshold=0.0) == [1.0] * 10
+
+
+def test_repeat_factor_batches_draw_rare_images_more_often_and_resume_exactly():
+    factors = [1.0] * 9 + [3.0]
+    batches = EpochBatches(10, batch=2, seed=0, factors=factors)
+    drawn = np.zeros(10)
+    for epoch in range(300):
+        batches.start(epoch)
+        epoch_items = [i for batch in batches for i, _ in batch]
+        assert len(epoch_items) == 10  # the epoch keeps its steps
+        np.add.at(drawn, epoch_items, 1)
+    assert 2.5 < drawn[9] / drawn[:9].mean() < 3.5
+    batches.start(7)
+    whole = list(batches)
+    batches.start(7, skip=3)
+    assert list(batches) == whole[3:]  # a resumed epoch draws what the uninterrupted one drew
+
+
+def test_repeat_factor_sampling_trains_the_localizer_and_is_refused_out_of_range(tmp_path):
+    cfg = load_config(TINY_CONFIG, {"train_localizer.repeat_factor_threshold": 0.5, "train_localizer.epochs": 1})
+    Pipeline(STAGES, cfg, tmp_path).run(["prepare", "train_localizer"])
+    assert manifest(tmp_path, "train_localizer")["config"]["train_localizer"]["repeat_factor_threshold"] == 0.5
+    with pytest.raises(ConfigError, match="repeat_factor_threshold"):
+        check_sections(load_config(TINY_CONFIG, {"train_localizer.repeat_factor_threshold": 2.0}),
+                       {"train_localizer": TrainSettings})
 
 
 @pytest.mark.heavy

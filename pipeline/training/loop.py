@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from pipeline.precision import autocast, check_amp
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.data import AugmentedLabelledImages
 from pipeline.training.optim import build_sgd, poly_schedule
-from pipeline.training.randomness import EpochBatches, seed_step
+from pipeline.training.randomness import EpochBatches, repeat_factors, seed_step
 
 LAST_CHECKPOINT = "last.pth"
 
@@ -67,6 +68,10 @@ class TrainSettings:
     resize: str = "long"
     sync_bn: bool = True  # SyncBatchNorm across processes where the backend has it (NCCL)
     train_biases: bool = True  # False: biases keep their ImageNet values (the BAS reference)
+    # LVIS's repeat-factor sampling on the image-level labels (Gupta et al., CVPR 2019): an
+    # image showing a class seen in a share f < t of the images is drawn sqrt(t / f) times
+    # as often; the epoch keeps its steps. 0: every image once an epoch (the paper).
+    repeat_factor_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         check_amp(self.amp, "amp")
@@ -79,15 +84,19 @@ class TrainSettings:
         for key in ("momentum", "weight_decay", "num_workers", "classifier_warmup_epochs", "checkpoint_every_steps"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}")
+        if not 0 <= self.repeat_factor_threshold <= 1:
+            raise ConfigError(f"repeat_factor_threshold must lie in [0, 1] (a share of the images; 0: off), "
+                              f"got {self.repeat_factor_threshold}")
         if self.resize not in ("long", "square"):
             raise ConfigError(f"resize must be 'long' or 'square', got {self.resize!r}")
 
 
 def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: dict[str, float], out_dir: Path,
-          name: str) -> dict:
+          name: str, labels: Sequence[Sequence[int]] | None = None) -> dict:
     """Train `model` in place on `images` (items (index, seed) -> (x, target); the
     model's forward(x, target) returns the loss terms that `weights` names; `.heads()`
-    take `head_lr_mult` x lr). Returns the history."""
+    take `head_lr_mult` x lr). `labels`: each image's classes, for repeat-factor
+    sampling. Returns the history."""
     log = get_logger()
     world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
     if settings.batch_size % world:
@@ -95,7 +104,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
     on_cuda = device.type == "cuda"
     model = _placed(model, settings, device, world)
 
-    batches, loader = _batches(images, settings, world, on_cuda, name)
+    batches, loader = _batches(images, settings, world, on_cuda, name, labels)
     steps_per_epoch = len(batches)
     total_steps = settings.epochs * steps_per_epoch
 
@@ -162,10 +171,20 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
             "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world), "throughput": rate.summary()}
 
 
-def _batches(images: Dataset, settings: TrainSettings, world: int, on_cuda: bool, name: str):
+def _batches(images: Dataset, settings: TrainSettings, world: int, on_cuda: bool, name: str,
+             labels: Sequence[Sequence[int]] | None):
     """(the epoch batch sampler, its DataLoader). Persistent workers: no worker start-up at
     every epoch (each item's augmentation comes from its own seed, not the worker's life)."""
-    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, distributed.rank(), world)
+    factors = None
+    if settings.repeat_factor_threshold:
+        if labels is None:
+            raise ConfigError(f"{name}.repeat_factor_threshold: this stage trains without image-level labels "
+                              f"to balance; set it to 0")
+        factors = repeat_factors(labels, settings.repeat_factor_threshold)
+        get_logger().info("%s: repeat-factor sampling (t=%g): %d of %d images repeated, factors up to %.2f", name,
+                          settings.repeat_factor_threshold, sum(f > 1 for f in factors), len(factors), max(factors))
+    batches = EpochBatches(len(images), settings.batch_size // world, settings.seed, distributed.rank(), world,
+                           factors)
     if len(batches) == 0:
         raise DataError(f"{name}: {len(images)} images in split '{settings.split}' make no "
                         f"batch of {settings.batch_size}; lower {name}.batch_size")
@@ -235,7 +254,7 @@ def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSett
     model, weights = build_localizer(localizer, dataset.num_classes)
     images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip,
                                      square=settings.resize == "square")
-    trained = train(model, images, settings, weights, out_dir, name)
+    trained = train(model, images, settings, weights, out_dir, name, [dataset.labels[i] for i in usable])
     if distributed.is_main():
         save_checkpoint(out_dir / MODEL_FILE, state_dict=model.state_dict(), localizer=localizer_record(localizer),
                         num_classes=dataset.num_classes)

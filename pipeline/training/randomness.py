@@ -9,6 +9,10 @@ whatever the number of data-loader workers.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch.utils.data import Sampler
@@ -33,10 +37,16 @@ class EpochBatches(Sampler):
     The epoch's permutation is drawn from (seed, epoch); its first `batches * world *
     batch` entries are dealt to ranks batch by batch (the rest is dropped, as with
     `drop_last`). `start(epoch, skip)` resumes an epoch after `skip` batches.
+    With `factors` (one repeat factor per image, `repeat_factors`), each epoch repeats
+    every image floor(r) times and once more with probability r - floor(r), as LVIS's
+    repeat-factor sampling does, shuffles that pool and keeps its first `size` entries:
+    rare-class images come more often, the epoch keeps its number of steps.
     """
 
-    def __init__(self, size: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, size: int, batch: int, seed: int, rank: int = 0, world: int = 1,
+                 factors: Sequence[float] | None = None):
         self.size, self.batch, self.seed, self.rank, self.world = size, batch, seed, rank, world
+        self.factors = None if factors is None else torch.tensor(factors, dtype=torch.float64)
         self.epoch, self.skip = 0, 0
 
     def start(self, epoch: int, skip: int = 0) -> None:
@@ -45,12 +55,30 @@ class EpochBatches(Sampler):
     def __len__(self) -> int:
         return self.size // (self.batch * self.world)
 
+    def _order(self) -> list[int]:
+        draws = generator(self.seed, ORDER, self.epoch)
+        if self.factors is None:
+            return torch.randperm(self.size, generator=draws).tolist()
+        whole = self.factors.floor()
+        copies = whole + (torch.rand(self.size, generator=draws, dtype=torch.float64) < self.factors - whole)
+        pool = torch.repeat_interleave(torch.arange(self.size), copies.long())
+        return pool[torch.randperm(len(pool), generator=draws)][:self.size].tolist()
+
     def __iter__(self):
-        order = torch.randperm(self.size, generator=generator(self.seed, ORDER, self.epoch)).tolist()
+        order = self._order()
         span = self.batch * self.world
         for b in range(self.skip, len(self)):
             first = b * span + self.rank * self.batch
             yield [(order[p], stream_seed(self.seed, SAMPLE, self.epoch, p)) for p in range(first, first + self.batch)]
+
+
+def repeat_factors(labels: Sequence[Sequence[int]], threshold: float) -> list[float]:
+    """LVIS's repeat factor of each image (Gupta et al., CVPR 2019): the largest over its
+    classes of max(1, sqrt(threshold / f_c)), f_c the share of the images that show class
+    c; 1 for an image without a class. Classes rarer than `threshold` are drawn more often."""
+    counts = Counter(c for image in labels for c in set(image))
+    per_class = {c: max(1.0, math.sqrt(threshold * len(labels) / n)) for c, n in counts.items()}
+    return [max((per_class[c] for c in image), default=1.0) for image in labels]
 
 
 def seed_step(seed: int, rank: int, global_step: int) -> None:
