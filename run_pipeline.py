@@ -77,7 +77,7 @@ def show(run_dir: Path, image_id: str) -> Path:
 def summary_table(summary: list[tuple[str, str, float]], pipeline: Pipeline) -> str:
     """One row per stage: what happened, its time (over every attempt, also for a stage
     done by an earlier invocation) and its headline figure; then the total."""
-    stages, run_dir = pipeline.stages, pipeline.run_dir
+    run_dir = pipeline.run_dir
     rows = [f"  {'stage':<20} {'outcome':<22} {'time':>9}  result"]
     total = 0.0
     for name, outcome, seconds in summary:
@@ -90,7 +90,7 @@ def summary_table(summary: list[tuple[str, str, float]], pipeline: Pipeline) -> 
             outcome = f"{outcome}, {attempts} tries"
         total += seconds
         result = ""
-        label, value, _ = headline_figure({**manifest, "headline": stages[name].headline}) or ("", None, None)
+        label, value, _ = headline_figure(manifest) or ("", None, None)  # the manifest records the headline
         if isinstance(value, float):
             result = f"{label} {100 * value:.1f}%"
         rows.append(f"  {name:<20} {outcome:<22} {seconds:>7.1f} s  {result}")

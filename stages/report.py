@@ -239,7 +239,7 @@ def _chain_numbers(run_dir: Path, chain: list[str]) -> dict:
     """A run folder's threshold, sweep and {stage: (label, headline figure, per-class IoU)}
     for the chain's stages it holds."""
     manifests = {stage: read_manifest(run_dir / stage) for stage in chain}
-    figures = {stage: headline_figure(m) for stage, m in manifests.items() if m and m.get("headline")}
+    figures = {stage: figure for stage, m in manifests.items() if m and (figure := headline_figure(m))}
     seeds = next(iter(product_dirs(run_dir, "seed_scores")), None)
     seeds = (read_manifest(seeds) or {}) if seeds else {}
     metrics = seeds.get("metrics", {})
