@@ -3,8 +3,8 @@
     python bench/export_profile.py --run outputs/real_voc20/bas_seed0 [--batches 16] [--device cuda]
 
 On a finished run (its prepare and train_localizer), for the run's export settings, in two
-batchings: exact sizes (`buckets=None`: one batch per photo size, as before bucketing)
-and size buckets (`--buckets`, the default 8). For each it times, over the first
+batchings of exact-size batches: one image a forward, and `--batch-size` images (the
+export's own batches). For each it times, over the first
 `--batches` batches: the DataLoader's wait (decoding in workers), the network and the
 per-scale / per-class resizing (`batch_class_maps`, synchronised), the copy to float16,
 and writing the files (`save_npz`, what the writer thread does); it counts the distinct
@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.artifacts import MODEL_FILE  # noqa: E402
 from pipeline.atomic import save_npz  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
-from pipeline.maps import ImageBatches, batch_class_maps, bucket_batches, same_padding_levels  # noqa: E402
-from pipeline.maps import scaled_bucket  # noqa: E402
+from pipeline.maps import ImageBatches, batch_class_maps, size_batches  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.precision import autocast  # noqa: E402
 
@@ -43,27 +42,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def input_shapes(bucket, size, scales, same_levels) -> set:
-    if bucket is not None:
-        return {scaled_bucket(bucket, s, same_levels) for s in scales}
+def input_shapes(size, scales) -> set:
     return {(int(size[0] * s), int(size[1] * s)) for s in scales}
 
 
-def measure(model, dataset, batches, settings, device, amp, out: Path, padded: bool) -> dict:
-    loader = DataLoader(ImageBatches(dataset, [b for _, b in batches]), batch_size=None,
+def measure(model, dataset, batches, settings, device, amp, out: Path) -> dict:
+    loader = DataLoader(ImageBatches(dataset, batches), batch_size=None,
                         num_workers=settings.get("num_workers", 2), pin_memory=device.type == "cuda")
     times = {"loader_wait": 0.0, "network_and_resizing": 0.0, "to_float16": 0.0, "write_files": 0.0}
     seen, new_shape_s, old_shape_s = set(), [], []
     t_wait = time.perf_counter()
-    for (size, _), (ids, images) in zip(batches, loader):
+    for ids, images in loader:
         times["loader_wait"] += time.perf_counter() - t_wait
-        bucket = size if padded else None
-        images = [image.to(device) for image in images]
-        shapes = input_shapes(bucket, size, settings["scales"], same_padding_levels(model))
+        images = images.to(device)
+        shapes = input_shapes(images.shape[-2:], settings["scales"])
         t0 = time.perf_counter()
         with autocast(device, amp):
             maps = batch_class_maps(model, images, [dataset.labels[i] for i in ids], tuple(settings["scales"]),
-                                    settings["flip"], bucket)
+                                    settings["flip"])
         sync(device)
         t1 = time.perf_counter()
         arrays = [m.cpu().numpy().astype(np.float16) for m in maps]
@@ -77,7 +73,7 @@ def measure(model, dataset, batches, settings, device, amp, out: Path, padded: b
         (old_shape_s if shapes <= seen else new_shape_s).append((t1 - t0) / len(ids))
         seen |= shapes
         t_wait = time.perf_counter()
-    images = sum(len(b) for _, b in batches)
+    images = sum(len(b) for b in batches)
     return {"images": images, "batches": len(batches), "distinct_input_shapes": len(seen),
             "seconds": {k: round(v, 2) for k, v in times.items()},
             "images_per_s": round(images / sum(times.values()), 2),
@@ -85,14 +81,14 @@ def measure(model, dataset, batches, settings, device, amp, out: Path, padded: b
             "network_s_per_image_seen_shapes": round(float(np.mean(old_shape_s)), 4) if old_shape_s else None}
 
 
-def profile_batch(model, dataset, bucket, ids, settings, device, amp) -> str:
+def profile_batch(model, dataset, ids, settings, device, amp) -> str:
     from torch.profiler import ProfilerActivity, profile
 
-    images = [ImageBatches(dataset, [ids])[0][1][k].to(device) for k in range(len(ids))]
+    images = ImageBatches(dataset, [ids])[0][1].to(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof, autocast(device, amp):
         batch_class_maps(model, images, [dataset.labels[i] for i in ids], tuple(settings["scales"]),
-                         settings["flip"], bucket)
+                         settings["flip"])
         sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=12)
@@ -102,7 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--batches", type=int, default=16)
-    parser.add_argument("--buckets", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", default="bf16", help="CUDA autocast: bf16, fp16 or none")
     args = parser.parse_args()
@@ -119,13 +115,12 @@ def main() -> int:
     print(f"export profile: {args.run} ({method}), {device}, {amp or 'fp32'}, scales {settings['scales']}, "
           f"flip {settings['flip']}, threads {torch.get_num_threads()}")
     results = {}
-    for name, buckets in (("exact sizes", None), (f"{args.buckets} buckets", args.buckets)):
-        batches = bucket_batches(dataset, ids, settings.get("batch_size", 8), buckets)[:args.batches]
+    for batch_size in sorted({1, args.batch_size}):
+        batches = size_batches(dataset, ids, batch_size)[:args.batches]
         with tempfile.TemporaryDirectory() as tmp:
-            results[name] = measure(model, dataset, batches, settings, device, amp, Path(tmp), buckets is not None)
-        print(f"  {name}: {json.dumps(results[name])}")
-        size, last = batches[-1]
-        print(profile_batch(model, dataset, size if buckets else None, last, settings, device, amp))
+            results[batch_size] = measure(model, dataset, batches, settings, device, amp, Path(tmp))
+        print(f"  batch {batch_size}: {json.dumps(results[batch_size])}")
+        print(profile_batch(model, dataset, batches[-1], settings, device, amp))
     return 0
 
 

@@ -83,9 +83,14 @@ def large_classes(dataset, image_id: str, min_share: float) -> list[int]:
 
 @torch.inference_mode()
 def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: float = 1.0,
-                   min_share: float = 0.0) -> dict[str, dict[str, list[float]]]:
-    """{class name: {'ce': [...], 'activation': [...], 'objects': n}} means over the
-    (image, class) pairs of `ids`, one value per offset (None where no mask was left).
+                   min_share: float = 0.0) -> dict[str, dict]:
+    """Per class name: 'ce' and 'activation', one mean per offset over the objects (image,
+    class pairs of `ids`) whose mask survives every offset; 'objects', how many those are;
+    'objects_checked', every object the classifier sees; and 'surviving_share', per offset
+    the share of those whose mask is not yet eroded away. Deep erosion leaves only large
+    objects: a mean over whoever is left at each offset would compare one population on
+    the left of the curve with another on the right, so the curves hold one population
+    and the shares say what it leaves out.
     `model`: a trained localizer (its `class_activation`, pipeline/models/base.py); with one
     class a constant 0 logit joins the CE (a softmax over one logit is always 1);
     `scale`: the image is resized by it first (the scale the localizer trained at);
@@ -93,7 +98,8 @@ def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: fl
     cover at least that share of their image are checked (the paper's CUB birds fill the frame)."""
     classes = dataset.classes
     sums = {c: np.zeros((2, len(offsets))) for c in classes[1:]}
-    counts = {c: np.zeros(len(offsets)) for c in classes[1:]}
+    left = {c: np.zeros(len(offsets)) for c in classes[1:]}
+    checked, survivors = dict.fromkeys(classes[1:], 0), dict.fromkeys(classes[1:], 0)
     device = next(model.parameters()).device
     for image_id in ids:
         gt = dataset.load_mask(image_id)
@@ -109,27 +115,38 @@ def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: fl
             full = cam[c - 1].mean()
             if full <= 0:  # the classifier does not see the class: no relative activation
                 continue
-            for j, offset in enumerate(offsets):
-                mask = grown(gt == c, offset)
-                if not mask.any():
-                    continue
-                small = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None].to(device),
-                                      size=cam.shape[1:], mode="area")[0, 0]
-                logits = (cam * small).mean((1, 2))
-                if len(logits) == 1:
-                    logits = torch.cat([logits, logits.new_zeros(1)])
-                target = torch.tensor([c - 1], device=device)
-                sums[classes[c]][0, j] += float(F.cross_entropy(logits[None], target))
-                sums[classes[c]][1, j] += float((cam[c - 1] * small).mean() / full)
-                counts[classes[c]][j] += 1
+            masks = [grown(gt == c, offset) for offset in offsets]
+            alive = np.array([m.any() for m in masks])
+            name = classes[c]
+            checked[name] += 1
+            left[name] += alive
+            if alive.all():
+                sums[name] += _masked_scores(cam, c, masks, full)
+                survivors[name] += 1
     out = {}
     for name in sums:
-        if counts[name].any():
-            with np.errstate(invalid="ignore"):
-                mean = sums[name] / np.where(counts[name] > 0, counts[name], np.nan)
+        if checked[name]:
+            mean = sums[name] / survivors[name] if survivors[name] else np.full_like(sums[name], np.nan)
             ce, act = ([None if np.isnan(v) else float(v) for v in row] for row in mean)  # JSON has no NaN
-            out[name] = {"ce": ce, "activation": act, "objects": int(counts[name].max())}
+            out[name] = {"ce": ce, "activation": act, "objects": survivors[name],
+                         "objects_checked": checked[name],
+                         "surviving_share": [float(v) for v in left[name] / checked[name]]}
     return out
+
+
+def _masked_scores(cam: torch.Tensor, c: int, masks: list[np.ndarray], full: torch.Tensor) -> np.ndarray:
+    """(2, offsets): the CE of class `c` and its activation relative to `full`, under each mask."""
+    scores = np.zeros((2, len(masks)))
+    target = torch.tensor([c - 1], device=cam.device)
+    for j, mask in enumerate(masks):
+        small = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None].to(cam.device),
+                              size=cam.shape[1:], mode="area")[0, 0]
+        logits = (cam * small).mean((1, 2))
+        if len(logits) == 1:
+            logits = torch.cat([logits, logits.new_zeros(1)])
+        scores[0, j] = float(F.cross_entropy(logits[None], target))
+        scores[1, j] = float((cam[c - 1] * small).mean() / full)
+    return scores
 
 
 def verdict(offsets: list[int], curves: dict[str, dict]) -> dict[str, dict]:
@@ -140,6 +157,8 @@ def verdict(offsets: list[int], curves: dict[str, dict]) -> dict[str, dict]:
     at_gt = int(np.flatnonzero(offsets == 0)[0])
     out = {}
     for name, curve in curves.items():
+        if not curve["objects"]:  # no object of the class survives the deepest erosion
+            continue
         ce, act = np.asarray(curve["ce"], dtype=float), np.asarray(curve["activation"], dtype=float)  # None -> NaN
         valid = ~np.isnan(act)
         peak = int(offsets[valid][np.argmax(act[valid])])

@@ -8,6 +8,7 @@ images. It reads the model only, so it neither blocks nor changes the maps.
 
 from __future__ import annotations
 
+from pipeline import distributed
 from pipeline.artifacts import MODEL_FILE, PREMISE_CURVES, PREMISE_FIGURE
 from pipeline.atomic import write_json
 from pipeline.datasets.prepared import PreparedDataset
@@ -30,13 +31,14 @@ def check_premise(ctx: StageContext) -> StageResult:
         get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,
                              split)
         return StageResult(artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
-    model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE)
+    model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE, distributed.device())
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
     curves = premise_curves(model, dataset, chosen, offsets, settings.scale, settings.min_object_share)
     verdicts = verdict(offsets, curves)
     write_json(ctx.out_dir / PREMISE_CURVES, {"offsets": offsets, "method": method, "curves": curves,
                                            "verdict": verdicts})
     premise_plot(offsets, {method: curves}, ctx.out_dir / PREMISE_FIGURE)
+    _log_vanishing(offsets, curves)
     holds = {k: sum(v[k] for v in verdicts.values())
              for k in ("observation_1_partial", "observation_1", "observation_2")}
     get_logger().info("check_premise: of %d classes, observation 1 holds for %d as the paper states it (CE about 0 "
@@ -47,3 +49,12 @@ def check_premise(ctx: StageContext) -> StageResult:
         metrics={f"{k}_classes": v for k, v in holds.items()} | {"verdict": verdicts},
         info={"checked": True, "method": method, "curves": PREMISE_CURVES, "figure": PREMISE_FIGURE},
     )
+
+
+def _log_vanishing(offsets: list[int], curves: dict) -> None:
+    """How many objects the curves leave out: those eroded away before the deepest offset."""
+    checked = sum(c["objects_checked"] for c in curves.values())
+    kept = sum(c["objects"] for c in curves.values())
+    get_logger().info("check_premise: the curves hold the %d of %d objects whose mask survives %d px of erosion "
+                      "(the others vanish earlier; premise.json: surviving_share per offset)", kept, checked,
+                      -offsets[0])

@@ -12,19 +12,13 @@ per image: `maps/<id>.npz` with `maps` (n, H, W) float16 in [0, 1] and `classes`
 class indices 1..C (zlib-compressed only with `compress`: 23 % less disk for ~36 ms an
 image).
 
-Throughput: the split's image sizes are grouped into at most `buckets` size buckets
-(`pipeline.maps.size_buckets`); images of one bucket go through the network together
-(`batch_size`), zero-padded at the bottom and right to the bucket's size at each scale,
-and their maps are cropped back before they are resized to the image. Whatever sizes the
-photos come in, the network sees at most `buckets` input shapes per scale, so per-shape
-costs (cuDNN's plan search, allocator growth) are paid a few times, not once per batch;
-the manifest lists them (`input_shapes`). `buckets=None`: one batch per exact size, no
-padding; the default 'auto' buckets on CUDA only: the CPU has no per-shape cost, and
-padding changes the maps of small images (bench/export_equivalence.py on the synthetic
-default: seed mIoU 47.9 bucketed against 50.2 exact). bf16 autocast and channels_last on
-CUDA; a background thread writes the previous maps. The batches are made from the whole split before it is shared out, so under
-torchrun each process does every world_size-th batch and the files are those of a
-one-process run. Resumes from the files written.
+Throughput: images of one exact size go through the network together (`batch_size`;
+COCO's and VOC's photos come in a few common sizes), so a batched map is the image's own
+map (tests/test_localizer_stages.py compares them for every localizer; padding to shared
+sizes changed them: bench/export_equivalence.py). bf16 autocast and channels_last on
+CUDA; a background thread writes the previous maps. The batches are made from the whole
+split before it is shared out, so under torchrun each process does every world_size-th
+batch and the files are those of a one-process run. Resumes from the files written.
 """
 
 from __future__ import annotations
@@ -42,8 +36,7 @@ from pipeline.atomic import BackgroundWriter, save_npz
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.per_image import PerImage
-from pipeline.maps import (ImageBatches, batch_class_maps, bucket_batches, normalize_maps, same_padding_levels,
-                           scaled_bucket)
+from pipeline.maps import ImageBatches, batch_class_maps, normalize_maps, size_batches
 from pipeline.models import load_trained_localizer
 from pipeline.models.cam import CAMClassifier
 from pipeline.precision import autocast, check_amp
@@ -57,10 +50,7 @@ class ExportSettings:
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     fuse_cam: str | None = None  # None, the stage of this run that trains the CAM, or a CAM run folder
-    batch_size: int = 8  # images of one size bucket per forward
-    # Size buckets (input shapes per scale): 'auto' = 8 on CUDA, exact sizes on the CPU (which
-    # pays no per-shape cost, and padding moves small images' maps); an int everywhere; None: never.
-    buckets: int | str | None = "auto"
+    batch_size: int = 8  # images of one exact size per forward
     amp: str | None = "bf16"  # CUDA only: autocast dtype ('bf16', 'fp16') or None for fp32; the CPU runs fp32
     compress: bool = False  # zlib the map files (same values, less disk, slower)
     num_workers: int = 2  # DataLoader workers decoding images while the model runs (0: in the loop)
@@ -69,11 +59,6 @@ class ExportSettings:
         check_amp(self.amp, "export_maps.amp")
         if self.batch_size < 1:
             raise ConfigError(f"export_maps.batch_size must be at least 1, got {self.batch_size}")
-        if self.buckets != "auto" and self.buckets is not None and (isinstance(self.buckets, str) or self.buckets < 1):
-            raise ConfigError(f"export_maps.buckets must be 'auto', at least 1, or None, got {self.buckets!r}")
-
-    def bucket_count(self, cuda: bool) -> int | None:
-        return (8 if cuda else None) if self.buckets == "auto" else self.buckets
 
 
 def _outside_cam(fuse: str | None) -> Path | None:
@@ -109,36 +94,25 @@ def export_maps(ctx: StageContext) -> StageResult:
 
     ids = dataset.split(settings.split)
     out = ctx.out_dir / MAPS_DIR
-    buckets = settings.bucket_count(cuda)
-    every_batch = bucket_batches(dataset, ids, settings.batch_size, buckets)
-    work = PerImage("export_maps", every_batch, done=lambda batch: all((out / f"{i}.npz").is_file() for i in batch[1]))
+    every_batch = size_batches(dataset, ids, settings.batch_size)
+    work = PerImage("export_maps", every_batch, done=lambda batch: all((out / f"{i}.npz").is_file() for i in batch))
     todo = work.todo
-    loader = DataLoader(ImageBatches(dataset, [b for _, b in todo]), batch_size=None,
-                        num_workers=settings.num_workers, pin_memory=cuda)
-    # A few bucket shapes: cuDNN's autotuner pays its search once per shape and picks the
-    # fastest kernels; with exact sizes (a new shape per batch) it would search every batch.
-    benchmark = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = cuda and buckets is not None
-    try:
-        with BackgroundWriter(threads=1) as writer:
-            for (size, _), (batch_ids, images) in work.progress(zip(todo, loader), "maps", total=len(todo),
-                                                                count=lambda item: len(item[1][0])):
-                images = [image.to(device, non_blocking=True) for image in images]
-                classes = [dataset.labels[i] for i in batch_ids]
-                bucket = size if buckets is not None else None
-                with autocast(device, settings.amp):
-                    maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip, bucket)
-                            for m in models]
-                for k, image_id in enumerate(batch_ids):
-                    image_maps = maps[0][k] if len(maps) == 1 else fuse(maps[0][k], maps[1][k])
-                    if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
-                        writer.submit(save_npz, out / f"{image_id}.npz", settings.compress,
-                                      maps=image_maps.cpu().numpy().astype(np.float16),
-                                      classes=np.asarray(classes[k], dtype=np.int16))
-    finally:
-        torch.backends.cudnn.benchmark = benchmark
-    mine = sum(len(b) for _, b in work.mine)
-    record, reused = work.record(items_here=mine), mine - sum(len(b) for _, b in todo)
+    loader = DataLoader(ImageBatches(dataset, todo), batch_size=None, num_workers=settings.num_workers,
+                        pin_memory=cuda)
+    with BackgroundWriter(threads=1) as writer:
+        for batch_ids, images in work.progress(loader, "maps", total=len(todo), count=lambda item: len(item[0])):
+            images = images.to(device, non_blocking=True,
+                               memory_format=torch.channels_last if cuda else torch.contiguous_format)
+            classes = [dataset.labels[i] for i in batch_ids]
+            with autocast(device, settings.amp):
+                maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip) for m in models]
+            fused = [maps[0][k] if len(maps) == 1 else fuse(maps[0][k], maps[1][k]) for k in range(len(batch_ids))]
+            for image_id, image_maps, image_classes in zip(batch_ids, to_host(fused), classes):
+                if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
+                    writer.submit(save_npz, out / f"{image_id}.npz", settings.compress, maps=image_maps,
+                                  classes=np.asarray(image_classes, dtype=np.int16))
+    mine = sum(len(b) for b in work.mine)
+    record, reused = work.record(items_here=mine), mine - sum(len(b) for b in todo)
     reused = work.gather(reused)
     distributed.barrier()  # every shard written before rank 0 counts and writes the manifest
 
@@ -148,7 +122,7 @@ def export_maps(ctx: StageContext) -> StageResult:
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
               "precision": settings.amp if cuda and settings.amp else "fp32", **record,
-              **_shapes_record(every_batch, settings, buckets is not None, same_padding_levels(model))},
+              **_shapes_record(every_batch, settings)},
     )
 
 
@@ -158,15 +132,17 @@ def fuse(localizer_maps, cam_maps):
     return normalize_maps(normalize_maps(localizer_maps) + normalize_maps(cam_maps))
 
 
-def _shapes_record(batches, settings: ExportSettings, padded: bool, same_levels: int) -> dict:
-    """The distinct [height, width] the network is given (all scales together) and how many
-    batches have each size: what per-shape costs and batching efficiency depend on."""
-    shapes = {scaled_bucket(size, scale, same_levels) if padded else (int(size[0] * scale), int(size[1] * scale))
-              for size, _ in batches for scale in settings.scales}
-    sizes = np.bincount([len(b) for _, b in batches]) if batches else np.zeros(1, dtype=np.int64)
-    return {"buckets": sorted({size for size, _ in batches}) if padded else None,
-            "input_shapes": sorted(list(s) for s in shapes),
-            "batch_sizes": {str(n): int(k) for n, k in enumerate(sizes) if k},
+def to_host(maps: list[torch.Tensor]) -> list[np.ndarray]:
+    """A batch's maps as float16 arrays, in one device-to-host copy (one sync a batch, not one an image)."""
+    flat = torch.cat([m.reshape(-1) for m in maps]).half().cpu().numpy()
+    ends = np.cumsum([m.numel() for m in maps])[:-1]
+    return [part.reshape(m.shape) for part, m in zip(np.split(flat, ends), maps)]
+
+
+def _shapes_record(batches: list[list[str]], settings: ExportSettings) -> dict:
+    """How many batches have each size: what batching efficiency depends on."""
+    sizes = np.bincount([len(b) for b in batches]) if batches else np.zeros(1, dtype=np.int64)
+    return {"batch_sizes": {str(n): int(k) for n, k in enumerate(sizes) if k},
             "images_per_forward": "batch x 2 (flips)" if settings.flip else "batch"}
 
 

@@ -55,7 +55,8 @@ def test_a_classifier_that_sees_the_object_shows_both_observations():
 
 def test_the_verdict_fails_a_classifier_whose_activation_peaks_outside():
     offsets = [-8, -4, 0, 4, 8, 12]
-    curves = {"a": {"ce": [0.9, 0.7, 0.5, 0.4, 0.45, 0.5], "activation": [0.2, 0.4, 0.6, 0.8, 0.9, 1.0]}}
+    curves = {"a": {"ce": [0.9, 0.7, 0.5, 0.4, 0.45, 0.5], "activation": [0.2, 0.4, 0.6, 0.8, 0.9, 1.0],
+                    "objects": 1}}
     v = verdict(offsets, curves)["a"]
     assert v["activation_peak_offset"] == 12 and not v["observation_2"]
     assert v["ce_min_offset"] == 4 and not v["observation_1"]
@@ -82,3 +83,47 @@ def test_min_share_keeps_only_large_objects():
     mask[8:24, 8:24] = 1  # 25 % of the image
     assert premise_curves(ObjectClassifier(mask == 1), OneImage(mask), ["x"], [0], min_share=0.3) == {}
     assert "a" in premise_curves(ObjectClassifier(mask == 1), OneImage(mask), ["x"], [0], min_share=0.2)
+
+
+class SeesItsImage(nn.Module):
+    """Class-1 activation +10 where the image is bright (the object), -0.05 elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def class_activation(self, x):
+        on = (x[:, :1] > 0).float()
+        return 10 * torch.cat([on - 0.005 * (1 - on), 0.005 * (1 - on) - on], 1)
+
+
+class Images:
+    """Images whose bright pixels are their object, one mask an id."""
+    classes = ["background", "a", "b"]
+
+    def __init__(self, masks: dict):
+        self.masks, self.labels = masks, {i: [1] for i in masks}
+
+    def load_mask(self, image_id):
+        return self.masks[image_id]
+
+    def load_image(self, image_id):
+        return np.repeat(self.masks[image_id][..., None] * 255, 3, axis=2).astype(np.uint8)
+
+
+def test_objects_that_erode_away_are_counted_and_left_out_of_every_offset():
+    """A 4x4 object is gone after 2 px of erosion, a 20x20 one is not: at -8 and -4 px half
+    the objects are left (hand-counted), and the curves hold the large object alone at
+    every offset, so that the left of the curve and its right describe one population."""
+    big, small = np.zeros((40, 40), np.uint8), np.zeros((40, 40), np.uint8)
+    big[10:30, 10:30] = 1
+    small[18:22, 18:22] = 1
+    offsets = [-8, -4, 0, 4]
+    both = premise_curves(SeesItsImage(), Images({"big": big, "small": small}), ["big", "small"], offsets)["a"]
+    assert both["objects_checked"] == 2 and both["objects"] == 1
+    assert both["surviving_share"] == [0.5, 0.5, 1.0, 1.0]
+    # the large object alone: its masked activation relative to the whole map, by hand
+    cam = np.where(big == 1, 10.0, -0.05)
+    full = cam.mean()
+    expected = [(cam * grown(big == 1, k)).mean() / full for k in offsets]
+    np.testing.assert_allclose(both["activation"], expected, rtol=1e-5)

@@ -200,6 +200,33 @@ def test_packaged_efficientnet_weights_initialise_mmseg_timm_backbone_exactly(tm
     assert [f.shape[1] for f in mm.eval()(torch.randn(1, 3, 64, 64))] == [24, 40, 112, 320]
 
 
+@pytest.mark.parametrize("backbone", [dict(depth=18), dict(backbone="timm", timm_name="tf_efficientnet_lite0")])
+def test_our_probabilities_are_mmseg_inference_models_on_one_image(tmp_path, backbone):
+    """evaluate_segmenter's Predictor feeds the segmentor what mmseg's own inference does:
+    its data preprocessor's channel order, mean and std (0.5 / 0.5 for the timm Lite0,
+    ImageNet's for the ResNet), not a constant. One 96x120 image at the test scale
+    (no resize on either side), compared with mmseg.apis.inference_model's softmax."""
+    from mmengine.config import Config
+    from mmseg.apis import inference_model
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from pipeline.segmenter.inference import Predictor
+
+    register_all_modules()
+    torch.manual_seed(0)
+    model = SegmenterModel(output_stride=16, weights=None, allow_random_init=True, **backbone)
+    cfg = build_mmseg_config(model, SegmenterSchedule(crop=(64, 64), scale=(120, 96)), seg_data(tmp_path),
+                             work_dir=tmp_path, backbone_checkpoint=None)
+    net = MODELS.build(Config(cfg).model).eval()
+    net.cfg = Config(dict(cfg, test_pipeline=cfg["test_dataloader"]["dataset"]["pipeline"]))
+    rgb = np.random.default_rng(0).integers(0, 256, (96, 120, 3), dtype=np.uint8)
+    theirs = inference_model(net, rgb[..., ::-1].copy()).seg_logits.data.softmax(0).numpy()  # mmcv loads BGR
+    ours = Predictor(net, base_scale=(120, 96)).probabilities(rgb)
+    assert ours.shape == theirs.shape == (3, 96, 120)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
 # ---- checkpoints under torch.load(weights_only=True) ----------------------------------------
 
 def test_checkpoint_getattr_resolves_only_history_buffer_statistics():

@@ -13,13 +13,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
     """mmcv's keep-ratio rescale: the largest size that fits (long, short) = scale."""
     factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
     return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def model_input(model: torch.nn.Module, rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in 0..255 as the segmentor was trained on it: the channel order,
+    mean and std of its own data preprocessor (mmseg's SegDataPreProcessor), which vary
+    with the backbone's weights (ImageNet's for torchvision, 0.5 / 0.5 for timm's Lite0)."""
+    preprocessor = model.data_preprocessor
+    x = rgb if preprocessor.channel_conversion else rgb.flip(1)  # no conversion: it was fed the loader's BGR
+    if preprocessor._enable_normalize:
+        x = (x - preprocessor.mean.to(x.device)) / preprocessor.std.to(x.device)
+    return x
 
 
 @dataclasses.dataclass
@@ -35,10 +45,7 @@ class Predictor:
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """(K, H, W) float32 class probabilities for an (H, W, 3) uint8 RGB image."""
         h, w = image.shape[:2]
-        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float() / 255
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        x = (x - mean) / std
+        x = model_input(self.model, torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float())
         base_h, base_w = rescale_size(h, w, self.base_scale)
         total = 0
         for s in self.scales:
