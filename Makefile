@@ -36,8 +36,10 @@ test: $(VENV)/.installed
 test-quick: $(VENV)/.installed
 	$(PY) -m pytest tests -m 'not heavy'
 
-status: $(VENV)/.installed
-	$(PY) run_pipeline.py --config $(CONFIG) --status
+# On a fresh clone there is nothing to show yet: say so instead of building the environment.
+status:
+	@if [ -f $(VENV)/.installed ]; then $(PY) run_pipeline.py --config $(CONFIG) --status; \
+	else echo "no environment yet ($(VENV)) and so no run: 'make run' creates both"; fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -18,7 +18,7 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 from pipeline import distributed
-from pipeline.config import check_sections, load_config, section_dict
+from pipeline.config import check_sections, load_config, section_dict, section_to_dataclass
 from pipeline.atomic import save_image
 
 from pipeline.errors import PipelineError, UserError
@@ -118,24 +118,34 @@ def run_folder_lock(run_dir: Path):
     finally:
         lock.release()
 
-def check_values(cfg) -> None:
+def check_values(cfg, data: bool) -> None:
     """Every value of the config against its settings (types and ranges): a bad
-    --cfg-options value fails here with one line, also under --dry-run and --status."""
+    --cfg-options value fails here with one line, also under --dry-run and --status.
+    `data`: also look at the data the data set reads (its root, layout and label files)."""
     from pipeline.datasets import build_data_source
-    from pipeline.models import localizer_record
+    from pipeline.localizer_options import BUILT_IN_OPTIONS
 
     check_sections(cfg, settings_schemas(stages_for(cfg)))
     if "dataset" in cfg:
-        build_data_source(section_dict(cfg, "dataset"))
+        source = build_data_source(section_dict(cfg, "dataset"))
+        if data:
+            source.check()
     if "localizer" in cfg:
-        localizer_record(section_dict(cfg, "localizer"))
+        localizer = section_dict(cfg, "localizer")
+        kind = localizer.get("type")
+        if isinstance(kind, str) and kind in BUILT_IN_OPTIONS:  # checked without loading torch
+            section_to_dataclass(BUILT_IN_OPTIONS[kind], dict(localizer.get(kind) or {}), f"localizer.{kind}")
+        else:  # a plug-in (or a typo): the registry has it, and says which types exist
+            from pipeline.models import localizer_record
+
+            localizer_record(localizer)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.cfg_options)
-        check_values(cfg)
+        check_values(cfg, data=not (args.status or args.show))
         run_dir = run_dir_for(cfg, args.config, args.work_dir)
         read_only = args.status or args.dry_run or bool(args.show)
         if not read_only:

@@ -30,8 +30,8 @@ from pipeline import distributed  # noqa: E402
 from pipeline.artifacts import MAPS_DIR, MODEL_FILE, read_maps  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.evaluation import SeedSweep  # noqa: E402
-from pipeline.maps import HISTOGRAM_BINS, batch_class_maps, otsu_threshold, size_batches  # noqa: E402
-from pipeline.maps import strongest_value_histogram  # noqa: E402
+from pipeline.map_statistics import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram  # noqa: E402
+from pipeline.maps import batch_class_maps, size_batches  # noqa: E402
 from pipeline.images import load_rgb, to_normalized_tensor  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.precision import autocast  # noqa: E402

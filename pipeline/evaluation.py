@@ -130,3 +130,14 @@ class MaskScore:
             "precision": per_class(class_names, precision),
             "recall": per_class(class_names, recall),
         }
+
+
+def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) -> float | None:
+    """Spearman's rho between the GT-free quality score and the true per-image mIoU."""
+    pairs = [(quality[i], m) for i, m in image_miou.items() if not (np.isnan(m) or np.isnan(quality[i]))]
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(*zip(*pairs)).statistic
+    return None if np.isnan(rho) else float(rho)

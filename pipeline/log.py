@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -36,16 +36,18 @@ def setup_logging(run_dir: Path | None, level: str = "INFO") -> logging.Logger:
     return logger
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    """A progress bar on the console; the log file gets one line when the loop ends."""
+def progress(items: Iterable[T], desc: str, total: int | None = None,
+             count: Callable[[T], int] = lambda item: 1) -> Iterator[T]:
+    """A progress bar on the console; the log file gets one line when the loop ends, with
+    the items counted by `count` (a batch: its images), as the manifests count them."""
     bar = tqdm(items, desc=desc, total=total, dynamic_ncols=True, mininterval=1.0, leave=False)
-    count = 0
+    done = 0
     for item in bar:
-        count += 1
+        done += count(item)
         yield item
     elapsed = bar.format_dict["elapsed"]
     bar.close()
-    get_logger().info("%s: %d items in %.1f s", desc, count, elapsed)
+    get_logger().info("%s: %d items in %.1f s", desc, done, elapsed)
 
 
 class Throughput:

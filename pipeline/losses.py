@@ -5,10 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# A map is "collapsed" where its mean is below / above these: about 0 or 1 everywhere.
-# BAS's training diagnostics and evaluate_maps' per-class statistics both count it so.
-COLLAPSED_BELOW, COLLAPSED_ABOVE = 0.02, 0.98
-
 
 def multilabel_ce(scores: torch.Tensor, labels: torch.Tensor, background_logit: bool = False) -> torch.Tensor:
     """L_mcls: for each positive class p, softmax CE of s_p against the image's negatives.

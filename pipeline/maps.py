@@ -1,19 +1,16 @@
-"""The class maps' library: multi-scale inference, normalisation, GT-free statistics and
-the GT-free threshold. Used by the export and evaluation stages, the benches and the tests."""
+"""The class maps' inference: multi-scale + flip, batched by exact size, normalisation and
+fusion. Used by the export stage, the benches and the tests (their GT-free statistics and
+threshold: `pipeline.map_statistics`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage.filters import threshold_otsu
 from torch.utils.data import Dataset
 
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.losses import COLLAPSED_ABOVE, COLLAPSED_BELOW
 from pipeline.images import image_size, load_rgb, to_normalized_tensor
-
-HISTOGRAM_BINS = 1000
 
 
 class ImageTensors(Dataset):
@@ -91,53 +88,7 @@ def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
     return maps / (maps.flatten(1).amax(1)[:, None, None] + 1e-5)
 
 
-class MapStatistics:
-    """GT-free statistics of the exported maps, per class: how many images carry the
-    class, the mean of its maps, and the share of them that collapsed. A class whose
-    maps mostly collapsed gets no seeds, whatever the threshold: said, not hidden."""
-
-    def __init__(self, classes: list[str]):
-        self.classes = classes
-        self.images = np.zeros(len(classes), dtype=np.int64)
-        self.mean_sum = np.zeros(len(classes))
-        self.collapsed = np.zeros(len(classes), dtype=np.int64)
-
-    def add(self, maps: np.ndarray, classes: np.ndarray) -> None:
-        self.add_means(classes, self.image_means(maps, classes))
-
-    @staticmethod
-    def image_means(maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """The mean of each of an image's maps: all `add` needs of the image."""
-        return maps.reshape(len(classes), -1).mean(1) if len(classes) else np.zeros(0)
-
-    def add_means(self, classes: np.ndarray, means: np.ndarray) -> None:
-        for c, m in zip(classes, means):
-            self.images[c] += 1
-            self.mean_sum[c] += m
-            self.collapsed[c] += bool(m < COLLAPSED_BELOW or m > COLLAPSED_ABOVE)
-
-    def summary(self) -> dict[str, dict]:
-        return {self.classes[c]: {"images": int(self.images[c]), "mean": float(self.mean_sum[c] / self.images[c]),
-                                  "collapsed_share": float(self.collapsed[c] / self.images[c])}
-                for c in range(1, len(self.classes)) if self.images[c]}
-
-    def collapsed_classes(self, share: float = 0.5) -> list[str]:
-        return [name for name, s in self.summary().items() if s["collapsed_share"] > share]
-
-
-def strongest_value_histogram(maps: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Counts of each pixel's strongest class-map value, in HISTOGRAM_BINS bins over [0, 1]."""
-    if not len(classes):
-        return np.zeros(HISTOGRAM_BINS, dtype=np.int64)
-    bins = np.minimum((maps.max(0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
-    return np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS)
-
-
-def otsu_threshold(histogram: np.ndarray) -> float:
-    """Otsu's threshold (scikit-image) of a histogram over [0, 1]: the cut that
-    maximises the variance between the two groups it makes. scikit-image returns the
-    centre of the last bin of the lower group; the cut is that bin's upper edge."""
-    if np.count_nonzero(histogram) < 2:  # no values, or all alike (constant maps): no cut makes two groups
-        return 0.5
-    centres = (np.arange(len(histogram)) + 0.5) / len(histogram)
-    return round(float(threshold_otsu(hist=(histogram, centres))) + 0.5 / len(histogram), 6)
+def fuse_maps(localizer_maps: torch.Tensor, cam_maps: torch.Tensor) -> torch.Tensor:
+    """The reference's fusion (BAS-Extension, step/make_cam.py): each map divided by its
+    maximum, the two summed, the sum divided by its maximum."""
+    return normalize_maps(normalize_maps(localizer_maps) + normalize_maps(cam_maps))

@@ -40,7 +40,7 @@ class PerImage:
                  count: Callable[[T], int] = lambda item: 1) -> Iterator[T]:
         """The items with a progress bar; each one counts for throughput (`count` of them:
         a batch counts its images)."""
-        for item in progress(items, f"{self.stage}: {what}", total=total):
+        for item in progress(items, f"{self.stage}: {what}", total=total, count=count):
             yield item
             self.rate.add(count(item))
 

@@ -23,14 +23,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from scipy import ndimage
 
 from pipeline.errors import ConfigError
-from pipeline.images import to_normalized_tensor
 
-DISK = ndimage.generate_binary_structure(2, 1)
+DISK = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)  # 4-connected steps
 # Observation 1 holds where CE is below this (softmax CE; ln 2 = 0.69 is a coin toss
 # between two classes): at the GT mask (`observation_1`), or already at an eroded mask
 # (`observation_1_partial`, the paper's statement).
@@ -62,6 +58,8 @@ def grown(mask: np.ndarray, offset: int) -> np.ndarray:
     """`mask` dilated (offset > 0) or eroded (< 0) by |offset| px (4-connected steps)."""
     if offset == 0:
         return mask
+    from scipy import ndimage
+
     op = ndimage.binary_dilation if offset > 0 else ndimage.binary_erosion
     return op(mask, structure=DISK, iterations=abs(offset))
 
@@ -81,7 +79,6 @@ def large_classes(dataset, image_id: str, min_share: float) -> list[int]:
     return [c for c in dataset.labels[image_id] if (gt == c).mean() >= min_share]
 
 
-@torch.inference_mode()
 def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: float = 1.0,
                    min_share: float = 0.0) -> dict[str, dict]:
     """Per class name: 'ce' and 'activation', one mean per offset over the objects (image,
@@ -96,6 +93,17 @@ def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: fl
     `scale`: the image is resized by it first (the scale the localizer trained at);
     offsets stay in the original image's pixels; `min_share`: only objects (classes) that
     cover at least that share of their image are checked (the paper's CUB birds fill the frame)."""
+    import torch  # the CLI imports this module for its settings: torch only when the check runs
+
+    with torch.inference_mode():
+        return _premise_curves(model, dataset, ids, offsets, scale, min_share)
+
+
+def _premise_curves(model, dataset, ids, offsets, scale, min_share) -> dict[str, dict]:
+    import torch.nn.functional as F
+
+    from pipeline.images import to_normalized_tensor
+
     classes = dataset.classes
     sums = {c: np.zeros((2, len(offsets))) for c in classes[1:]}
     left = {c: np.zeros(len(offsets)) for c in classes[1:]}
@@ -134,8 +142,11 @@ def premise_curves(model, dataset, ids: list[str], offsets: list[int], scale: fl
     return out
 
 
-def _masked_scores(cam: torch.Tensor, c: int, masks: list[np.ndarray], full: torch.Tensor) -> np.ndarray:
+def _masked_scores(cam, c: int, masks: list[np.ndarray], full) -> np.ndarray:
     """(2, offsets): the CE of class `c` and its activation relative to `full`, under each mask."""
+    import torch
+    import torch.nn.functional as F
+
     scores = np.zeros((2, len(masks)))
     target = torch.tensor([c - 1], device=cam.device)
     for j, mask in enumerate(masks):

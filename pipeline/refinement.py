@@ -20,8 +20,9 @@ from typing import Callable
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, read_maps, scored_ids,
-                                write_pseudo_mask_set)
+from pipeline.artifacts import (CARD, IMAGE_MODES, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, read_maps, scored_ids,
+                                set_scores, write_pseudo_mask_set)
+from pipeline.evaluation import rank_correlation
 from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.per_image import PerImage
@@ -62,12 +63,17 @@ def refine_each_image(ctx: StageContext, refine: RefineFn, recipe: dict) -> Stag
                   dataset.load_mask(image_id) if image_id in to_score else None)
     record, reused = work.record(), work.reused()
     tally = work.gather(tally).in_order(ids)
+    metrics = tally.score.summary(dataset.classes) if tally.image_miou else {}
+    if metrics:
+        metrics["seed_miou"] = seeds["metrics"].get("seed_miou")
+        metrics["quality_rank_correlation"] = rank_correlation(tally.quality, tally.image_miou)
     if distributed.is_main():
         write_pseudo_mask_set(root, dataset, split, ids, listed=len(ids), failed=0, pixels=tally.pixels,
-                              quality=tally.quality, recipe=recipe, from_stages=ctx.input_runs(),
+                              quality=tally.quality, images=IMAGE_MODES[0],
+                              scores=set_scores(metrics, len(tally.image_miou)), recipe=recipe,
+                              made_by=ctx.made_by(), from_stages=ctx.input_runs(),
                               quality_meaning="agreement: mean IoU between the seeds argmax([t, maps]) and the "
                                               "refined mask over the labels either holds, computed without GT")
-    metrics = tally.score.summary(dataset.classes) if tally.image_miou else {}
     return StageResult(
         artifacts={"pseudo_masks": len(ids), "reused": reused, "scored_against_gt": len(tally.image_miou)},
         metrics=metrics,

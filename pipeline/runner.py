@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import sys
 import shutil
 import time
 import uuid
@@ -22,7 +23,7 @@ from typing import Any, Iterable
 from pipeline import __version__, distributed
 from pipeline.atomic import write_json
 from pipeline.config import section_dict, section_to_dataclass
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, UserError
 from pipeline.log import get_logger
 from pipeline.plan import IN_PROGRESS, MANIFEST, RunPlan, StageStatus, read_json_record, read_manifest
 from pipeline.stage import Stage
@@ -90,6 +91,11 @@ class StageContext:
 
     def input_manifest(self, kind: str) -> dict:
         return read_manifest(self.input_dir(kind))
+
+    def made_by(self) -> dict[str, str]:
+        """What made this stage's output: the command line, the run folder, the stage, the code."""
+        return {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "run": self.run_dir.name,
+                "stage": self.stage.name, "code_digest": self.plan.code_digest(self.stage)}
 
     def input_runs(self) -> dict[str, dict[str, str]]:
         """{upstream stage: its fingerprint and run id}: where an artifact came from."""
@@ -208,8 +214,12 @@ class _Attempt:
         """Record the attempt's time; a disk fault becomes a StorageError naming the path."""
         seconds = self.seconds()
         how = "stopped by Ctrl-C" if isinstance(error, KeyboardInterrupt) else "failed"
-        log.error("[%s] %s after %.1f s; finished items are kept and a re-run resumes", self.stage.name, how,
-                  seconds)
+        if isinstance(error, UserError):  # a config or data fault: nothing to resume until it is fixed
+            log.error("[%s] %s after %.1f s: fix the config or data named below, then re-run (items already "
+                      "written are kept)", self.stage.name, how, seconds)
+        else:
+            log.error("[%s] %s after %.1f s; finished items are kept and a re-run resumes", self.stage.name, how,
+                      seconds)
         if distributed.is_main() and self.marker.is_file():
             try:
                 write_json(self.marker, {**self.identity, "attempts": [

@@ -13,9 +13,7 @@ from pipeline.artifacts import MODEL_FILE, PREMISE_CURVES, PREMISE_FIGURE
 from pipeline.atomic import write_json
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.log import get_logger
-from pipeline.models import load_trained_localizer
 from pipeline.premise import PremiseSettings, premise_curves, premise_ids, verdict
-from pipeline.report.plots import premise_plot
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
 
@@ -31,6 +29,9 @@ def check_premise(ctx: StageContext) -> StageResult:
         get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,
                              split)
         return StageResult(artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
+    from pipeline.models import load_trained_localizer  # torch: only when the stage runs
+    from pipeline.report.plots import premise_plot
+
     model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE, distributed.device())
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
     curves = premise_curves(model, dataset, chosen, offsets, settings.scale, settings.min_object_share)

@@ -19,8 +19,8 @@ import numpy as np
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import SeedSweep, iou_per_class, per_class
-from pipeline.losses import COLLAPSED_ABOVE, COLLAPSED_BELOW
-from pipeline.maps import HISTOGRAM_BINS, MapStatistics, otsu_threshold, strongest_value_histogram
+from pipeline.map_statistics import (COLLAPSED_ABOVE, COLLAPSED_BELOW, HISTOGRAM_BINS, MapStatistics, otsu_threshold,
+                                     strongest_value_histogram)
 from pipeline.log import get_logger, progress
 from pipeline.per_image import PerImage
 from pipeline.runner import StageContext, StageResult

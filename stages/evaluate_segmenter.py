@@ -15,7 +15,6 @@ import dataclasses
 import os
 
 import numpy as np
-import torch
 
 from pipeline import distributed
 from pipeline.artifacts import MMSEG_CONFIG, MODEL_FILE, PREDICTIONS_DIR, RAW_PREDICTIONS_DIR
@@ -30,7 +29,6 @@ from pipeline.precision import autocast_dtype, check_amp
 from pipeline.predictions import PredictionJob, PredictionWriters, present_classes
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
-from pipeline.segmenter.inference import Predictor
 
 AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
 
@@ -131,10 +129,18 @@ def _split(ctx: StageContext, settings: SegEvalSettings, dataset: PreparedDatase
     return split
 
 
-def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
+def _predictor(ctx: StageContext, settings: SegEvalSettings):
+    """The trained segmentor in eval mode, wrapped for multi-scale + flip prediction."""
+    import torch  # here, not at the top: the CLI plans runs without loading torch
+
+    from pipeline.segmenter import mmcv_compat
+
+    mmcv_compat.install()
     from mmengine.config import Config
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
+
+    from pipeline.segmenter.inference import Predictor
 
     register_all_modules()
     train_dir = ctx.input_dir("segmenter")
@@ -162,6 +168,8 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings) -> Predictor:
 
 
 def _workers(workers: int | None) -> int:
+    import torch
+
     if workers is not None:
         return workers
     if not torch.cuda.is_available():
@@ -171,6 +179,11 @@ def _workers(workers: int | None) -> int:
 
 def _iou_metric(dataset: PreparedDataset, work: PerImage, predictions):
     """mmseg's own IoUMetric on the written predictions, each process its share: a cross-check."""
+    import torch
+
+    from pipeline.segmenter import mmcv_compat
+
+    mmcv_compat.install()
     from mmseg.evaluation import IoUMetric
 
     metric = IoUMetric(iou_metrics=["mIoU"], ignore_index=dataset.ignore_index)

@@ -27,8 +27,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from pipeline import distributed
 from pipeline.artifacts import MAPS_DIR, MODEL_FILE
@@ -36,9 +34,6 @@ from pipeline.atomic import BackgroundWriter, save_npz
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.per_image import PerImage
-from pipeline.maps import ImageBatches, batch_class_maps, normalize_maps, size_batches
-from pipeline.models import load_trained_localizer
-from pipeline.models.cam import CAMClassifier
 from pipeline.precision import autocast, check_amp
 from pipeline.plan import product_dirs, read_manifest
 from pipeline.runner import StageContext, StageResult
@@ -81,6 +76,12 @@ def _external_cam_run(cfg) -> dict:
     external=_external_cam_run, execution_keys=("export_maps.num_workers", "export_maps.compress"),
     description="class-wise foreground maps, multi-scale + flip, one npz per image", distributed=True)
 def export_maps(ctx: StageContext) -> StageResult:
+    import torch  # here, not at the top: the CLI plans runs without loading torch
+    from torch.utils.data import DataLoader
+
+    from pipeline.maps import ImageBatches, batch_class_maps, fuse_maps, size_batches
+    from pipeline.models import load_trained_localizer
+
     settings = ctx.settings()
     dataset = PreparedDataset.load(ctx.input_dir("dataset"))
     device = distributed.device()
@@ -106,7 +107,7 @@ def export_maps(ctx: StageContext) -> StageResult:
             classes = [dataset.labels[i] for i in batch_ids]
             with autocast(device, settings.amp):
                 maps = [batch_class_maps(m, images, classes, settings.scales, settings.flip) for m in models]
-            fused = [maps[0][k] if len(maps) == 1 else fuse(maps[0][k], maps[1][k]) for k in range(len(batch_ids))]
+            fused = [maps[0][k] if len(maps) == 1 else fuse_maps(maps[0][k], maps[1][k]) for k in range(len(batch_ids))]
             for image_id, image_maps, image_classes in zip(batch_ids, to_host(fused), classes):
                 if not (out / f"{image_id}.npz").is_file():  # a resumed batch keeps the files it has
                     writer.submit(save_npz, out / f"{image_id}.npz", settings.compress, maps=image_maps,
@@ -126,14 +127,10 @@ def export_maps(ctx: StageContext) -> StageResult:
     )
 
 
-def fuse(localizer_maps, cam_maps):
-    """The reference's fusion (BAS-Extension, step/make_cam.py): each map divided by its
-    maximum, the two summed, the sum divided by its maximum."""
-    return normalize_maps(normalize_maps(localizer_maps) + normalize_maps(cam_maps))
-
-
 def to_host(maps: list[torch.Tensor]) -> list[np.ndarray]:
     """A batch's maps as float16 arrays, in one device-to-host copy (one sync a batch, not one an image)."""
+    import torch
+
     flat = torch.cat([m.reshape(-1) for m in maps]).half().cpu().numpy()
     ends = np.cumsum([m.numel() for m in maps])[:-1]
     return [part.reshape(m.shape) for part, m in zip(np.split(flat, ends), maps)]
@@ -160,6 +157,9 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
     if manifest is None or not path.is_file():
         raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished CAM localizer in {folder.parent} (looked "
                           f"for {path} and its manifest.json); run the CAM config first")
+    from pipeline.models import load_trained_localizer
+    from pipeline.models.cam import CAMClassifier
+
     model, method = load_trained_localizer(path, device)
     if not isinstance(model, CAMClassifier) or model.num_classes != num_classes:
         raise ConfigError(f"export_maps.fuse_cam: {path} is a '{method}' model with "

@@ -14,20 +14,16 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 
 from pipeline import distributed
-from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR, read_maps, scored_ids,
-                                write_pseudo_mask_set)
+from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR, check_image_mode, read_maps,
+                                scored_ids, set_scores, write_pseudo_mask_set)
 from pipeline.datasets.masks import read_mask, save_mask
 from pipeline.datasets.prepared import PreparedDataset
-from pipeline.evaluation import MaskScore
-from pipeline.images import load_rgb, to_normalized_tensor
+from pipeline.evaluation import MaskScore, rank_correlation
 from pipeline.log import get_logger, progress
 from pipeline.per_image import PerImage
-from pipeline.models.boundary import load_boundary_net
 from pipeline.pseudo_masks import MaskTally, agreement
-from pipeline.relations import random_walk_mask
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
 
@@ -39,6 +35,10 @@ class RandomWalkSettings:
     exp_times: int = 8  # 2 ** exp_times steps
     bg_threshold: float = 0.25  # IRN's sem_seg_bg_thres
     flip: bool = True  # boundary map averaged with the flipped image's
+    images: str = "hardlink"  # how the images enter the pseudo-mask set: 'hardlink', 'copy' or 'symlink'
+
+    def __post_init__(self) -> None:
+        check_image_mode(self.images, "random_walk.images")
 
 
 @register_stage(
@@ -64,16 +64,7 @@ def random_walk(ctx: StageContext) -> StageResult:
     work = PerImage("random_walk", ids, done=lambda i: (mask_dir / f"{i}.png").is_file())
     device = distributed.device()
     if work.todo:
-        model = load_boundary_net(ctx.input_dir("boundary_net") / MODEL_FILE, device)
-        with torch.no_grad():
-            for image_id in work.progress(work.todo, "walk"):
-                x = to_normalized_tensor(load_rgb(dataset.image_path(image_id)))[None].to(device)
-                boundary = model(torch.cat([x, x.flip(3)]) if settings.flip else x)
-                boundary = (boundary[0] + boundary[1].flip(1)) / 2 if settings.flip else boundary[0]
-                maps, classes = read_maps(maps_dir / f"{image_id}.npz")
-                mask = random_walk_mask(torch.from_numpy(maps).to(device), classes, boundary, settings.radius,
-                                        settings.beta, settings.exp_times, settings.bg_threshold)
-                save_mask(mask_dir / f"{image_id}.png", mask.cpu().numpy().astype(np.uint8), dataset.palette)
+        walk_images(work, ctx.input_dir("boundary_net") / MODEL_FILE, dataset, maps_dir, mask_dir, settings, device)
 
     score_split = ctx.input_manifest("seed_scores")["info"].get("score_split")
     to_score = set(scored_ids(dataset, split, score_split))
@@ -89,14 +80,6 @@ def random_walk(ctx: StageContext) -> StageResult:
     walk, crf_score = work.gather(walk), work.gather(crf_score)
     walk.in_order(ids)
     score, scored = walk.score, len(walk.image_miou)
-    if distributed.is_main():
-        write_pseudo_mask_set(
-            root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=walk.pixels,
-            quality=walk.quality,
-            quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
-                            "CRF's mask labels, computed without GT",
-            recipe=dataclasses.asdict(settings),
-            from_stages=ctx.input_runs())
     metrics = {}
     if scored:
         metrics = score.summary(dataset.classes)
@@ -105,9 +88,18 @@ def random_walk(ctx: StageContext) -> StageResult:
         metrics["crf_ignored_share"] = crf_summary["ignored_share"]
         metrics["random_walk_gain"] = metrics["miou"] - metrics["crf_miou"]
         metrics["seed_miou"] = ctx.input_manifest("seed_scores")["metrics"].get("seed_miou")
+        metrics["quality_rank_correlation"] = rank_correlation(walk.quality, walk.image_miou)
         log.info("random_walk: pseudo-mask mIoU %.1f%% after the CRF (%.0f%% of pixels uncertain, left out) -> "
                  "%.1f%% after the random walk (%d images)", 100 * metrics["crf_miou"],
                  100 * metrics["crf_ignored_share"], 100 * metrics["miou"], scored)
+    if distributed.is_main():
+        write_pseudo_mask_set(
+            root, dataset, split, ids, listed=len(listed), failed=len(listed) - len(ids), pixels=walk.pixels,
+            quality=walk.quality,
+            quality_meaning="agreement: mean IoU between the random walk's mask and the CRF's, over the pixels the "
+                            "CRF's mask labels, computed without GT",
+            images=settings.images, scores=set_scores(metrics, scored),
+            recipe=dataclasses.asdict(settings), made_by=ctx.made_by(), from_stages=ctx.input_runs())
     return StageResult(
         artifacts={"pseudo_masks": len(ids), "reused": reused, "scored_against_gt": scored,
                    "left_out_without_crf_mask": len(listed) - len(ids)},
@@ -115,3 +107,24 @@ def random_walk(ctx: StageContext) -> StageResult:
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "split": split,
               "device": str(device), **shards},
     )
+
+
+def walk_images(work: PerImage, model_path, dataset: PreparedDataset, maps_dir, mask_dir, settings: RandomWalkSettings,
+                device) -> None:
+    """The walk on each image still to do: its boundary map, then its maps propagated."""
+    import torch  # here, not at the top: the CLI plans runs without loading torch
+
+    from pipeline.images import load_rgb, to_normalized_tensor
+    from pipeline.models.boundary import load_boundary_net
+    from pipeline.relations import random_walk_mask
+
+    model = load_boundary_net(model_path, device)
+    with torch.no_grad():
+        for image_id in work.progress(work.todo, "walk"):
+            x = to_normalized_tensor(load_rgb(dataset.image_path(image_id)))[None].to(device)
+            boundary = model(torch.cat([x, x.flip(3)]) if settings.flip else x)
+            boundary = (boundary[0] + boundary[1].flip(1)) / 2 if settings.flip else boundary[0]
+            maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+            mask = random_walk_mask(torch.from_numpy(maps).to(device), classes, boundary, settings.radius,
+                                    settings.beta, settings.exp_times, settings.bg_threshold)
+            save_mask(mask_dir / f"{image_id}.png", mask.cpu().numpy().astype(np.uint8), dataset.palette)

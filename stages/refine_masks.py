@@ -23,12 +23,13 @@ import os
 
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
-from scipy.stats import spearmanr
 
 from pipeline import distributed
-from pipeline.artifacts import CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, scored_ids, write_pseudo_mask_set
+from pipeline.artifacts import (CARD, MAPS_DIR, MASKS_SUBDIR, PSEUDO_MASKS_DIR, check_image_mode, scored_ids,
+                                set_scores, signed, write_pseudo_mask_set)
 from pipeline.config import section_to_dataclass
 from pipeline.crf import CRFParams
+from pipeline.evaluation import rank_correlation
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError
 from pipeline.log import get_logger
@@ -49,6 +50,10 @@ class RefineSettings:
     n_jobs: int = -1
     backend: str = "loky"
     allow_failures: bool = False
+    images: str = "hardlink"  # how the images enter the pseudo-mask set: 'hardlink', 'copy' or 'symlink'
+
+    def __post_init__(self) -> None:
+        check_image_mode(self.images, "refine_masks.images")
 
 
 @register_stage(
@@ -105,23 +110,22 @@ def refine_masks(ctx: StageContext) -> StageResult:
     quality, image_miou, score = tally.quality, tally.image_miou, tally.score
     scored = len(image_miou)
     metrics = score.summary(dataset.classes) if scored else {}
-    seed = ctx.input_manifest("seed_scores")["metrics"].get("seed_miou")
-    card = None
+    if scored:
+        metrics["seed_miou"] = ctx.input_manifest("seed_scores")["metrics"].get("seed_miou")
+        metrics["crf_gain"] = metrics["miou"] - metrics["seed_miou"]
+        metrics["quality_rank_correlation"] = rank_correlation(quality, image_miou)
+        log.info("refine_masks: seed mIoU %.1f%% -> pseudo-mask mIoU %.1f%% (ignored excluded; %.1f%% ignored); "
+                 "quality rank correlation %s", 100 * metrics["seed_miou"], 100 * metrics["miou"],
+                 100 * metrics["ignored_share"], signed(metrics["quality_rank_correlation"]))
     if distributed.is_main():
         card = write_pseudo_mask_set(
             root, dataset, split, written, listed=len(ids), failed=len(failures), pixels=tally.pixels,
             quality=quality,
             quality_meaning="agreement: mean IoU between the seeds and the CRF-refined mask over the labels either "
                             "holds, computed without GT; low = the CRF had to move much, the maps were unsure",
-            recipe=dataclasses.asdict(recipe),
-            from_stages=ctx.input_runs())
+            images=settings.images, scores=set_scores(metrics, scored),
+            recipe=dataclasses.asdict(recipe), made_by=ctx.made_by(), from_stages=ctx.input_runs())
         metrics["quality_mean"] = card["quality"]["mean"]
-    if scored:
-        metrics["seed_miou"] = seed
-        metrics["crf_gain"] = metrics["miou"] - seed
-        metrics["quality_rank_correlation"] = rank_correlation(quality, image_miou)
-        log.info("refine_masks: seed mIoU %.1f%% -> pseudo-mask mIoU %.1f%% (ignored excluded; %.1f%% ignored)",
-                 100 * seed, 100 * metrics["miou"], 100 * metrics["ignored_share"])
     return StageResult(
         artifacts={"pseudo_masks": len(written), "failed": len(failures), "reused": reused,
                    "scored_against_gt": scored},
@@ -136,15 +140,6 @@ def _jobs_per_process(n_jobs: int) -> int:
     if n_jobs != -1 or distributed.world_size() == 1:
         return n_jobs
     return max(1, (os.cpu_count() or 1) // distributed.world_size())
-
-
-def rank_correlation(quality: dict[str, float], image_miou: dict[str, float]) -> float | None:
-    """Spearman's rho between the GT-free quality score and the true per-image mIoU."""
-    pairs = [(quality[i], m) for i, m in image_miou.items() if not (np.isnan(m) or np.isnan(quality[i]))]
-    if len(pairs) < 3:
-        return None
-    rho = spearmanr(*zip(*pairs)).statistic
-    return None if np.isnan(rho) else float(rho)
 
 
 def _recipe(settings: RefineSettings, ctx: StageContext) -> PseudoMaskRecipe:

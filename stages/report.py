@@ -28,7 +28,6 @@ from pipeline.report.page import document, esc, figure, percent, pre_json, table
 from pipeline.evaluation import image_miou
 from pipeline.report.chain import chain_folders, load_chain
 from pipeline.report.panels import chain_panel
-from pipeline.report.plots import sweep_plot
 from pipeline.plan import headline_figure, product_dirs, read_manifest
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, register_stage
@@ -223,6 +222,8 @@ def _numbers_section(runs: dict[str, Path], chain: list[str], classes: list[str]
         html += "<h3>Per-class IoU (%)</h3>" + table(header, rows)
     curves = {name: c["curve"] for name, c in numbers.items() if c["curve"]}
     if curves:
+        from pipeline.report.plots import sweep_plot  # matplotlib: only when the page is made
+
         sweep_plot(curves, {n: c["threshold"] for n, c in numbers.items() if c["curve"]}, images / "sweep.png")
         html += "<h3>Background threshold sweep</h3>" + figure(f"{IMAGES}/sweep.png", "seed mIoU against t")
     return html

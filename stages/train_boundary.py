@@ -13,21 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import torch
-
 from pipeline import distributed
 from pipeline.artifacts import CARD, LISTS_SUBDIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
-from pipeline.models import load_trained_localizer
-from pipeline.models.backbone import build_resnet_backbone
-from pipeline.models.boundary import BoundaryNet
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
-from pipeline.training.checkpoint import save_checkpoint
-from pipeline.training.data import AugmentedRelationCrops
-from pipeline.training.loop import TrainSettings, train
+from pipeline.training.settings import TrainSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +38,14 @@ class BoundaryNetSettings:
     description="IRN's class-boundary branch, trained on the relations the pseudo-masks give",
     distributed=True, execution_keys=("train_boundary.num_workers",))
 def train_boundary(ctx: StageContext) -> StageResult:
+    import torch  # here, not at the top: the CLI plans runs without loading torch
+
+    from pipeline.models.backbone import build_resnet_backbone
+    from pipeline.models.boundary import BoundaryNet
+    from pipeline.training.checkpoint import save_checkpoint
+    from pipeline.training.data import AugmentedRelationCrops
+    from pipeline.training.loop import train
+
     net = ctx.settings("boundary_net")
     settings = ctx.settings()
     if settings.crop % AugmentedRelationCrops.STRIDE:
@@ -85,9 +86,11 @@ def train_boundary(ctx: StageContext) -> StageResult:
     )
 
 
-def _load_localizer_backbone(model: BoundaryNet, path) -> None:
+def _load_localizer_backbone(model, path) -> None:
     """The trained localizer's backbone as the boundary net's (where no ImageNet weights
     are at hand, the only features trained on something else)."""
+    from pipeline.models import load_trained_localizer
+
     localizer, _ = load_trained_localizer(path)
     borrowed = localizer.lendable_resnet()
     if borrowed is None:

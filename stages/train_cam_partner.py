@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
-from pipeline.training.loop import TrainSettings, train_and_save
+from pipeline.training.settings import TrainSettings
 
 
 @register_stage(
@@ -19,6 +19,8 @@ from pipeline.training.loop import TrainSettings, train_and_save
     description="the CAM whose maps BAS's are fused with at export, as the reference does",
     distributed=True, execution_keys=("train_cam_partner.num_workers",))
 def train_cam_partner(ctx: StageContext) -> StageResult:
+    from pipeline.training.loop import train_and_save  # torch: only when the stage runs
+
     settings = ctx.settings()
     return StageResult(**train_and_save(ctx.input_dir("dataset"), ctx.out_dir, "train_cam_partner", settings,
                                         {"type": "cam", "backbone": ctx.section("cam_partner")["backbone"]}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
-from pipeline.training.loop import TrainSettings, train_and_save
+from pipeline.training.settings import TrainSettings
 
 
 @register_stage(
@@ -18,6 +18,8 @@ from pipeline.training.loop import TrainSettings, train_and_save
     description="the BAS localizer (or the CAM baseline) trained on image-level labels",
     distributed=True, execution_keys=("train_localizer.num_workers",))
 def train_localizer(ctx: StageContext) -> StageResult:
+    from pipeline.training.loop import train_and_save  # torch: only when the stage runs
+
     settings = ctx.settings()
     return StageResult(**train_and_save(ctx.input_dir("dataset"), ctx.out_dir, "train_localizer", settings,
                                         ctx.section("localizer")))

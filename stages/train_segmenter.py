@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pipeline import distributed
 from pipeline.artifacts import CARD, MMSEG_CONFIG, MODEL_FILE, PSEUDO_MASKS_DIR
@@ -24,9 +23,7 @@ from pipeline.errors import PipelineError
 from pipeline.log import get_logger
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, register_stage
-from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
 from pipeline.segmenter.mmseg_config import SegmenterData, SegmenterModel, SegmenterSchedule, build_mmseg_config
-from pipeline.segmenter.weights import write_backbone_init
 
 BACKBONE_INIT = "backbone_init.pth"
 WORK_DIR = "work"  # mmengine's checkpoints and logs
@@ -41,6 +38,13 @@ TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
     execution_keys=("train_segmenter.num_workers", "train_segmenter.log_interval",
                     "train_segmenter.checkpoint_interval"))
 def train_segmenter(ctx: StageContext) -> StageResult:
+    import torch  # here, not at the top: the CLI plans runs without loading torch
+
+    from pipeline.segmenter import mmcv_compat
+    from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
+    from pipeline.segmenter.weights import write_backbone_init
+
+    mmcv_compat.install()
     model = ctx.settings("segmenter")
     schedule = ctx.settings()
     val_split = schedule.val_split
@@ -55,7 +59,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     data = SegmenterData(
         classes=card["classes"],
         palette=card["palette"],
-        train_images=Path(card["images_dir"]),
+        train_images=(pseudo / card["images_dir"]).resolve(),  # the set's own images
         train_masks=(pseudo / card["masks_dir"]).resolve(),
         train_list=(ctx.out_dir / TRAIN_LIST).resolve(),
         val_images=dataset.image_dir.resolve() if val_with_gt else None,
@@ -66,7 +70,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     )
 
     init = None if model.weights is None else (ctx.out_dir / BACKBONE_INIT).resolve()
-    train_ids = _training_ids(pseudo / "ImageSets" / "Segmentation" / f"{card['split']}.txt", card,
+    train_ids = _training_ids(pseudo / card["list"], card,
                               schedule.drop_lowest_quality)
     if distributed.is_main():
         write_lines(ctx.out_dir / TRAIN_LIST, train_ids)

@@ -1,7 +1,11 @@
 """The command line, end to end on a tiny synthetic set (grows with every stage)."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 import run_pipeline
 from stages import STAGES
@@ -151,3 +155,25 @@ def test_each_stage_docstring_gives_its_place_in_the_pipeline():
     for n, stage in enumerate(STAGES, 1):
         module = importlib.import_module(stage.module)
         assert re.match(rf"Stage {n} of {len(STAGES)}:", module.__doc__), (stage.name, module.__doc__[:40])
+
+
+@pytest.mark.parametrize("mode", [["--help"], ["--status"], ["--dry-run"]])
+def test_help_status_and_dry_run_load_no_torch(tmp_path, mode):
+    """The planning commands answer in about a second: they import no torch or
+    torchvision (each stage imports them when it runs). A fresh interpreter, a fresh folder."""
+    script = (f"import runpy, sys\nsys.argv = ['run_pipeline.py', *{mode!r}, '--work-dir', {str(tmp_path / 'run')!r}]\n"
+              "try:\n    runpy.run_path('run_pipeline.py', run_name='__main__')\nexcept SystemExit as done:\n"
+              "    assert done.code in (0, None), done.code\n"
+              "print('loaded:', sorted(m for m in ('torch', 'torchvision', 'timm', 'mmseg') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("loaded: []"), out.stdout[-500:]
+
+
+def test_dry_run_refuses_a_missing_data_root_in_one_line(tmp_path, capsys):
+    config = tmp_path / "mine.py"
+    config.write_text(f"_base_ = ['{(Path(__file__).parent.parent / 'configs' / 'folder.py').resolve()}']\n")
+    code = run_pipeline.main(["--dry-run", "--config", str(config), "--work-dir", str(tmp_path / "run"),
+                              "--cfg-options", f"dataset.data_root={tmp_path / 'nowhere'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"data root {tmp_path / 'nowhere'} does not exist" in err

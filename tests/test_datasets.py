@@ -288,6 +288,24 @@ def test_own_folder_image_without_labels_is_a_counted_skip(tmp_path):
     assert "p9" not in ds.split("train") and m["artifacts"]["skipped"] == 1
 
 
+def test_a_photo_without_a_row_in_labels_csv_is_counted_or_refused(tmp_path):
+    """p1.jpg copied to extra.jpg, which labels.csv does not list: left out and counted
+    by default, refused with unlabelled='error' (at prepare and at --dry-run)."""
+    import shutil
+
+    root = ft.make_folder(tmp_path / "mine")
+    shutil.copy(root / "images" / "p1.jpg", root / "images" / "extra.jpg")
+    ds, m = folder(tmp_path)
+    assert "extra" not in ds.split("train") and m["artifacts"]["images_without_labels"] == 1
+    assert m["info"]["images_without_labels"] == ["extra"]
+    with pytest.raises(DataError, match=r"1 of 5 photos have no row in .*labels.csv \(e.g. extra\)"):
+        folder(tmp_path, unlabelled="error")
+    from pipeline.datasets import build_data_source
+
+    with pytest.raises(DataError, match="have no row"):
+        build_data_source(dict(type="folder", data_root=str(root), unlabelled="error")).check()
+
+
 def test_own_folder_without_classes_txt_takes_the_label_names_and_warns_of_an_absent_class(tmp_path, caplog):
     root = ft.make_folder(tmp_path / "mine")
     (root / "classes.txt").unlink()

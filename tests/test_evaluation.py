@@ -40,7 +40,7 @@ def test_seed_sweep_matches_brute_force():
 def test_otsu_threshold_of_constant_maps_falls_back_to_a_half():
     import numpy as np
 
-    from pipeline.maps import HISTOGRAM_BINS, otsu_threshold
+    from pipeline.map_statistics import HISTOGRAM_BINS, otsu_threshold
 
     one_bin = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
     one_bin[-1] = 1000  # every pixel's strongest value is 1.0 (constant maps, max-normalised)

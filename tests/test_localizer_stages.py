@@ -230,7 +230,7 @@ def test_export_averages_probability_maps_and_max_normalises_activations():
 def test_map_statistics_per_class_name_collapsed_classes():
     """GT-free per-class statistics of the exported maps: a class whose maps are about
     0 everywhere is counted as collapsed (BAS's failure mode), the others are not."""
-    from pipeline.maps import MapStatistics
+    from pipeline.map_statistics import MapStatistics
 
     stats = MapStatistics(["background", "a", "b"])
     for _ in range(3):

@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,7 +65,47 @@ def test_report_has_a_colour_legend_disjoint_galleries_and_links_the_card(report
     assert '"per_image"' not in card_part and "dataset_card.json</a>" in card_part and "README.md</a>" in card_part
     readme = (reported_run / "refine_masks" / "pseudo_masks" / "README.md").read_text()
     assert all(f"| {k} | {name} |" in readme for k, name in enumerate(dataset.classes))
-    assert "BaseSegDataset" in readme and "np.array(Image.open(" in readme
+    assert "PseudoMaskSet" in readme and "np.array(Image.open(" in readme
+
+
+def test_a_moved_pseudo_mask_set_loads_in_mmseg_alone_in_a_fresh_interpreter(reported_run, tmp_path):
+    """The set is copied elsewhere (the run folder renamed away, so no path can point back)
+    and loaded with mmseg's own DATASETS.build through the snippet of its README, in a
+    fresh interpreter that imports nothing of this project."""
+    source = reported_run / "refine_masks" / "pseudo_masks"
+    moved = tmp_path / "elsewhere" / "my_set"
+    shutil.copytree(source, moved)
+    hidden = reported_run.with_name(reported_run.name + "_hidden")
+    reported_run.rename(hidden)
+    try:
+        card = json.loads((moved / "dataset_card.json").read_text())
+        assert not any(str(reported_run) in str(v) for v in (card["images_dir"], card["masks_dir"], card["list"]))
+        readme = (moved / "README.md").read_text()
+        snippet = readme[readme.index("custom_imports"):].split("```")[0]
+        assert "type='PseudoMaskSet'" in snippet
+        script = f"""
+import sys
+sys.path.insert(0, {str(moved)!r})
+from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
+train_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+{snippet}
+cfg = Config(dict(custom_imports=custom_imports, train_dataloader=train_dataloader))
+import_modules_from_strings(**cfg.custom_imports)
+from mmseg.registry import DATASETS
+from mmseg.utils import register_all_modules
+register_all_modules()
+dataset = DATASETS.build(cfg.train_dataloader.dataset)
+item = dataset[0]
+assert 'pipeline' not in sys.modules and 'stages' not in sys.modules
+print(len(dataset), item['img'].shape, item['gt_seg_map'].shape, dataset.metainfo['classes'][1])
+"""
+        out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        n, *_, first_class = out.stdout.split()
+        assert int(n) == card["counts"]["images"] == TINY_TRAIN and first_class == card["classes"][1]
+    finally:
+        hidden.rename(reported_run)
 
 
 def test_report_compares_two_runs_side_by_side(reported_run, tmp_path):

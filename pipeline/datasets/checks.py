@@ -14,7 +14,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.datasets.masks import IGNORE_INDEX, save_mask
@@ -120,6 +119,8 @@ def check_images(paths: dict[str, Path], skips: Skips, n_jobs: int = -1,
                  what: str = "prepare") -> dict[str, tuple[int, int]]:
     """Decode every image once (in parallel); returns {id: (width, height)} of the good ones."""
     ids = list(paths)
+    from joblib import Parallel, delayed  # imported when used: the CLI plans without it
+
     jobs = (delayed(inspect_image)(paths[i]) for i in ids)
     results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=64)(jobs)
     sizes, missing = {}, []
@@ -207,6 +208,8 @@ def place_masks(pairs: dict[str, tuple[Path, Path]], palette: np.ndarray, num_cl
                 sizes: dict[str, tuple[int, int]], skips: Skips, n_jobs: int = -1, what: str = "prepare") -> int:
     """`place_mask` for every id (in parallel); returns how many were colour-coded and converted."""
     ids = list(pairs)
+    from joblib import Parallel, delayed
+
     jobs = (delayed(place_mask)(*pairs[i], palette, num_classes, sizes.get(i)) for i in ids)
     results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=64)(jobs)
     converted = 0

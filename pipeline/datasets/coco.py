@@ -34,7 +34,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from pipeline.datasets.checks import Skips, check_images, check_layout, require_data_root
 from pipeline.datasets.masks import IGNORE_INDEX, save_mask, voc_palette
@@ -171,6 +170,9 @@ def _masks_dir(spec: COCOSpec, root: Path, out_dir: Path) -> Path:
 class COCO(DataSource):
     Spec = COCOSpec
 
+    def check(self) -> None:
+        coco_layout(self.spec)
+
     def prepare(self, out_dir: Path) -> dict:
         return prepare_coco(self.spec, out_dir)
 
@@ -236,6 +238,8 @@ def _listed_images(spec: COCOSpec, coco, class_of: dict, labels: dict) -> tuple[
 def _draw_masks(todo: list, masks_dir: Path, class_of: dict, spec: COCOSpec, palette, json_path: Path,
                 split: str) -> int:
     """Draw the GT masks of `todo` in parallel; a mask that cannot be drawn names its image."""
+    from joblib import Parallel, delayed  # imported when used: the CLI plans without it
+
     jobs = (delayed(_write_mask)(masks_dir / f"{i}.png", info["height"], info["width"], anns, class_of,
                                  spec.crowd, palette) for i, info, anns in todo)
     results = Parallel(n_jobs=spec.n_jobs, return_as="generator", batch_size=32)(jobs)
@@ -245,9 +249,8 @@ def _draw_masks(todo: list, masks_dir: Path, class_of: dict, spec: COCOSpec, pal
     return len(todo)
 
 
-def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
-    from pycocotools.coco import COCO as COCOIndex
-
+def coco_layout(spec: COCOSpec) -> tuple[Path, int, dict[str, str]]:
+    """(root, year, {split: image folder present}): the tree checked, nothing read."""
     log = get_logger()
     root = require_data_root(spec.data_root, "a COCO config")
     year = 2014 if spec.type == "coco14" and spec.year is None else _year(spec, root)
@@ -263,6 +266,15 @@ def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
         **{str(ann_dir / spec.ann_file.format(split=f)): f"{s} instance annotations" for s, f in present.items()},
     }, hint=f"Expected data_root holding {', '.join(present.values() or folders.values())} and annotations/ "
             f"(dataset.ann_file={spec.ann_file!r}) as unpacked from cocodataset.org.")
+    return root, year, present
+
+
+def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
+    from pycocotools.coco import COCO as COCOIndex
+
+    log = get_logger()
+    root, year, present = coco_layout(spec)
+    ann_dir = Path(spec.annotations)
     masks_dir = _masks_dir(spec, root, out_dir)
     image_links = out_dir / "images"  # one folder for every split's images (symlinks)
     palette = voc_palette()

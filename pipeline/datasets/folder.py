@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list, require_data_root
 from pipeline.datasets.masks import voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.datasets.registry import DATASETS, DataSource
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
+from pipeline.log import get_logger
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,13 @@ class FolderSpec:
     image_suffix: str = ".jpg"
     on_bad_item: str = "error"
     n_jobs: int = -1
+    # A photo in images/ with no row in labels.csv: 'skip' leaves it out (counted and
+    # reported: images_without_labels), 'error' refuses the folder.
+    unlabelled: str = "skip"
+
+    def __post_init__(self) -> None:
+        if self.unlabelled not in ("skip", "error"):
+            raise ConfigError(f"dataset.unlabelled must be 'skip' or 'error', got {self.unlabelled!r}")
 
 
 def read_classes(path: Path) -> list[str]:
@@ -94,6 +103,11 @@ def read_labels(path: Path, classes: list[str]) -> dict[str, list[int]]:
 class Folder(DataSource):
     Spec = FolderSpec
 
+    def check(self) -> None:
+        root, classes = check_folder(self.spec)
+        read_labels(root / "labels.csv", classes)
+        unlabelled_images(self.spec, root, read_label_ids(root / "labels.csv"))
+
     def prepare(self, out_dir: Path) -> dict:
         return prepare_folder(self.spec, out_dir)
 
@@ -104,13 +118,44 @@ class Folder(DataSource):
         return dict(type=name, data_root=str(make_folder(folder)), n_jobs=1)
 
 
-def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
+def check_folder(spec: FolderSpec) -> tuple[Path, list[str]]:
+    """(the folder, its class names): the layout and the class list, checked."""
     root = require_data_root(spec.data_root, "configs/folder.py")
     check_layout("own data set", root, {"images": "images", "labels.csv": "image-level labels"},
                  hint="See pipeline/datasets/folder.py (or the README) for the folder convention.")
+    for name in ("labels.csv", "classes.txt"):
+        if (root / name).exists() and not os.access(root / name, os.R_OK):
+            raise DataError(f"{root / name} is not readable; check its permissions")
     classes = read_classes(root / "classes.txt") if (root / "classes.txt").is_file() else \
         classes_from_labels(root / "labels.csv")
+    return root, classes
+
+
+def read_label_ids(path: Path) -> set[str]:
+    with path.open(newline="") as f:
+        return {row[0].strip() for row in list(csv.reader(f))[1:] if row and row[0].strip()}
+
+
+def unlabelled_images(spec: FolderSpec, root: Path, labelled: set[str]) -> list[str]:
+    """The photos in images/ that labels.csv has no row for: reported, or refused (`unlabelled`)."""
+    found = sorted(p.name[: -len(spec.image_suffix)] for p in (root / "images").iterdir()
+                   if p.name.endswith(spec.image_suffix))
+    missing = [i for i in found if i not in labelled]
+    if missing and spec.unlabelled == "error":
+        raise DataError(f"{root / 'images'}: {len(missing)} of {len(found)} photos have no row in "
+                        f"{root / 'labels.csv'} (e.g. {', '.join(missing[:3])}); label them, remove them, or set "
+                        "dataset.unlabelled='skip' to leave them out")
+    if missing:
+        get_logger().warning("prepare: %d of %d photos in %s have no row in labels.csv and are left out (e.g. %s); "
+                             "dataset.unlabelled='error' refuses them", len(missing), len(found), root / "images",
+                             ", ".join(missing[:3]))
+    return missing
+
+
+def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
+    root, classes = check_folder(spec)
     labels = read_labels(root / "labels.csv", classes)
+    without_labels = unlabelled_images(spec, root, set(labels))
     skips = Skips(spec.on_bad_item)
     for image_id in [i for i, found in labels.items() if not found]:
         skips.add("no labels", image_id, f"{root / 'labels.csv'}: image '{image_id}' has no label")
@@ -146,6 +191,7 @@ def prepare_folder(spec: FolderSpec, out_dir: Path) -> dict:
     return {
         "artifacts": {**{f"{n}_images": len(v) for n, v in splits.items()},
                       "masks": sum(1 for i in usable if i in sources), "rgb_masks_converted": converted,
-                      "skipped": skips.total()},
-        "info": {"classes": ["background", *classes], "skipped": skips.report("prepare")},
+                      "skipped": skips.total(), "images_without_labels": len(without_labels)},
+        "info": {"classes": ["background", *classes], "skipped": skips.report("prepare"),
+                 "images_without_labels": without_labels[:100]},
     }

@@ -11,6 +11,9 @@ A data set is a `DataSource` subclass registered with `@DATASETS.register_module
   report counts (artifacts) and anything a user should see (info, e.g. skipped items).
   Write files atomically and reuse what an interrupted run already wrote; bad items go
   through `pipeline.datasets.checks.Skips` (never dropped silently).
+- `check()` (optional): a quick look at what `prepare` will read (the data root, its
+  layout, label files), run by `--dry-run` and before a run, so a missing folder fails
+  in a second with one line instead of minutes later;
 - `example(folder, name) -> dict`: write a tiny tree in the data set's own format into
   `folder` and return the `dataset` section that prepares it (`name`: the registered
   name it is asked under). The plug-in contract tests prepare every registered data
@@ -46,6 +49,9 @@ class DataSource(abc.ABC):
         fields = cls.Spec.__dataclass_fields__
         return cls(section_to_dataclass(cls.Spec, section, "dataset", drop=() if "type" in fields else ("type",)))
 
+    def check(self) -> None:
+        """Raise a UserError if the data `prepare` reads is missing or unreadable (cheap: no image is decoded)."""
+
     @abc.abstractmethod
     def prepare(self, out_dir: Path) -> dict:
         """Write the prepared data set into `out_dir`; {'artifacts': ..., 'info': ...}."""
@@ -59,7 +65,7 @@ class DataSource(abc.ABC):
 def build_data_source(section: dict) -> DataSource:
     """The registered data set `section['type']`, built from the section."""
     kind = section.get("type")
-    source = DATASETS.get(kind) if isinstance(kind, str) else None
+    source = DATASETS.module_dict.get(kind) if isinstance(kind, str) else None  # not .get: it logs through torch
     if source is None:
         raise ConfigError(f"dataset.type = {kind!r} is not a registered data set; choose one of: "
                           f"{', '.join(sorted(DATASETS.module_dict))} (or register your own: README, 'Plug-ins')")

@@ -30,9 +30,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 from PIL import Image
-from scipy import ndimage
 
 from pipeline.atomic import save_image, write_lines
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask, save_mask, voc_palette
@@ -201,6 +199,8 @@ def _render_attempt(spec: SyntheticSpec, looks: list[ClassLook], rng: np.random.
     mask = label.copy()
     if spec.void_width > 0:
         size = 2 * spec.void_width + 1
+        from scipy import ndimage  # imported when used: the CLI plans without it
+
         boundary = ndimage.grey_dilation(label, size=size) != ndimage.grey_erosion(label, size=size)
         mask[boundary] = IGNORE_INDEX
     return np.clip(image, 0, 255).astype(np.uint8), mask, sorted(int(c) for c in present)
@@ -279,6 +279,8 @@ def _distractor_texture(rng, spec: SyntheticSpec, looks: list[ClassLook], yy, xx
 def _part(rng, spec: SyntheticSpec, look: ClassLook, yy, xx, body: np.ndarray, body_r: float) -> np.ndarray:
     """The discriminative part, placed on the body near its outline."""
     part_r = spec.part_radius * body_r
+    from scipy import ndimage
+
     inside = ndimage.distance_transform_edt(body)
     candidates = np.argwhere((inside > part_r * 0.6) & (inside < part_r * 1.4))
     if len(candidates) == 0:
@@ -353,6 +355,8 @@ class Synthetic(DataSource):
         labels: dict[str, list[int]] = {}
         done = [(image_dir / f"{image_id(i)}.jpg").is_file() and (mask_dir / f"{image_id(i)}.png").is_file()
                 for i in range(spec.num_images)]
+        from joblib import Parallel, delayed
+
         jobs = (delayed(self._draw)(i, image_dir, mask_dir, palette) for i in range(spec.num_images) if not done[i])
         drawn = dict(progress(Parallel(n_jobs=spec.n_jobs, return_as="generator")(jobs),
                               desc="prepare: synthetic images", total=done.count(False)))

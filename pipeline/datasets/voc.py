@@ -15,10 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-import scipy.io
-from joblib import Parallel, delayed
 
-from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list
+from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list, require_data_root
 from pipeline.datasets.masks import save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.datasets.registry import DATASETS, DataSource
@@ -62,6 +60,8 @@ def labels_from_xml(path: Path) -> list[int]:
 
 def sbd_mask(mat_path: Path) -> np.ndarray:
     """The class-index mask in an SBD cls/*.mat (GTcls.Segmentation)."""
+    import scipy.io  # imported when used: the CLI plans without it
+
     mat = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)
     return np.asarray(mat["GTcls"].Segmentation, dtype=np.uint8)
 
@@ -77,6 +77,9 @@ def convert_sbd_mask(mat_path: Path, png_path: Path, palette: np.ndarray) -> str
 @DATASETS.register_module(name="voc12")
 class VOC12(DataSource):
     Spec = VOCSpec
+
+    def check(self) -> None:
+        voc_layout(self.spec)
 
     def prepare(self, out_dir: Path) -> dict:
         return prepare_voc12(self.spec, out_dir)
@@ -119,6 +122,8 @@ def _convert_sbd_masks(ids: list[str], sbd_cls: Path, aug_dir: Path, palette, n_
     except OSError as err:
         raise DataError(f"cannot write SBD masks to {aug_dir} ({err}); set dataset.aug_masks_dir to a "
                         "writable folder") from None
+    from joblib import Parallel, delayed
+
     jobs = (delayed(convert_sbd_mask)(sbd_cls / f"{i}.mat", aug_dir / f"{i}.png", palette) for i in ids)
     results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=32)(jobs)
     for image_id, error in zip(ids, progress(results, "prepare: SBD .mat -> PNG", total=len(ids))):
@@ -127,17 +132,23 @@ def _convert_sbd_masks(ids: list[str], sbd_cls: Path, aug_dir: Path, palette, n_
             del sources[image_id]
 
 
-def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
-    """Write the prepared data set for VOC 2012 (+ SBD); returns the stage's report."""
-    log = get_logger()
-    data_root = Path(spec.data_root).expanduser()
-    voc = data_root / spec.voc_dir
-    seg_lists = voc / "ImageSets" / "Segmentation"
+def voc_layout(spec: VOCSpec) -> Path:
+    """The VOC2012 folder, its layout checked (nothing read)."""
+    voc = require_data_root(spec.data_root, "a VOC config") / spec.voc_dir
     check_layout("VOC 2012", voc, {
         "JPEGImages": "images", "Annotations": "annotation XMLs (image-level labels)",
         "SegmentationClass": "GT masks", "ImageSets/Segmentation/train.txt": "the train list",
         "ImageSets/Segmentation/val.txt": "the val list",
     }, hint="Expected data_root/voc_dir = .../VOCdevkit/VOC2012 as unpacked from VOCtrainval_11-May-2012.tar.")
+    return voc
+
+
+def prepare_voc12(spec: VOCSpec, out_dir: Path) -> dict:
+    """Write the prepared data set for VOC 2012 (+ SBD); returns the stage's report."""
+    log = get_logger()
+    data_root = Path(spec.data_root).expanduser()
+    voc = voc_layout(spec)
+    seg_lists = voc / "ImageSets" / "Segmentation"
     train, val = read_list(seg_lists / "train.txt"), read_list(seg_lists / "val.txt")
     train_aug, sbd_ids = _train_aug(spec, data_root, train, val)
     splits = {"train": train, "val": val, "train_aug": train_aug}

@@ -10,7 +10,6 @@ which L_bas suppresses relative to the full activation S.
 
 from __future__ import annotations
 
-import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -18,34 +17,14 @@ from torch import nn
 from torch.func import functional_call
 
 from pipeline.errors import ConfigError
-from pipeline.losses import (COLLAPSED_ABOVE, COLLAPSED_BELOW, area_loss, background_activation_loss,
-                             foreground_guidance_loss, multilabel_ce)
+from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
+from pipeline.map_statistics import COLLAPSED_ABOVE, COLLAPSED_BELOW
 from pipeline.models.backbone import TwoLevelBackbone, build_backbone, init_heads
 from pipeline.models.base import Localizer
+from pipeline.localizer_options import BASOptions
 from pipeline.models.registry import LOCALIZERS
 
 
-LOSS_TERMS = ("mcls", "frg", "bas", "area")
-
-
-@dataclasses.dataclass(frozen=True)
-class BASOptions:
-    """`localizer.bas`: the loss weights (the paper's), and the BatchNorm statistics of
-    the erased pass ('batch' as in the paper's code, or 'running')."""
-
-    loss_weights: dict = dataclasses.field(
-        default_factory=lambda: {"mcls": 1.0, "frg": 0.2, "bas": 1.0, "area": 1.2})
-    erased_bn: str = "batch"
-    # A constant 0 logit in L_mcls (pipeline.losses.multilabel_ce): needed for one class
-    # (else L_mcls is identically 0) and for negative images to teach the classifier.
-    background_logit: bool = False
-
-    def __post_init__(self) -> None:
-        if set(self.loss_weights) != set(LOSS_TERMS):
-            raise ConfigError(f"localizer.bas.loss_weights must give {', '.join(LOSS_TERMS)}, "
-                              f"got {sorted(self.loss_weights)}")
-        if self.erased_bn not in ("batch", "running"):
-            raise ConfigError(f"localizer.bas.erased_bn must be 'batch' or 'running', got {self.erased_bn!r}")
 
 
 def diagnostics(fpm_c: torch.Tensor, s_bg: torch.Tensor, s: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -5,7 +5,6 @@ every class score is pushed down."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +12,8 @@ from torch import nn
 
 from pipeline.models.backbone import TwoLevelBackbone, build_backbone, init_heads
 from pipeline.models.base import Localizer
+from pipeline.localizer_options import CAMOptions
 from pipeline.models.registry import LOCALIZERS
-
-
-@dataclasses.dataclass(frozen=True)
-class CAMOptions:
-    loss_weights: dict = dataclasses.field(default_factory=lambda: {"soft_margin": 1.0})
 
 
 @LOCALIZERS.register_module(name="cam")

@@ -19,7 +19,6 @@ loss, as for the CAM.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -30,16 +29,11 @@ from torchvision import models
 from pipeline.errors import ConfigError
 from pipeline.models.backbone import build_backbone, init_heads, torchvision_state_dict
 from pipeline.models.base import Localizer
+from pipeline.localizer_options import DRSOptions
 from pipeline.models.registry import LOCALIZERS
 
 POOL4, POOL5 = 23, 30  # indices in torchvision's vgg16().features
 BLOCK5_CONVS = (24, 26, 28)
-
-
-@dataclasses.dataclass(frozen=True)
-class DRSOptions:
-    delta: float | None = None  # None: learned per channel; a number: fixed for all
-    loss_weights: dict = dataclasses.field(default_factory=lambda: {"soft_margin": 1.0})
 
 
 class Suppressor(nn.Module):

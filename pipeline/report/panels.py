@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
 
@@ -30,6 +29,8 @@ class ImageChain:
 
 
 def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    from matplotlib import colormaps  # imported when drawn: the CLI plans without it
+
     colour = colormaps["jet"](np.clip(heat, 0, 1))[..., :3] * 255
     return (image * (1 - alpha) + colour * alpha).astype(np.uint8)
 

@@ -5,10 +5,7 @@ a stage (or mmseg's own tools) trains from; `weights` turns torchvision ImageNet
 weights into mmseg's ResNet; `checkpoints` allow-lists what mmengine's checkpoints
 hold; `inference` predicts with multi-scale, flip and an optional dense CRF.
 
-Importing this package installs the mmcv-lite fallback (a no-op under full mmcv), so
-its modules can import mmseg.
+Code that reaches mmseg calls `mmcv_compat.install()` first (the mmcv-lite fallback; a
+no-op under full mmcv). Importing this package does not: mmcv imports torch, and the CLI
+reads the segmenter's settings (`mmseg_config`) without it.
 """
-
-from pipeline.segmenter import mmcv_compat
-
-mmcv_compat.install()

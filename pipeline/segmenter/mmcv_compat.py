@@ -15,9 +15,6 @@ import sys
 import types
 import warnings
 
-import torch
-import torch.nn.functional as F
-
 from pipeline.errors import ConfigError
 
 MODULE = "mmcv.ops"
@@ -26,6 +23,8 @@ MODULE = "mmcv.ops"
 def point_sample(input: torch.Tensor, points: torch.Tensor, align_corners: bool = False, **kwargs) -> torch.Tensor:
     """mmcv.ops.point_sample: sample (N, C, H, W) at points in [0, 1]^2 given as
     (N, P, 2) -> (N, C, P), or (N, Hg, Wg, 2) -> (N, C, Hg, Wg)."""
+    import torch.nn.functional as F
+
     flat = points.dim() == 3
     grid = points.unsqueeze(2) if flat else points
     out = F.grid_sample(input, 2.0 * grid - 1.0, align_corners=align_corners, **kwargs)

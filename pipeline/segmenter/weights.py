@@ -18,6 +18,9 @@ from pipeline.models.backbone import resnet_state_dict
 
 
 def torchvision_to_mmseg_resnet(state: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
+    from pipeline.segmenter import mmcv_compat
+
+    mmcv_compat.install()
     from mmseg.models.backbones import ResNet
 
     expected = ResNet(depth=depth).state_dict()

@@ -3,7 +3,7 @@
 # crop 512, scales 0.5-2.0; test time as in WSSS papers: multi-scale + flip + dense CRF
 # with DeepLab's CRF parameters.
 train_segmenter = dict(
-    amp='bf16',  # CUDA only: bf16 autocast (AmpOptimWrapper); None: fp32
+    amp='bf16',  # CUDA only: bf16 autocast (mmengine's BF16OptimWrapper, no loss scaler); None: fp32
     # per process; one worker prepares ~20 samples/s (bench/segmenter_data_rate.py, COCO photos,
     # one contended core), DeepLabV3+ R101 in bf16 trains at 60-80 images/s on an H100
     num_workers=8,
