@@ -21,8 +21,11 @@ BACKGROUND_MODES = ("chosen", "fixed", "power")
 
 @dataclasses.dataclass(frozen=True)
 class ConfidentSplit:
-    """IRN-style: foreground seeds from a high threshold, background seeds from a low
-    one, each CRF-refined; pixels where the two disagree become 255."""
+    """IRN's confident/uncertain split (irn step/cam_to_ir_label.py, BAS-Extension's too):
+    foreground seeds from a high threshold, background seeds from a low one, each
+    CRF-refined; a pixel takes the foreground pass's class where it has one, is
+    background where both passes say background, and 255 (uncertain) where only the
+    low threshold's pass still sees an object. IRN uses bg 0.05, BAS-Extension 0.17."""
 
     enabled: bool = False
     fg_threshold: float = 0.30
@@ -57,8 +60,14 @@ def pseudo_mask(image: np.ndarray, maps: np.ndarray, classes: np.ndarray, recipe
     if recipe.confident.enabled:  # always constant thresholds, as in IRN
         fg = refined(np.full(maps.shape[1:], recipe.confident.fg_threshold, dtype=np.float32))
         bg = refined(np.full(maps.shape[1:], recipe.confident.bg_threshold, dtype=np.float32))
-        return np.where(fg == bg, fg, IGNORE_INDEX).astype(np.uint8)
+        return confident_labels(fg, bg)
     return refined(background_score(maps, recipe)).astype(np.uint8)
+
+
+def confident_labels(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """IRN's rule: the foreground pass's class where it has one; background where both
+    passes are background; uncertain (255) where only the background pass sees an object."""
+    return np.where(fg != 0, fg, np.where(bg == 0, 0, IGNORE_INDEX)).astype(np.uint8)
 
 
 def background_score(maps: np.ndarray, recipe: PseudoMaskRecipe) -> np.ndarray:

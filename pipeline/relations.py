@@ -121,16 +121,17 @@ def random_walk(maps: torch.Tensor, boundary: torch.Tensor, radius: int = 5, bet
 
 
 def random_walk_mask(maps: torch.Tensor, classes, boundary: torch.Tensor, radius: int, beta: float,
-                     exp_times: int, bg_threshold: float) -> torch.Tensor:
+                     exp_times: int, bg_threshold: float, map_power: float = 1.0) -> torch.Tensor:
     """IRN's pseudo-mask: (n, H, W) class maps at the image's size and the (h, w)
-    boundary map at stride 4 -> (H, W) class indices. The maps are averaged down to the
+    boundary map at stride 4 -> (H, W) class indices. The maps are raised to `map_power`
+    (BAS-Extension: 1.5, which sharpens BAS's flatter maps; IRN: 1), averaged down to the
     boundary's grid, walked, resized back, divided by their common maximum, and a pixel
     whose best value is below `bg_threshold` is background."""
     size = maps.shape[-2:]
     ids = torch.as_tensor([0, *[int(c) for c in classes]], device=maps.device)
     if len(maps) == 0:
         return torch.zeros(size, dtype=torch.long, device=maps.device)
-    small = F.interpolate(maps[None].float(), size=boundary.shape, mode="area")[0]
+    small = F.interpolate(maps[None].float() ** map_power, size=boundary.shape, mode="area")[0]
     walked = random_walk(small, boundary.float(), radius, beta, exp_times)
     walked = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0]
     walked = walked / walked.max().clamp_min(1e-12)

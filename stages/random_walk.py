@@ -33,7 +33,8 @@ class RandomWalkSettings:
     radius: int = 5  # IRN at inference: 5 (training: boundary_net.radius)
     beta: float = 10.0  # affinity ** beta
     exp_times: int = 8  # 2 ** exp_times steps
-    bg_threshold: float = 0.25  # IRN's sem_seg_bg_thres
+    bg_threshold: float = 0.25  # IRN's sem_seg_bg_thres (BAS-Extension: 0.22)
+    map_power: float = 1.0  # maps ** power before the walk (IRN: 1; BAS-Extension: 1.5)
     flip: bool = True  # boundary map averaged with the flipped image's
     images: str = "hardlink"  # how the images enter the pseudo-mask set: 'hardlink', 'copy' or 'symlink'
 
@@ -126,5 +127,5 @@ def walk_images(work: PerImage, model_path, dataset: PreparedDataset, maps_dir, 
             boundary = (boundary[0] + boundary[1].flip(1)) / 2 if settings.flip else boundary[0]
             maps, classes = read_maps(maps_dir / f"{image_id}.npz")
             mask = random_walk_mask(torch.from_numpy(maps).to(device), classes, boundary, settings.radius,
-                                    settings.beta, settings.exp_times, settings.bg_threshold)
+                                    settings.beta, settings.exp_times, settings.bg_threshold, settings.map_power)
             save_mask(mask_dir / f"{image_id}.png", mask.cpu().numpy().astype(np.uint8), dataset.palette)

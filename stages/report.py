@@ -109,8 +109,9 @@ def _pseudo_mask_galleries(ctx: StageContext, runs: dict[str, Path], dataset: Pr
                 f"data-set card ({esc(card['quality']['score'])}). Tiles: image, each image-level class map "
                 "as a heat overlay, pseudo-mask, and the segmenter's prediction when the image was "
                 "predicted.</p>")
+    ranking = "per-image mIoU against GT" if html.startswith("<h2>Pseudo-masks: best") else "GT-free quality score"
     return (html + _legend(dataset.classes, dataset.palette)
-            + _gallery_html(picks, runs, dataset, settings, images, "pseudo"))
+            + _gallery_html(picks, runs, dataset, settings, images, "pseudo", ranking))
 
 
 def _segmenter_galleries(ctx: StageContext, dataset: PreparedDataset, settings: ReportSettings,
@@ -124,18 +125,22 @@ def _segmenter_galleries(ctx: StageContext, dataset: PreparedDataset, settings: 
     picks = _galleries(dataset.split(seg["info"]["split"]), lambda i: read_mask(pred_dir / f"{i}.png"),
                        dataset, settings)
     if picks:
-        return html + _gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter")
+        return html + _gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter",
+                                    "per-image mIoU against GT")
     return html + (f'<p class="note">No \'{esc(seg["info"]["split"])}\' image has GT: the predictions are in '
                    f'{esc(pred_dir.resolve())}, unscored.</p>')
 
 
 def _legend(classes: list[str], palette) -> str:
-    """The colours of the masks' classes, by name (ignored pixels: white)."""
+    """The colours of the masks' classes, by name (ignored pixels: white), and the heat
+    overlays' colour bar (the jet map over a class map's values, 0 to 1)."""
     swatches = [(name, tuple(int(v) for v in palette[k])) for k, name in enumerate(classes)]
     swatches.append(("ignored (255)", (255, 255, 255)))
     items = "".join(f'<span class="swatch"><span style="background: rgb{rgb}"></span>{esc(name)}</span>'
                     for name, rgb in swatches)
-    return f'<p class="legend">Mask colours: {items}</p>'
+    return (f'<p class="legend">Mask colours: {items}</p>'
+            '<p class="legend">Class-map heat overlays: 0 <span class="colorbar"></span> 1 '
+            "(the map's value, from no evidence of the class to the strongest)</p>")
 
 
 def _card_section(folder: Path, page_dir: Path) -> str:
@@ -185,15 +190,24 @@ def _premise_section(ctx: StageContext, images: Path) -> str:
 
 
 def _stages_section(ctx: StageContext) -> str:
-    rows = []
+    """Each stage's state, time, fingerprint and code digest; the run's total time and package versions."""
+    rows, total, versions = [], 0.0, {}
     for stage, st in ctx.plan.statuses():
         if stage.name == ctx.stage.name:
             continue
         m = st.manifest or {}
+        total += m.get("duration_s", 0.0)
+        versions = m.get("package_versions") or versions
         rows.append([stage.name, f'<span class="{st.state}">{esc(st.state)}</span>',
                      f"{m['duration_s']:.1f} s" if "duration_s" in m else "–", esc(m.get("fingerprint", "–")),
-                     esc(m.get("finished_at", "–")), esc(stage.description)])
-    return "<h2>Stages</h2>" + table(["stage", "state", "time", "fingerprint", "finished", "what"], rows, raw=True)
+                     esc(m.get("code_digest", "–")), esc(m.get("finished_at", "–")), esc(stage.description)])
+    summary = (f'<p class="run">Total time of the stages: <b>{total / 60:.1f} min</b> ({total:.0f} s, every attempt\'s '
+               "last run). Package versions: "
+               + (esc(", ".join(f"{k} {v}" for k, v in versions.items())) or "–")
+               + ". The code digest is a hash of the stage's source files: two runs with the same digest ran the "
+               "same code.</p>")
+    return ("<h2>Stages</h2>" + table(["stage", "state", "time", "fingerprint", "code digest", "finished", "what"],
+                                      rows, raw=True) + summary)
 
 
 def _numbers_section(runs: dict[str, Path], chain: list[str], classes: list[str], images: Path) -> str:
@@ -220,13 +234,28 @@ def _numbers_section(runs: dict[str, Path], chain: list[str], classes: list[str]
         rows = [[c] + [percent((numbers[name]["chain"].get(s, (None, None, None))[2] or {}).get(c))
                        for name in numbers for s in with_classes] for c in classes]
         html += "<h3>Per-class IoU (%)</h3>" + table(header, rows)
-    curves = {name: c["curve"] for name, c in numbers.items() if c["curve"]}
-    if curves:
+    html += _rank_correlation_note(numbers)
+    named = {(runs[name].resolve().name if name == THIS_RUN else name): c for name, c in numbers.items() if c["curve"]}
+    if named:
         from pipeline.report.plots import sweep_plot  # matplotlib: only when the page is made
 
-        sweep_plot(curves, {n: c["threshold"] for n, c in numbers.items() if c["curve"]}, images / "sweep.png")
-        html += "<h3>Background threshold sweep</h3>" + figure(f"{IMAGES}/sweep.png", "seed mIoU against t")
+        sweep_plot({n: c["curve"] for n, c in named.items()}, {n: c["threshold"] for n, c in named.items()},
+                   images / "sweep.png")
+        html += ("<h3>Background threshold sweep</h3>"
+                 + figure(f"{IMAGES}/sweep.png", "seed mIoU against the background threshold t: the dotted line is "
+                          "the t the run used, the star the oracle t (the best on GT)"))
     return html
+
+
+def _rank_correlation_note(numbers: dict) -> str:
+    """What the GT-free quality score is worth here: its rank correlation with the true per-image mIoU."""
+    rows = [(name, c["rank_correlation"]) for name, c in numbers.items() if c["rank_correlation"] is not None]
+    if not rows:
+        return ""
+    values = ", ".join(f"{v:+.2f} ({esc(name)})" for name, v in rows)
+    return (f'<p class="rank">Quality rank correlation: <b>{values}</b>. Spearman\'s rho between the pseudo-masks\' '
+            "GT-free quality score and their true per-image mIoU: near +1, the score finds the worst masks without "
+            "GT (on a data set without GT it is all there is); near 0, it does not.</p>")
 
 
 def _threshold_cell(chain: dict) -> str:
@@ -244,9 +273,11 @@ def _chain_numbers(run_dir: Path, chain: list[str]) -> dict:
     seeds = next(iter(product_dirs(run_dir, "seed_scores")), None)
     seeds = (read_manifest(seeds) or {}) if seeds else {}
     metrics = seeds.get("metrics", {})
+    masks = next(iter(product_dirs(run_dir, "pseudo_masks")), None)
+    rank = ((read_manifest(masks) or {}).get("metrics", {}) if masks else {}).get("quality_rank_correlation")
     return {"threshold": metrics.get("threshold"), "curve": metrics.get("curve"),
             "rule": seeds.get("config", {}).get(seeds.get("stage"), {}).get("threshold"),
-            "oracle_seed": metrics.get("oracle_seed_miou"), "chain": figures}
+            "oracle_seed": metrics.get("oracle_seed_miou"), "chain": figures, "rank_correlation": rank}
 
 
 def _galleries(ids: list[str], predicted, dataset: PreparedDataset, settings: ReportSettings) -> dict:
@@ -276,8 +307,9 @@ def _ranked(scores: dict[str, float], settings: ReportSettings) -> dict:
 
 
 def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, settings: ReportSettings,
-                  images: Path, prefix: str) -> str:
-    """Each picked image's panel, and below it the same image in every compared run."""
+                  images: Path, prefix: str, ranking: str) -> str:
+    """Each picked image's panel, and below it the same image in every compared run;
+    each gallery's heading says what its images were ranked by."""
     if not picks:
         return '<p class="note">No image to rank.</p>'
     datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(product_dirs(path, "dataset")[0])
@@ -285,7 +317,9 @@ def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, 
     folders = {name: chain_folders(path) for name, path in runs.items()}
     html = []
     for gallery, items in picks.items():
-        html.append(f"<h3>{gallery}</h3>")
+        how = (f"{len(items)} drawn at random (seed {settings.seed}) from the others" if gallery == "random" else
+               f"the {len(items)} {'highest' if gallery == 'best' else 'lowest'} by {ranking}")
+        html.append(f"<h3>{gallery}: {esc(how)}</h3>")
         for image_id, value in items:
             for name, run_dir in runs.items():
                 chain = load_chain(run_dir, datasets[name], image_id, folders[name])

@@ -61,6 +61,16 @@ def test_confident_split_marks_disagreement_as_ignored():
     assert row[0] == 0 and row[-1] == 3 and (row[30:45] == 255).all()
 
 
+def test_the_confident_split_combines_its_two_passes_as_irn_does():
+    """IRN's cam_to_ir_label (and BAS-Extension's): the high threshold's class wins where it
+    has one, even against another class of the low threshold's pass; background needs both."""
+    from pipeline.pseudo_masks import confident_labels
+
+    fg = np.array([0, 3, 3, 0, 0])
+    bg = np.array([0, 0, 2, 2, 3])
+    assert confident_labels(fg, bg).tolist() == [0, 3, 3, 255, 255]
+
+
 def test_mask_score_against_hand_counts():
     gt = np.array([[0, 0, 1, 1], [0, 2, 2, 255]])
     pred = np.array([[0, 255, 1, 0], [0, 2, 1, 1]])

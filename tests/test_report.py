@@ -46,6 +46,56 @@ def test_report_shows_every_part_and_every_image_it_refers_to_exists(reported_ru
     assert set(m["upstream"]) >= {"refine_masks", "evaluate_segmenter", "check_premise"}  # optional ones, used when done
 
 
+def test_report_explains_itself(reported_run):
+    """The elements a reader needs, found by parsing the page: the rank correlation with a
+    sentence on its meaning, the colour bar of the heat maps, the total time, the package
+    versions, the code digests, and gallery headings that say what ranks them."""
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.classes, self.h3, self.text, self._in = [], [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            self.classes += [v for k, v in attrs if k == "class"]
+            self._in = tag
+
+        def handle_data(self, data):
+            self.text.append(data)
+            if self._in == "h3":
+                self.h3.append(data)
+
+    page = Page()
+    page.feed((reported_run / "report" / "index.html").read_text())
+    text = " ".join(page.text)
+    rho = json.loads((reported_run / "refine_masks" / "manifest.json").read_text())["metrics"]
+    assert f"Quality rank correlation: {rho['quality_rank_correlation']:+.2f}" in text
+    assert "near +1, the score finds the worst masks without GT" in text
+    assert "colorbar" in page.classes and "rank" in page.classes
+    assert re.search(r"Total time of the stages: \d+\.\d min", text) and "torch " in text and "mmseg " in text
+    digest = json.loads((reported_run / "export_maps" / "manifest.json").read_text())["code_digest"]
+    assert digest in text
+    assert "best: the 4 highest by per-image mIoU against GT" in page.h3
+    assert "worst: the 4 lowest by per-image mIoU against GT" in page.h3
+    assert any(h.startswith("random: 4 drawn at random") for h in page.h3)
+
+
+def test_the_sweep_plot_labels_the_chosen_and_the_oracle_threshold(tmp_path, monkeypatch):
+    """The legend names the run, the chosen t with its value and the oracle t with its value."""
+    import matplotlib.axes
+
+    from pipeline.report.plots import sweep_plot
+
+    labels = []
+    original = matplotlib.axes.Axes.legend
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: (
+        labels.extend(ax.get_legend_handles_labels()[1]), original(ax, *a, **k))[1])
+    sweep_plot({"run_a": [[0.2, 0.30], [0.4, 0.50], [0.6, 0.40]]}, {"run_a": 0.6}, tmp_path / "sweep.png")
+    assert labels == ["run run_a", "oracle t = 0.40 (best on GT): 50.0%", "chosen t = 0.60 (used by the run)"]
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
 def test_report_has_a_colour_legend_disjoint_galleries_and_links_the_card(reported_run):
     html = (reported_run / "report" / "index.html").read_text()
     dataset = PreparedDataset.load(reported_run / "prepare")
@@ -55,7 +105,7 @@ def test_report_has_a_colour_legend_disjoint_galleries_and_links_the_card(report
         r, g, b = (int(v) for v in dataset.palette[k])
         assert f"rgb({r}, {g}, {b})\"></span>{name}</span>" in legend, name
     pseudo = html[html.index("<h2>Pseudo-masks"):html.index("<h2>Segmenter")]
-    galleries = re.split(r"<h3>(best|worst|random)</h3>", pseudo)[1:]
+    galleries = re.split(r"<h3>(best|worst|random): [^<]*</h3>", pseudo)[1:]
     shown = {name: re.findall(r"<figcaption>(\w+) \(this run\)", body)
              for name, body in zip(galleries[::2], galleries[1::2])}
     assert set(shown) == {"best", "worst", "random"}

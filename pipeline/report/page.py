@@ -19,6 +19,9 @@ figure { margin: 10px 0; } figcaption { font-size: 12px; color: #555; }
 img { max-width: 100%; image-rendering: pixelated; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 .note { font-size: 13px; color: #555; }
+.colorbar { display: inline-block; width: 160px; height: 10px; vertical-align: middle; margin: 0 4px;
+  background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000,
+  #7f0000); border: 1px solid #999; }
 .legend { font-size: 13px; } .swatch { margin-right: 12px; white-space: nowrap; }
 .swatch span { display: inline-block; width: 12px; height: 12px; border: 1px solid #999; margin-right: 4px;
   vertical-align: middle; }

@@ -13,13 +13,18 @@ from pipeline.atomic import atomic_path  # noqa: E402
 
 
 def sweep_plot(curves: dict[str, list[list[float]]], chosen: dict[str, float], path: Path) -> None:
-    """Seed mIoU against the background threshold, one line per run, its chosen t marked."""
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    """Seed mIoU against the background threshold, one line per run; on each, the t the run
+    chose (a dotted line, labelled with its value) and the oracle t (the curve's best, on GT)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=100)
     for name, curve in curves.items():
         t, miou = zip(*curve)
-        line, = ax.plot(t, [100 * m for m in miou], label=name)
+        line, = ax.plot(t, [100 * m for m in miou], label=f"run {name}")
+        best = max(range(len(miou)), key=lambda k: miou[k])
+        ax.plot(t[best], 100 * miou[best], marker="*", markersize=11, color=line.get_color(), linestyle="none",
+                label=f"oracle t = {t[best]:.2f} (best on GT): {100 * miou[best]:.1f}%")
         if name in chosen:
-            ax.axvline(chosen[name], color=line.get_color(), linestyle=":", linewidth=1)
+            ax.axvline(chosen[name], color=line.get_color(), linestyle=":", linewidth=1.2,
+                       label=f"chosen t = {chosen[name]:.2f} (used by the run)")
     ax.set_xlabel("background threshold t")
     ax.set_ylabel("seed mIoU (%)")
     ax.grid(alpha=0.3)
