@@ -70,6 +70,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
                  done // steps_per_epoch + 1, done % steps_per_epoch, last)
 
     def save(epoch_sums: dict) -> None:
+        _check_finite(first_bad, epoch_sums, epoch, last, name)  # never checkpoint a diverged model
         if distributed.is_main():
             save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), steps_done=done,
@@ -85,6 +86,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
         skip = done - epoch * steps_per_epoch
         batches.start(epoch, skip)
         sums = {k: v.to(device) for k, v in sums.items()} if skip else {}
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)  # the epoch's first non-finite step
         active = weights if epoch >= settings.classifier_warmup_epochs else \
             warmup_weights(weights, model.classification_terms)
         t0 = time.perf_counter()
@@ -96,7 +98,9 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, settings.amp):
                 terms = net(x, labels)
-            loss = _weighted_loss(terms, active, f"epoch {epoch + 1}, step {step + 1}", last, name)
+            # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
+            loss = sum(w * terms[term].float() for term, w in active.items())
+            first_bad.masked_fill_(~torch.isfinite(loss) & (first_bad < 0), step + 1)  # on the device: no sync
             _update(loss, optimizer, scaler, scheduler)
             done += 1
             steps_this_attempt += 1
@@ -106,6 +110,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
             every = settings.checkpoint_every_steps
             if every and done % every == 0 and step + 1 < steps_per_epoch:
                 save(sums)
+        _check_finite(first_bad, sums, epoch, last, name)
         record = _epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
                                (steps_per_epoch - skip) * settings.batch_size)
         history.append(record)
@@ -173,17 +178,18 @@ def _resume(last: Path, model, optimizer, scheduler, scaler) -> tuple[int, list,
     return state["steps_done"], state["history"], state["epoch_sums"]
 
 
-def _weighted_loss(terms: dict, weights: dict, where: str, last: Path, name: str) -> torch.Tensor:
-    """The weighted sum of the loss terms; a non-finite loss stops training with what to do.
-    Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it)."""
-    loss = sum(w * terms[term].float() for term, w in weights.items())
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"loss is {loss.item()} at {where} ({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); "
-            f"the last good checkpoint {'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
-            f"Lower {name}.lr, or set {name}.amp=None."
-        )
-    return loss
+def _check_finite(first_bad: torch.Tensor, sums: dict, epoch: int, last: Path, name: str) -> None:
+    """Stop with what to do if a step's loss was not finite. Checked where a checkpoint is
+    written (one host sync there, none per step), before it is: the checkpoint on disk is
+    the last good one."""
+    bad = int(first_bad)
+    if bad < 0:
+        return
+    raise TrainingDiverged(
+        f"loss is {float(sums['loss'])} at epoch {epoch + 1}, step {bad} (the first non-finite step; sums since the "
+        f"last checkpoint: {', '.join(f'{k}={float(v):.4g}' for k, v in sums.items())}); the last good checkpoint "
+        f"{'is ' + str(last) if last.is_file() else 'does not exist (first epoch)'}. "
+        f"Lower {name}.lr, or set {name}.amp=None.")
 
 
 def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSettings, localizer: dict) -> dict:
