@@ -52,7 +52,9 @@ from pipeline.log import setup_logging  # noqa: E402
 from pipeline.runner import Pipeline  # noqa: E402
 from pipeline.versions import package_versions  # noqa: E402
 from pipeline.stage import settings_of  # noqa: E402
-from stages import STAGES  # noqa: E402
+from pipeline.stage import stages_for  # noqa: E402
+
+STAGES = stages_for()
 
 PAPER_CONFIG = ROOT / "configs" / "voc12_bas_r50.py"
 VOC_TRAIN_AUG, VOC_VAL = 10582, 1449

@@ -40,7 +40,6 @@ def main() -> int:
     parser.add_argument("--cfg-options", nargs="*", default=[])
     args = parser.parse_args()
 
-    import stages  # noqa: F401  (registers the stages: settings_of reads their settings)
     from pipeline.config import load_config
     from pipeline.stage import settings_of
 

@@ -8,7 +8,10 @@ to VOC's 20; images without any dropped) or 'person' (one class; person-free ima
 kept as negatives). Each method runs `configs/real_<classes>_<method>.py` with
 `train_localizer.seed` set, in `OUT/<method>_seed<k>/`; `fused` is the BAS run's
 localizer with the same seed's CAM fused at export (`export_maps.fuse_cam`: the BAS
-run's prepare / train_localizer / check_premise are copied in, nothing retrains).
+run's prepare / train_localizer / check_premise are copied in, nothing retrains);
+`bas_rw` is the BAS run's localizer again, refined by IRN's random walk
+(`configs/real_<classes>_bas_rw.py`: the confident/uncertain CRF split, a boundary net,
+the walk; its segmenter trains on the walk's masks), a row with the walk's mIoU.
 `prepare` runs once (`OUT/prepare`) and is copied into every run. Finished runs are
 reused, so an interrupted bench resumes. The localizer trains on the train split's
 image-level labels; seeds and pseudo-masks are scored on the same images (the WSSS
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,11 +39,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.seeds import commit, machine  # noqa: E402
 from pipeline.versions import package_versions  # noqa: E402
 
 MAP_STAGES = ["prepare", "train_localizer", "check_premise", "export_maps", "evaluate_maps", "refine_masks"]
 SEGMENTER_STAGES = ["train_segmenter", "evaluate_segmenter"]
 SHARED_WITH_FUSED = ("prepare", "train_localizer", "check_premise")
+BORROWS_BAS = ("fused", "bas_rw")  # methods that reuse the BAS run's localizer
+WALK_STAGES = ["train_boundary", "random_walk"]
 
 
 def run(config: Path, folder: Path, stages: list[str], options: list[str], log) -> None:
@@ -107,6 +112,7 @@ def collect(folder: Path, counts_train: dict, counts_val: dict, min_images: int,
             premise_from: Path) -> dict:
     seeds = manifest(folder, "evaluate_maps").get("metrics", {})
     crf = manifest(folder, "refine_masks").get("metrics", {})
+    walk = manifest(folder, "random_walk").get("metrics", {})
     seg = manifest(folder, "evaluate_segmenter").get("metrics", {})
     premise = manifest(premise_from, "check_premise").get("metrics", {}).get("verdict", {})
     large = large_object_premise(premise_from, large_share)
@@ -114,6 +120,8 @@ def collect(folder: Path, counts_train: dict, counts_val: dict, min_images: int,
         "seed_miou": headline(seeds["per_class_iou"], counts_train, min_images),
         "oracle_seed_miou": headline(seeds["oracle_per_class_iou"], counts_train, min_images),
         "crf_miou": headline(crf["per_class_iou"], counts_train, min_images),
+        "walk_miou": headline(walk["per_class_iou"], counts_train, min_images) if walk else None,
+        "walk_minutes": sum(manifest(folder, st).get("duration_s", 0.0) for st in WALK_STAGES) / 60 if walk else None,
         "segmenter_miou": headline(seg["per_class_iou"], counts_val, min_images) if seg else None,
         "seed_miou_all_classes": 100 * seeds["seed_miou"], "crf_miou_all_classes": 100 * crf["miou"],
         "segmenter_miou_all_classes": 100 * seg["miou"] if seg else None,
@@ -121,6 +129,7 @@ def collect(folder: Path, counts_train: dict, counts_val: dict, min_images: int,
         "quality_rank_correlation": crf.get("quality_rank_correlation"),
         "collapsed_classes": seeds.get("collapsed_classes", []),
         "per_class_iou": {"seed": seeds["per_class_iou"], "crf": crf["per_class_iou"],
+                          "walk": walk.get("per_class_iou"),
                           "segmenter": seg.get("per_class_iou")},
         "premise": premise_summary(premise), "premise_verdict": premise,
         "premise_large": premise_summary(large["verdict"]) | {"images": large["images"]},
@@ -146,13 +155,14 @@ def run_point(args, out: Path, shared: Path, seeds: list[int], seg_seeds: list[i
     methods: dict = {}
     schedule = [] if epochs is None else [f"train_localizer.epochs={epochs}"]
     for seed in seeds:
-        stages = MAP_STAGES + (SEGMENTER_STAGES if seed in seg_seeds else [])
         folders = {}
         for method in args.methods:
+            stages = MAP_STAGES + (WALK_STAGES if method == "bas_rw" else []) + \
+                (SEGMENTER_STAGES if seed in seg_seeds else [])
             folder = folders[method] = out / f"{method}_seed{seed}"
             folder.mkdir(exist_ok=True)
-            copied = SHARED_WITH_FUSED if method == "fused" else ("prepare",)
-            source = folders["bas"] if method == "fused" else shared
+            copied = SHARED_WITH_FUSED if method in BORROWS_BAS else ("prepare",)
+            source = folders["bas"] if method in BORROWS_BAS else shared
             for stage in copied:
                 if not (folder / stage / "manifest.json").is_file():
                     shutil.rmtree(folder / stage, ignore_errors=True)
@@ -162,13 +172,14 @@ def run_point(args, out: Path, shared: Path, seeds: list[int], seg_seeds: list[i
                 extra.append(f"export_maps.fuse_cam={folders['cam']}")
             run(config(method), folder, stages, options + extra, log)
             row = collect(folder, counts_train, counts_val, args.min_images, args.large_share,
-                          folders["bas"] if method == "fused" else folder)
+                          folders["bas"] if method in BORROWS_BAS else folder)
             # the stages' own time from their manifests (a reused run costs nothing twice)
             row["minutes"] = sum(manifest(folder, st).get("duration_s", 0.0) for st in stages
                                  if st not in copied) / 60
             row["steps"] = manifest(folder, "train_localizer").get("artifacts", {}).get("steps")
             rows_by_method.setdefault(method, []).append(row)
             seg = "-" if row["segmenter_miou"] is None else f"{row['segmenter_miou']:.1f}"
+            seg += "" if row["walk_miou"] is None else f", walk {row['walk_miou']:.1f} ({row['walk_minutes']:.1f} min)"
             log(f"  {'' if epochs is None else f'{epochs} epochs, '}seed {seed} {method:<6} seed mIoU "
                 f"{row['seed_miou']:.1f} (oracle {row['oracle_seed_miou']:.1f}, t {row['threshold']:.2f}), "
                 f"CRF {row['crf_miou']:.1f}, segmenter {seg}, collapsed {row['collapsed_classes']}, premise "
@@ -190,13 +201,17 @@ def cell(values, digits=1) -> str:
 
 def table(results: dict) -> str:
     lines = ["| method | seed mIoU, GT-free t | oracle seed mIoU (t on GT) | CRF pseudo-mask mIoU | CRF gain "
+             "| walk pseudo-mask mIoU | walk gain over seeds | walk minutes "
              "| segmenter val mIoU | premise obs. 1 / 2 (classes) | large objects: obs. 1 / 2 (classes) "
-             "| quality rank corr. | minutes |", "|" + "---|" * 10]
+             "| quality rank corr. | minutes |", "|" + "---|" * 13]
     for name, rows in results["methods"].items():
         p, q = rows["premise"], rows["premise_large"]
         lines.append(
             f"| {name} | {cell(rows['seed_miou'])} | {cell(rows['oracle_seed_miou'])} | {cell(rows['crf_miou'])} "
             f"| {cell([c - s for c, s in zip(rows['crf_miou'], rows['seed_miou'])])} "
+            f"| {cell(rows.get('walk_miou', [None]))} "
+            f"| {cell([None if w is None else w - s for w, s in zip(rows.get('walk_miou', []), rows['seed_miou'])])} "
+            f"| {cell(rows.get('walk_minutes', [None]))} "
             f"| {cell(rows['segmenter_miou'])} "
             f"| {'; '.join(f'{a}/{b} ({n})' for a, b, n in zip(p['obs1'], p['obs2'], p['classes']))} "
             f"| {'; '.join(f'{a}/{b} ({n})' for a, b, n in zip(q['obs1'], q['obs2'], q['classes']))} "
@@ -257,7 +272,7 @@ def main() -> int:
     parser.add_argument("--classes", choices=("voc20", "person"), default="voc20")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["bas", "cam", "fused"],
-                        choices=("bas", "cam", "fused", "drs"))
+                        choices=("bas", "cam", "fused", "drs", "bas_rw"))
     parser.add_argument("--segmenter-seeds", type=int, nargs="*", default=None,
                         help="seeds whose runs also train and score the segmenter (default: all)")
     parser.add_argument("--epochs", type=int, nargs="+", default=None,
@@ -290,6 +305,8 @@ def main() -> int:
         raise SystemExit("--data-root is required (a COCO 2017 or 2014 tree)")
     if "fused" in args.methods and not {"bas", "cam"} <= set(args.methods):
         raise SystemExit("--methods fused needs bas and cam too (it fuses their runs)")
+    if "bas_rw" in args.methods and "bas" not in args.methods:
+        raise SystemExit("--methods bas_rw needs bas too (it walks from the BAS run's localizer)")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     seg_seeds = args.seeds if args.segmenter_seeds is None else args.segmenter_seeds
@@ -310,7 +327,8 @@ def main() -> int:
     results: dict = {"classes": args.classes, "min_images": args.min_images,
                      "headline_classes": ["background"] + [c for c, n in counts_train.items() if n >= args.min_images],
                      "methods": {}, "versions": package_versions(),
-                     "machine": f"{platform.machine()}, {platform.node()}, {__import__('os').cpu_count()} cores"}
+                     "machine": machine(), "commit": commit(),
+                     "command": "python bench/real_photos.py " + " ".join(sys.argv[1:])}
     points = args.epochs or [None]
     for epochs in points:
         point_out = out if epochs is None else out / f"epochs{epochs}"
@@ -323,6 +341,7 @@ def main() -> int:
             else:
                 results.setdefault("curve", {})[str(epochs)] = {"seeds": seeds_done, "methods": methods}
             results["minutes"] = (time.time() - t0) / 60
+            results["table"] = (curve_table(results) if "curve" in results else table(results)).splitlines()
             (out / "results.json").write_text(json.dumps(results, indent=1))
 
         run_point(args, point_out, shared, seeds, seg_seeds, epochs, options, config, counts_train, counts_val,

@@ -80,7 +80,6 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     from scipy.stats import spearmanr
     from pipeline.map_statistics import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
     from pipeline.maps import fuse_maps
-    import stages  # noqa: F401  (registers the stages: settings_of reads their settings)
     from pipeline.stage import settings_of
 
     dataset = PreparedDataset.load(bas / "prepare")
@@ -194,7 +193,7 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "command": "python bench/seeds.py " + " ".join(sys.argv[1:]), "config": args.config, "seeds": args.seeds,
             "machine": machine(), "package_versions": versions, "commit": commit(),
-            "runs": per_method, "table": [TABLE_HEADER] + [summarise(n, r) for n, r in per_method.items()]},
+            "runs": per_method, "lines": lines, "table": [TABLE_HEADER] + [summarise(n, r) for n, r in per_method.items()]},
             indent=1, default=float))
     return 0
 

@@ -23,6 +23,7 @@ one module and one config.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Iterable, Mapping
 
 from mmengine.registry import Registry
@@ -111,7 +112,9 @@ def register_stage(*, step: float, consumes: Iterable[Input | str] = (), produce
 
 def stages_for(cfg: Any = None) -> list[Stage]:
     """The built-in stages, and those registered by the config's `custom_imports`, in
-    pipeline order."""
+    pipeline order. The built-in package is imported (once) by name: it discovers its
+    modules, so no caller needs to know them."""
+    importlib.import_module(BUILTIN_PACKAGE)
     imports = ((cfg or {}).get("custom_imports") or {}).get("imports") or []
     imports = [imports] if isinstance(imports, str) else list(imports)
     stages = [run.stage for run in STAGES.module_dict.values()

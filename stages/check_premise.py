@@ -1,4 +1,4 @@
-"""Stage 3 of 12: does the data set pose the problem BAS solves? (the BAS paper's exploratory
+"""Does the data set pose the problem BAS solves? (the BAS paper's exploratory
 experiment, `pipeline.premise`), on the trained localizer and the training images with GT.
 
 Writes `premise.json` (curves and the per-class verdict) and `premise.png`; the report

@@ -1,4 +1,4 @@
-"""Stage 6 of 12: the background threshold t of the seeds argmax([t, class maps]), and the
+"""The background threshold t of the seeds argmax([t, class maps]), and the
 seeds' mIoU against GT where GT exists.
 
 `threshold='auto'` (the default) picks t without GT: Otsu's threshold of the pooled

@@ -1,4 +1,4 @@
-"""Stage 11 of 12: the segmenter's predictions as palette PNGs, scored on real GT where it exists.
+"""The segmenter's predictions as palette PNGs, scored on real GT where it exists.
 
 Predictions use the test-time recipe in `evaluate_segmenter` (scales, flip, dense CRF),
 in bf16 and channels_last on CUDA; the CRF, the PNG writes and the scores run in worker

@@ -1,4 +1,4 @@
-"""Stage 5 of 12: class-wise foreground maps for every image of a split.
+"""Class-wise foreground maps for every image of a split.
 
 Multi-scale + flip inference, maps resized to the image, only the image's classes kept.
 The CAM baseline's ReLU'd class activation maps (zero floor, no ceiling) are summed and

@@ -1,4 +1,4 @@
-"""Stage 1 of 12: turn a data source into the prepared data set later stages read.
+"""Turn a data source into the prepared data set later stages read.
 
 `dataset.type` names a registered data set (`pipeline.datasets.DATASETS`: 'synthetic',
 'voc12', 'coco' / 'coco14', 'folder', or one a config's `custom_imports` registers).

@@ -1,4 +1,4 @@
-"""Stage 9 of 12: IRN's random walk: the class maps spread over the boundary net's affinities
+"""IRN's random walk: the class maps spread over the boundary net's affinities
 into a second pseudo-mask data set (same format as refine_masks').
 
 Per image: the boundary map (stride 4, averaged with its flip), the exported class maps

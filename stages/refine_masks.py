@@ -1,4 +1,4 @@
-"""Stage 7 of 12: refine the class maps with a dense CRF into a pseudo-mask data set.
+"""Refine the class maps with a dense CRF into a pseudo-mask data set.
 
 Output, a folder other tools read as is (`outputs/<run>/refine_masks/pseudo_masks/`):
 

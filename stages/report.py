@@ -1,4 +1,4 @@
-"""Stage 12 of 12: one HTML page that shows what the run did and where its masks are good or bad.
+"""One HTML page that shows what the run did and where its masks are good or bad.
 
 `<run>/report/index.html` (+ the PNGs it shows, in `report/images/`): the stages with
 status, time and fingerprint; the mIoU chain seed -> pseudo-mask -> segmenter with

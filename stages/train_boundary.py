@@ -1,4 +1,4 @@
-"""Stage 8 of 12: train IRN's class-boundary branch on the relations the pseudo-masks give.
+"""Train IRN's class-boundary branch on the relations the pseudo-masks give.
 
 Two pixels within `boundary_net.radius` (on the stride-4 grid) of one crop are a pair:
 both background or both the same class -> related, different classes -> unrelated,
@@ -25,7 +25,9 @@ from pipeline.training.settings import TrainSettings
 
 @dataclasses.dataclass(frozen=True)
 class BoundaryNetSettings:
-    backbone: dict  # as localizer.backbone; weights='localizer': the trained localizer's backbone
+    # A ResNet as localizer.backbone (weights='localizer': the trained localizer's), or
+    # dict(type='timm', name='tf_efficientnet_lite0', weights='packaged') (packaged ImageNet weights)
+    backbone: dict
     radius: int = 10  # pairs up to this many stride-4 cells apart (IRN: 10)
     train_backbone: bool = False  # IRN: False (ImageNet features, heads trained)
     # IRN: (bg_pos / 2 + fg_pos / 2 + neg) / 2
@@ -40,8 +42,7 @@ class BoundaryNetSettings:
 def train_boundary(ctx: StageContext) -> StageResult:
     import torch  # here, not at the top: the CLI plans runs without loading torch
 
-    from pipeline.models.backbone import build_resnet_backbone
-    from pipeline.models.boundary import BoundaryNet
+    from pipeline.models.boundary import BoundaryNet, build_boundary_levels
     from pipeline.training.checkpoint import save_checkpoint
     from pipeline.training.data import AugmentedRelationCrops
     from pipeline.training.loop import train
@@ -65,7 +66,7 @@ def train_boundary(ctx: StageContext) -> StageResult:
                     "train_backbone=False): the heads see random features")
     torch.manual_seed(settings.seed)
     from_localizer = net.backbone.get("weights") == "localizer"
-    model = BoundaryNet(build_resnet_backbone(**dict(net.backbone, weights=None) if from_localizer else net.backbone),
+    model = BoundaryNet(build_boundary_levels(net.backbone, weights_override=None if from_localizer else "keep"),
                         net.radius, net.train_backbone)
     if from_localizer:
         _load_localizer_backbone(model, ctx.input_dir("localizer") / MODEL_FILE)
@@ -97,7 +98,7 @@ def _load_localizer_backbone(model, path) -> None:
         raise ConfigError(f"boundary_net.backbone.weights='localizer': the localizer in {path} has no ResNet "
                           "backbone to lend (its lendable_resnet() is None); give the boundary net its own weights")
     try:
-        model.backbone.load_state_dict(borrowed.state_dict())
-    except RuntimeError as err:
+        model.backbone.resnet.load_state_dict(borrowed.state_dict())
+    except (AttributeError, RuntimeError) as err:
         raise ConfigError(f"boundary_net.backbone.weights='localizer': the localizer in {path} has another "
                           f"backbone (boundary_net.backbone must match localizer.backbone): {err}") from None

@@ -1,4 +1,4 @@
-"""Stage 4 of 12: the CAM whose maps BAS's are fused with at export (the reference always fuses).
+"""The CAM whose maps BAS's are fused with at export (the reference always fuses).
 
 On only when `export_maps.fuse_cam='train_cam_partner'`. The paper configs train it with IRN's
 recipe (docs/method.md): ResNet-50, BatchNorm statistics frozen, stem + layers 1-2

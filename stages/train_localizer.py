@@ -1,4 +1,4 @@
-"""Stage 2 of 12: train the localizer (BAS, the CAM baseline, DRS, ...) on image-level labels.
+"""Train the localizer (BAS, the CAM baseline, DRS, ...) on image-level labels.
 
 The model is the plug-in `localizer.type` names (`pipeline/models/__init__.py`); the loop
 (DDP under torchrun, checkpoints, exact resume) and the saved `model.pth` are

@@ -1,4 +1,4 @@
-"""Stage 10 of 12: train the final segmenter (mmseg DeepLab) on the pseudo-mask data set.
+"""Train the final segmenter (mmseg DeepLab) on the pseudo-mask data set.
 
 The stage writes an ordinary mmseg config (`segmenter_config.py`: train data = the
 pseudo-masks, val data = the real GT, never pseudo-masks) and trains it with

