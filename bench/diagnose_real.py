@@ -1,6 +1,7 @@
 """Why are a run's seeds what they are? GT-free signals first, then the GT breakdown.
 
     python bench/diagnose_real.py outputs/curve_voc20/epochs20/bas_seed0 outputs/curve_voc20/epochs20/cam_seed0
+    python bench/diagnose_real.py RUN [RUN ...] --json docs/figures/NAME.json   # the per-size table, for the docs
 
 For each finished run folder (prepare ... refine_masks), printed and written to
 `<run>/diagnosis.json`:
@@ -17,7 +18,8 @@ GT-free (what a user without masks can look at):
 With GT (labelled so; nothing here chooses a setting):
 - per-class IoU of the seeds and of the CRF's masks, with the class's image count;
 - per (image, class): IoU against the object's size (share of the image the class's
-  GT covers: small < 5 %, medium 5-30 %, large > 30 %) and the photo's number of classes;
+  GT covers: small < 5 %, medium 5-30 %, large > 30 %) and the photo's number of classes,
+  for the seeds, the CRF's masks and (where the run has one) the random walk's;
 - predicted area against GT area per class (too broad or too narrow).
 """
 
@@ -92,7 +94,9 @@ def diagnose(run: Path, long_side: int) -> dict:
     by_size = {name: [] for name, _, _ in SIZES}
     by_classes = {}
     crf_by_size = {name: [] for name, _, _ in SIZES}
+    walk_by_size = {name: [] for name, _, _ in SIZES}
     masks_dir = run / "refine_masks" / "pseudo_masks" / "SegmentationClass"
+    walk_dir = run / "random_walk" / "pseudo_masks" / "SegmentationClass"
     for image_id in dataset.split(split):
         maps, classes = read_maps(run / "export_maps" / "maps" / f"{image_id}.npz")
         gt = dataset.load_mask(image_id)
@@ -100,6 +104,7 @@ def diagnose(run: Path, long_side: int) -> dict:
             continue
         seed = np.where(maps.max(0) > t, np.asarray(classes)[maps.argmax(0)], 0)
         pseudo = read_mask(masks_dir / f"{image_id}.png") if (masks_dir / f"{image_id}.png").is_file() else None
+        walked = read_mask(walk_dir / f"{image_id}.png") if (walk_dir / f"{image_id}.png").is_file() else None
         valid = gt != IGNORE_INDEX if gt is not None else np.ones(seed.shape, dtype=bool)
         for k, c in enumerate(classes):
             counted[c] += 1
@@ -116,6 +121,8 @@ def diagnose(run: Path, long_side: int) -> dict:
             by_classes.setdefault(min(len(classes), 3), []).append(iou(seed))
             if pseudo is not None:
                 crf_by_size[size].append(iou(pseudo))
+            if walked is not None:
+                walk_by_size[size].append(iou(walked))
     names = dataset.classes
     per_class = {names[c]: {"images": int(counted[c]), "seed_iou": seeds["per_class_iou"].get(names[c]),
                             "crf_iou": crf["per_class_iou"].get(names[c]),
@@ -130,6 +137,7 @@ def diagnose(run: Path, long_side: int) -> dict:
         "seed_miou": seeds["seed_miou"], "crf_miou": crf["miou"], "per_class": per_class,
         "seed_iou_by_object_size": {k: {"objects": len(v), "mean_iou": mean(v)} for k, v in by_size.items()},
         "crf_iou_by_object_size": {k: {"objects": len(v), "mean_iou": mean(v)} for k, v in crf_by_size.items()},
+        "walk_iou_by_object_size": {k: {"objects": len(v), "mean_iou": mean(v)} for k, v in walk_by_size.items()},
         "seed_iou_by_classes_in_photo": {f"{k}{'+' if k == 3 else ''}": {"objects": len(v), "mean_iou": mean(v)}
                                          for k, v in sorted(by_classes.items())},
     }
@@ -140,7 +148,8 @@ def show(d: dict) -> None:
           f"t {d['threshold']:.2f}, collapsed {d['collapsed_classes'] or 'none'}")
     print("  training, last epoch: " + ", ".join(f"{k} {v:.3g}" for k, v in d["training_last_epoch"].items()))
     print("  classifier mAP (image labels): " + ", ".join(f"{s} {100 * v:.1f}" for s, v in d["classifier_map"].items()))
-    for key in ("seed_iou_by_object_size", "crf_iou_by_object_size", "seed_iou_by_classes_in_photo"):
+    for key in ("seed_iou_by_object_size", "crf_iou_by_object_size", "walk_iou_by_object_size",
+                "seed_iou_by_classes_in_photo"):
         print(f"  {key} (GT): " + ", ".join(f"{k} {100 * v['mean_iou']:.1f} ({v['objects']})"
                                            for k, v in d[key].items() if v["mean_iou"] is not None))
     print(f"  {'class':<12} {'images':>6} {'seed IoU':>8} {'CRF IoU':>8} {'pred. area':>10} {'GT area':>8} {'saturation':>10}")
@@ -153,15 +162,44 @@ def show(d: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--json", type=Path, help="also write the per-size table and the diagnoses here")
     parser.add_argument("--long-side", type=int, default=256, help="resize for the classifier check (the training "
                                                                     "scale of the real-photo configs: 224-288)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    rows = []
     for run in args.runs:
         d = diagnose(run, args.long_side)
         (run / "diagnosis.json").write_text(json.dumps(d, indent=1))
         show(d)
+        rows.append(d)
+    if args.json:
+        from bench.seeds import commit, machine
+        from pipeline.versions import package_versions
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "command": "python bench/diagnose_real.py " + " ".join(sys.argv[1:]), "machine": machine(),
+            "commit": commit(), "package_versions": package_versions(), "runs": rows, "table": size_table(rows)},
+            indent=1))
     return 0
+
+
+def size_table(rows: list[dict]) -> list[str]:
+    """Per run: mean IoU of the seeds, the CRF's and the walk's masks by object size (all
+    (photo, class) pairs with GT; bins of the share of the photo the class covers: small
+    < 5 %, medium 5-30 %, large > 30 %, not COCO's pixel-area bins), and the
+    classifier's mAP on its training split and the other (GT-free: image labels)."""
+    sizes = [name for name, _, _ in SIZES]
+    header = ("| run | " + " | ".join(f"{what} IoU, {s}" for what in ("seed", "CRF", "walk") for s in sizes)
+              + " | classifier mAP (train / other split) |")
+    lines = [header, "|" + "---|" * (2 + 3 * len(sizes))]
+    cell = lambda v: "-" if v["mean_iou"] is None else f"{100 * v['mean_iou']:.1f} ({v['objects']})"  # noqa: E731
+    for d in rows:
+        values = [cell(d[f"{what}_iou_by_object_size"][s]) for what in ("seed", "crf", "walk") for s in sizes]
+        maps = " / ".join(f"{100 * v:.1f}" for v in d["classifier_map"].values())
+        lines.append(f"| {Path(d['run']).name} | " + " | ".join(values) + f" | {maps} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -122,6 +122,21 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
             "rank": float(spearmanr(*zip(*ok)).statistic), "segmenter": None}
 
 
+def agreement(a: Path, b: Path, stage: str, folder: str) -> float | None:
+    """The share of pixels two runs label alike in one stage's PNGs (GT-free): how far an
+    instruction set moves what a stage outputs."""
+    from pipeline.datasets.masks import read_mask
+
+    left = sorted((a / stage / folder).glob("*.png"))
+    if not left or not (b / stage / folder).is_dir():
+        return None
+    same = total = 0
+    for path in left:
+        x, y = read_mask(path), read_mask(b / stage / folder / path.name)
+        same, total = same + int((x == y).sum()), total + x.size
+    return same / total
+
+
 def cell(rows: list[dict], key: str, scale=100, digits=1) -> str:
     """'mean ± sd' (sample sd over seeds) of one figure, in `scale` units."""
     values = np.array([r[key] for r in rows if r[key] is not None], dtype=np.float64) * scale
@@ -179,6 +194,13 @@ def main() -> int:
                              f"{100 * m['oracle']:5.1f}% at {m['oracle_t']:.2f}), pseudo-mask {100 * m['pseudo']:5.1f}% "
                              f"(CRF {100 * m['crf_gain']:+.1f}), quality rank corr. {m['rank']:+.2f}"
                              + ("" if m["segmenter"] is None else f", segmenter val mIoU {100 * m['segmenter']:.1f}%"))
+            if isa != "native" and "native" in args.isa:
+                for method in runs:
+                    native = args.work_dir / f"{method}_seed{seed}"
+                    lines.append(f"  seed {seed} {method.upper()} pixels labelled alike, native vs {isa} (GT-free): "
+                                 f"pseudo-masks {100 * agreement(native, runs[method], 'refine_masks', 'pseudo_masks/SegmentationClass'):.1f}%"
+                                 + ("" if not args.segmenter else f", segmenter predictions "
+                                    f"{100 * agreement(native, runs[method], 'evaluate_segmenter', 'predictions'):.1f}%"))
     print("\n".join(lines))
     from pipeline.versions import package_versions
 
