@@ -152,7 +152,12 @@ import types
 if importlib.util.find_spec("mmcv") and importlib.util.find_spec("mmcv._ext") is None and "mmcv.ops" not in sys.modules:
     # mmcv-lite has no compiled ops, which mmseg imports but a dataset never calls
     def _missing(name):
-        raise ImportError(f"mmcv.ops.{{name}} needs the full mmcv (this environment has mmcv-lite)")
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def op(*args, **kwargs):
+            raise ImportError(f"mmcv.ops.{{name}} needs the full mmcv (this environment has mmcv-lite)")
+        return op
     sys.modules["mmcv.ops"] = types.ModuleType("mmcv.ops")
     sys.modules["mmcv.ops"].__getattr__ = _missing
 

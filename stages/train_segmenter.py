@@ -56,22 +56,9 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     log = get_logger()
 
     val_with_gt = _validation_ids(dataset, val_split)
-    data = SegmenterData(
-        classes=card["classes"],
-        palette=card["palette"],
-        train_images=(pseudo / card["images_dir"]).resolve(),  # the set's own images
-        train_masks=(pseudo / card["masks_dir"]).resolve(),
-        train_list=(ctx.out_dir / TRAIN_LIST).resolve(),
-        val_images=dataset.image_dir.resolve() if val_with_gt else None,
-        val_masks=dataset.mask_dir.resolve() if val_with_gt else None,
-        val_list=(ctx.out_dir / VAL_LIST).resolve() if val_with_gt else None,
-        image_suffix=dataset.image_suffix,
-        ignore_index=dataset.ignore_index,
-    )
-
+    data = _segmenter_data(card, pseudo, dataset, ctx.out_dir, bool(val_with_gt))
     init = None if model.weights is None else (ctx.out_dir / BACKBONE_INIT).resolve()
-    train_ids = _training_ids(pseudo / card["list"], card,
-                              schedule.drop_lowest_quality)
+    train_ids = _training_ids(pseudo / card["list"], card, schedule.drop_lowest_quality)
     if distributed.is_main():
         write_lines(ctx.out_dir / TRAIN_LIST, train_ids)
         if val_with_gt:
@@ -109,10 +96,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     if not np.all(np.isfinite(losses)):
         raise PipelineError("train_segmenter: the loss became NaN/inf; lower train_segmenter.lr")
     if distributed.is_main():
-        net = runner.model.module if hasattr(runner.model, "module") else runner.model
-        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        with atomic_path(ctx.out_dir / MODEL_FILE) as tmp:
-            torch.save({"state_dict": state, "meta": {"classes": card["classes"], "iters": schedule.iters}}, tmp)
+        _save_weights(runner, ctx.out_dir / MODEL_FILE, {"classes": card["classes"], "iters": schedule.iters})
     window = max(1, min(len(losses) // 5, 50))
     return StageResult(
         artifacts={"iterations": schedule.iters, "train_images": len(train_ids),
@@ -123,6 +107,27 @@ def train_segmenter(ctx: StageContext) -> StageResult:
               "world_size": distributed.world_size(),
               "norm": cfg.model.decode_head.norm_cfg.type, "throughput": _iteration_rate(runner, schedule)},
     )
+
+
+def _segmenter_data(card: dict, pseudo: Path, dataset: PreparedDataset, out_dir: Path, val: bool) -> SegmenterData:
+    """Train on the pseudo-mask set (its own images and masks), validate on the data set's GT."""
+    return SegmenterData(
+        classes=card["classes"], palette=card["palette"],
+        train_images=(pseudo / card["images_dir"]).resolve(), train_masks=(pseudo / card["masks_dir"]).resolve(),
+        train_list=(out_dir / TRAIN_LIST).resolve(),
+        val_images=dataset.image_dir.resolve() if val else None, val_masks=dataset.mask_dir.resolve() if val else None,
+        val_list=(out_dir / VAL_LIST).resolve() if val else None,
+        image_suffix=dataset.image_suffix, ignore_index=dataset.ignore_index)
+
+
+def _save_weights(runner, path: Path, meta: dict) -> None:
+    """The trained segmentor's plain state dict (DDP's wrapper taken off), atomically."""
+    import torch
+
+    net = runner.model.module if hasattr(runner.model, "module") else runner.model
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
 
 
 def _validation_ids(dataset: PreparedDataset, val_split: str) -> list[str]:

@@ -68,7 +68,7 @@ def test_report_explains_itself(reported_run):
 
     page = Page()
     page.feed((reported_run / "report" / "index.html").read_text())
-    text = " ".join(page.text)
+    text = re.sub(r"\s+", " ", " ".join(page.text))
     rho = json.loads((reported_run / "refine_masks" / "manifest.json").read_text())["metrics"]
     assert f"Quality rank correlation: {rho['quality_rank_correlation']:+.2f}" in text
     assert "near +1, the score finds the worst masks without GT" in text

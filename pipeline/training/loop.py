@@ -56,10 +56,7 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
     steps_per_epoch = len(batches)
     total_steps = settings.epochs * steps_per_epoch
 
-    optimizer = build_sgd(model, model.heads(), settings.lr, settings.head_lr_mult,
-                          settings.momentum, settings.weight_decay, settings.train_biases)
-    scheduler = poly_schedule(optimizer, total_steps, settings.poly_power)
-    scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and settings.amp == "fp16")
+    optimizer, scheduler, scaler = _optimisation(model, settings, total_steps, on_cuda)
     net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
 
     # Position in training: `done` steps finished; the running epoch's loss sums so far.
@@ -153,6 +150,14 @@ def _update(loss: torch.Tensor, optimizer, scaler, scheduler) -> None:
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
+
+
+def _optimisation(model: nn.Module, settings: TrainSettings, total_steps: int, on_cuda: bool):
+    """(SGD with the heads' lr multiple, the poly schedule, the fp16 loss scaler: off unless fp16 on CUDA)."""
+    optimizer = build_sgd(model, model.heads(), settings.lr, settings.head_lr_mult,
+                          settings.momentum, settings.weight_decay, settings.train_biases)
+    scheduler = poly_schedule(optimizer, total_steps, settings.poly_power)
+    return optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=on_cuda and settings.amp == "fp16")
 
 
 def _placed(model: nn.Module, settings: TrainSettings, device, world: int) -> nn.Module:
