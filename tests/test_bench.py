@@ -4,10 +4,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.heavy
@@ -94,3 +97,11 @@ def test_real_photo_bench_learning_curve_on_a_tiny_coco_tree(tmp_path):
     assert printed.returncode == 0, printed.stderr[-2000:]
     assert f"| 1 ({steps[0]}) | bas | 1 |" in printed.stdout and f"| 2 ({steps[1]}) | bas | 2 |" in printed.stdout
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_every_figure_block_of_the_docs_is_its_bench_json():
+    """README.md and docs/results.md state no figure by hand: each block equals what
+    bench/readme_tables.py makes from docs/figures/*.json."""
+    result = subprocess.run([sys.executable, "bench/readme_tables.py", "--check"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

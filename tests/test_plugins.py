@@ -68,9 +68,20 @@ def test_every_registered_data_set_prepares_its_own_example(kind, tmp_path):
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.py")))
-def test_every_shipped_config_loads_and_plans(config):
+def test_every_shipped_config_loads_and_plans(config, tmp_path):
+    """A config that reads a data set on disk plans on a tiny tree of that format (its data
+    set's `example`); without one, --dry-run stops at the missing data root in one line."""
+    kind = load_config(config).dataset.type
+    options = []
+    if kind != "synthetic":
+        root = DATASETS.get(kind).example(tmp_path / "data", kind)["data_root"]
+        options = ["--cfg-options", f"dataset.data_root={root}"]
+        missing = subprocess.run([sys.executable, "run_pipeline.py", "--config", config, "--dry-run", "--work-dir",
+                                  str(tmp_path / "run"), "--cfg-options", f"dataset.data_root={tmp_path / 'none'}"],
+                                 cwd=ROOT, capture_output=True, text=True)
+        assert missing.returncode == 2 and ("does not exist" in missing.stderr or "no image folder" in missing.stderr)
     result = subprocess.run([sys.executable, "run_pipeline.py", "--config", config, "--dry-run",
-                             "--work-dir", "/nonexistent/plan-only"], cwd=ROOT, capture_output=True, text=True)
+                             "--work-dir", str(tmp_path / "run"), *options], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "prepare" in result.stdout and "Traceback" not in result.stderr
 
