@@ -26,7 +26,7 @@ BLOCK = re.compile(r"(<!-- figures:(?P<name>[\w/-]+) -->\n)(?P<body>.*?)(<!-- /f
 
 def render(name: str) -> str:
     """A figure block's Markdown from its JSON file: `NAME` its table, `NAME/runs` the
-    per-run lines the bench printed."""
+    per-run lines the bench printed, `NAME/seeds` one row per seed of bench/seeds.py's runs."""
     name, _, part = name.partition("/")
     path = FIGURES / f"{name}.json"
     if not path.is_file():
@@ -34,10 +34,21 @@ def render(name: str) -> str:
     saved = json.loads(path.read_text())
     if part == "runs":
         return "```\n" + "\n".join(saved["lines"]) + "\n```\n"
+    if part == "seeds":
+        rows = ["| method | seed | seed mIoU | pseudo-mask mIoU | segmenter val mIoU | segmenter - pseudo-mask |",
+                "|---|---|---|---|---|---|"]
+        rows += [f"| {method} | {r['seed_index']} | {100 * r['seed']:.1f} | {100 * r['pseudo']:.1f} "
+                 f"| {100 * r['segmenter']:.1f} | {100 * (r['segmenter'] - r['pseudo']):+.1f} |"
+                 for method, runs in saved["runs"].items() for r in runs if r.get("segmenter") is not None]
+        return "\n".join(rows) + "\n\n" + footer(saved)
     table = saved["table"] if isinstance(saved["table"], list) else saved["table"].splitlines()
+    return "\n".join(table) + "\n\n" + footer(saved)
+
+
+def footer(saved: dict) -> str:
+    """The command that made a table, the machine, the commit and the package versions."""
     versions = ", ".join(f"{k} {v}" for k, v in saved.get("package_versions", saved.get("versions", {})).items())
-    return ("\n".join(table) + "\n\n"
-            + f"`{saved['command']}`: {saved['machine']}; commit {saved.get('commit') or 'unknown'}; {versions}.\n")
+    return f"`{saved['command']}`: {saved['machine']}; commit {saved.get('commit') or 'unknown'}; {versions}.\n"
 
 
 def rewrite(text: str) -> str:
