@@ -142,7 +142,9 @@ def cell(rows: list[dict], key: str, scale=100, digits=1) -> str:
     values = np.array([r[key] for r in rows if r[key] is not None], dtype=np.float64) * scale
     if not len(values):
         return "-"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+    if len(values) == 1:  # one run: no spread to state
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def summarise(name: str, rows: list[dict]) -> str:
