@@ -43,7 +43,7 @@ def test_input_is_renormalised_to_the_weights_own_statistics():
     backbone = build_backbone(**LITE0, output_stride=16)  # timm's config: mean = std = 0.5
     pixel = torch.full((1, 3, 1, 1), 0.25)
     imagenet = (pixel - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    assert torch.allclose(imagenet * backbone.scale + backbone.shift, torch.full((1, 3, 1, 1), -0.5), atol=1e-6)
+    assert torch.allclose(backbone.renormalize(imagenet), torch.full((1, 3, 1, 1), -0.5), atol=1e-6)
 
 
 def test_weights_files_are_checked(tmp_path):

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.models.backbone import ResNetBackbone, build_resnet_backbone, out_channels
 from pipeline.relations import affinity_loss_terms, pair_affinity, relation_labels
 
@@ -46,7 +45,7 @@ class TimmLevels(nn.Module):
         super().__init__()
         import timm
 
-        from pipeline.models.timm_backbone import timm_state_dict
+        from pipeline.models.timm_backbone import Renormalize, timm_state_dict
 
         self.net = timm.create_model(name, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4))
         if weights is not None:
@@ -54,14 +53,10 @@ class TimmLevels(nn.Module):
             own = self.net.state_dict()
             self.net.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
         self.channels = list(self.net.feature_info.channels())
-        cfg = self.net.pretrained_cfg
-        mean, std = torch.tensor(cfg.get("mean", IMAGENET_MEAN)), torch.tensor(cfg.get("std", IMAGENET_STD))
-        self.register_buffer("scale", (torch.tensor(IMAGENET_STD) / std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", ((torch.tensor(IMAGENET_MEAN) - mean) / std).view(1, 3, 1, 1),
-                             persistent=False)
+        self.renormalize = Renormalize(self.net.pretrained_cfg)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.net(x * self.scale + self.shift)
+        return self.net(self.renormalize(x))
 
 
 def build_boundary_levels(backbone: dict, weights_override: str | None = "keep") -> nn.Module:

@@ -28,6 +28,23 @@ PACKAGED_WEIGHTS = {
 }
 
 
+class Renormalize(nn.Module):
+    """ImageNet-normalised input (the pipeline's) re-normalised to the statistics a timm
+    model's weights were trained with (its pretrained config):
+    x_own = (x * std_in + mean_in - mean) / std  =  x * scale + shift."""
+
+    def __init__(self, pretrained_cfg: dict):
+        super().__init__()
+        mean = torch.tensor(pretrained_cfg.get("mean", IMAGENET_MEAN))
+        std = torch.tensor(pretrained_cfg.get("std", IMAGENET_STD))
+        self.register_buffer("scale", (torch.tensor(IMAGENET_STD) / std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((torch.tensor(IMAGENET_MEAN) - mean) / std).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
 class TimmEfficientNetBackbone(TwoLevelBackbone):
     """(mid features, deep features) of a timm EfficientNet-style model. The input
     arrives normalised with ImageNet's mean and std, as everywhere in the pipeline; it
@@ -42,15 +59,10 @@ class TimmEfficientNetBackbone(TwoLevelBackbone):
                                   reduction=output_stride),
                              dict(level="deep", module="conv_head", num_chs=net.conv_head.out_channels,
                                   reduction=output_stride)]
-        cfg = net.pretrained_cfg
-        mean, std = torch.tensor(cfg.get("mean", IMAGENET_MEAN)), torch.tensor(cfg.get("std", IMAGENET_STD))
-        # x_own = (x * std_in + mean_in - mean) / std  =  x * scale + shift
-        self.register_buffer("scale", (torch.tensor(IMAGENET_STD) / std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", ((torch.tensor(IMAGENET_MEAN) - mean) / std).view(1, 3, 1, 1),
-                             persistent=False)
+        self.renormalize = Renormalize(net.pretrained_cfg)
 
     def forward_mid(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_mid(x * self.scale + self.shift)
+        return self.to_mid(self.renormalize(x))
 
 
 def build_timm_backbone(name: str, output_stride: int = 16, weights: str | None = None, frozen_bn: bool = False,
