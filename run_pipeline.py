@@ -24,7 +24,8 @@ from pipeline.atomic import save_image
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import setup_logging
 from pipeline.run_lock import RunFolderBusy, RunLock, describe_holder
-from pipeline.plan import headline_figure, product_dirs, read_manifest
+from pipeline.artifacts import PreparedData, Report, RunFolder, read_manifest
+from pipeline.plan import headline_figure
 from pipeline.runner import Pipeline, StorageError, storage_fault
 from pipeline.stage import settings_schemas, stages_for
 import stages  # noqa: F401,E402  (registers the built-in stages)
@@ -62,14 +63,13 @@ def run_dir_for(cfg, config_path: str, work_dir: str | None) -> Path:
 
 def show(run_dir: Path, image_id: str) -> Path:
     """Draw one image's chain from whatever the run folder holds; returns the PNG's path."""
-    from pipeline.datasets.prepared import PreparedDataset  # plotting and data imports only for --show
-    from pipeline.report.chain import load_chain
+    from pipeline.report.chain import load_chain  # plotting and data imports only for --show
     from pipeline.report.panels import chain_panel
 
-    prepared = product_dirs(run_dir, "dataset")
-    if not prepared:
+    run = RunFolder(run_dir)
+    if not run.has(PreparedData):
         raise PipelineError(f"--show needs a prepared data set in {run_dir}; run the first stage first")
-    dataset = PreparedDataset.load(prepared[0])
+    dataset = run.get(PreparedData).load()
     path = run_dir / "show" / f"{image_id}.png"
     save_image(path, chain_panel(load_chain(run_dir, dataset, image_id), dataset.palette), format="PNG")
     return path
@@ -190,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if main_rank:
         log.info("summary of %s:\n%s", run_dir, summary_table(summary, pipeline))
-        for page in product_dirs(run_dir, "report"):
-            log.info("report: %s", (page / read_manifest(page)["info"]["html"]).resolve().as_uri())
+        run = RunFolder(run_dir)
+        if run.has(Report):
+            log.info("report: %s", run.get(Report).page.resolve().as_uri())
     return 0
 
 if __name__ == "__main__":

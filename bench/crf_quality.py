@@ -14,7 +14,6 @@ say so when you report them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from joblib import Parallel, delayed
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.artifacts import ClassMaps, PreparedData, RunFolder, SeedScores  # noqa: E402
 from pipeline.crf import CRFParams  # noqa: E402
-from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.evaluation import MaskScore  # noqa: E402
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, pseudo_mask, seed_mask  # noqa: E402
 
@@ -54,14 +53,13 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=None, help="the first N scored images (default: all)")
     parser.add_argument("--jobs", type=int, default=-1)
     args = parser.parse_args()
-    dataset = PreparedDataset.load(args.run / "prepare")
-    threshold = json.loads((args.run / "evaluate_maps" / "manifest.json").read_text())["metrics"]["threshold"]
-    split = json.loads((args.run / "export_maps" / "manifest.json").read_text())["info"]["split"]
-    ids = [i for i in dataset.split(split) if dataset.mask_path(i) is not None][:args.images]
+    run = RunFolder(args.run)
+    dataset, class_maps = run.get(PreparedData).load(), run.get(ClassMaps)
+    threshold = run.get(SeedScores).threshold
+    ids = [i for i in dataset.split(class_maps.split) if dataset.mask_path(i) is not None][:args.images]
 
     def load(image_id):
-        with np.load(args.run / "export_maps" / "maps" / f"{image_id}.npz") as saved:
-            maps, classes = saved["maps"].astype(np.float32), saved["classes"]
+        maps, classes = class_maps.read_image(image_id)
         return np.array(dataset.load_image(image_id)), maps, classes, dataset.load_mask(image_id)
 
     results = Parallel(n_jobs=args.jobs)(delayed(one)(*load(i), threshold) for i in ids)

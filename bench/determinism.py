@@ -28,6 +28,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.artifacts import ClassMaps, LocalizerWeights, RunFolder  # noqa: E402
+
 VARIATIONS = {
     "same": {},
     "threads=1": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
@@ -45,14 +49,14 @@ def run(config: str, folder: Path, env: dict) -> None:
 
 def compare(base: Path, other: Path) -> dict:
     largest, differing = 0.0, 0
-    files = sorted((base / "export_maps" / "maps").glob("*.npz"))
+    first, second = RunFolder(base).get(ClassMaps), RunFolder(other).get(ClassMaps)
+    files = sorted(first.maps_dir.glob("*.npz"))
     for path in files:
-        with np.load(path) as a, np.load(other / "export_maps" / "maps" / path.name) as b:
-            d = float(np.abs(a["maps"].astype(np.float32) - b["maps"].astype(np.float32)).max(initial=0.0))
+        a, b = first.read_image(path.stem)[0], second.read_image(path.stem)[0]
+        d = float(np.abs(a - b).max(initial=0.0))
         largest, differing = max(largest, d), differing + (d > 0)
-    loss = lambda run: json.loads((run / "train_localizer" / "manifest.json").read_text())["metrics"]  # noqa: E731
     return {"maps_differing": differing, "maps": len(files), "largest_map_difference": largest,
-            "final_loss": loss(other)["final_loss"]}
+            "final_loss": RunFolder(other).metrics(LocalizerWeights)["final_loss"]}
 
 
 def main() -> int:

@@ -37,17 +37,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.artifacts import MODEL_FILE, read_maps  # noqa: E402
+from pipeline.artifacts import ClassMaps, LocalizerWeights, PreparedData, PseudoMasks, RunFolder, SeedScores  # noqa: E402
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.images import load_rgb, to_normalized_tensor  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 
 SIZES = (("small", 0.0, 0.05), ("medium", 0.05, 0.30), ("large", 0.30, 1.01))
-
-
-def manifest(run: Path, stage: str) -> dict:
-    return json.loads((run / stage / "manifest.json").read_text())
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -62,7 +58,7 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
 @torch.no_grad()
 def classifier_map(run: Path, dataset: PreparedDataset, split: str, long_side: int) -> float:
     """mAP over classes of the image-level logits GAP(F), images resized to `long_side`."""
-    model, _ = load_trained_localizer(run / "train_localizer" / MODEL_FILE)
+    model, _ = load_trained_localizer(RunFolder(run).get(LocalizerWeights).model_path)
     scores, labels = [], []
     for image_id in dataset.split(split):
         image = load_rgb(dataset.image_path(image_id))
@@ -78,12 +74,13 @@ def classifier_map(run: Path, dataset: PreparedDataset, split: str, long_side: i
 
 
 def diagnose(run: Path, long_side: int) -> dict:
-    dataset = PreparedDataset.load(run / "prepare")
-    seeds = manifest(run, "evaluate_maps")["metrics"]
-    crf = manifest(run, "refine_masks")["metrics"]
-    last = manifest(run, "train_localizer")["metrics"]["history"][-1]
+    folder = RunFolder(run)
+    dataset = folder.get(PreparedData).load()
+    seeds, crf = folder.metrics(SeedScores), folder.metrics(PseudoMasks, "refine_masks")
+    last = folder.metrics(LocalizerWeights)["history"][-1]
     t = seeds["threshold"]
-    split = manifest(run, "export_maps")["info"]["split"]
+    class_maps = folder.get(ClassMaps)
+    split = class_maps.split
     other = next((s for s in dataset.splits if s != split), None)
     classifier = {split: classifier_map(run, dataset, split, long_side)}
     if other:
@@ -95,16 +92,17 @@ def diagnose(run: Path, long_side: int) -> dict:
     by_classes = {}
     crf_by_size = {name: [] for name, _, _ in SIZES}
     walk_by_size = {name: [] for name, _, _ in SIZES}
-    masks_dir = run / "refine_masks" / "pseudo_masks" / "SegmentationClass"
-    walk_dir = run / "random_walk" / "pseudo_masks" / "SegmentationClass"
+    crf_masks = folder.get(PseudoMasks, "refine_masks")
+    walk_masks = folder.get(PseudoMasks, "random_walk") if "random_walk" in folder.producers(PseudoMasks) else None
     for image_id in dataset.split(split):
-        maps, classes = read_maps(run / "export_maps" / "maps" / f"{image_id}.npz")
+        maps, classes = class_maps.read_image(image_id)
         gt = dataset.load_mask(image_id)
         if not len(classes):
             continue
         seed = np.where(maps.max(0) > t, np.asarray(classes)[maps.argmax(0)], 0)
-        pseudo = read_mask(masks_dir / f"{image_id}.png") if (masks_dir / f"{image_id}.png").is_file() else None
-        walked = read_mask(walk_dir / f"{image_id}.png") if (walk_dir / f"{image_id}.png").is_file() else None
+        pseudo = read_mask(crf_masks.mask_path(image_id)) if crf_masks.mask_path(image_id).is_file() else None
+        walked = (read_mask(walk_masks.mask_path(image_id))
+                  if walk_masks and walk_masks.mask_path(image_id).is_file() else None)
         valid = gt != IGNORE_INDEX if gt is not None else np.ones(seed.shape, dtype=bool)
         for k, c in enumerate(classes):
             counted[c] += 1
@@ -131,7 +129,7 @@ def diagnose(run: Path, long_side: int) -> dict:
                  for c in range(1, n) if counted[c]}
     mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
     return {
-        "run": str(run), "method": manifest(run, "train_localizer")["info"]["method"], "threshold": t,
+        "run": str(run), "method": folder.get(LocalizerWeights).method, "threshold": t,
         "training_last_epoch": {k: v for k, v in last.items() if k not in ("epoch", "lr", "images_per_s")},
         "classifier_map": classifier, "collapsed_classes": seeds.get("collapsed_classes", []),
         "seed_miou": seeds["seed_miou"], "crf_miou": crf["miou"], "per_class": per_class,

@@ -15,7 +15,6 @@ run's maps (1: one image a forward), i.e. what batching alone changes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import distributed  # noqa: E402
-from pipeline.artifacts import MAPS_DIR, MODEL_FILE, read_maps  # noqa: E402
+from pipeline.artifacts import ClassMaps, LocalizerWeights, PreparedData, RunFolder, read_maps  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.evaluation import SeedSweep  # noqa: E402
 from pipeline.map_statistics import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram  # noqa: E402
@@ -63,12 +62,12 @@ def main() -> int:
     parser.add_argument("--amp", default="bf16", help="CUDA autocast: bf16, fp16 or none")
     args = parser.parse_args()
     amp = None if args.amp == "none" else args.amp
-    manifest = json.loads((args.run / "export_maps" / "manifest.json").read_text())
-    settings = manifest["config"]["export_maps"]
-    dataset = PreparedDataset.load(args.run / "prepare")
+    run = RunFolder(args.run)
+    settings = run.settings(ClassMaps, "export_maps")
+    dataset = run.get(PreparedData).load()
     ids = dataset.split(settings["split"])
     device = distributed.device()
-    model, _ = load_trained_localizer(args.run / "train_localizer" / MODEL_FILE, device)
+    model, _ = load_trained_localizer(run.get(LocalizerWeights).model_path, device)
     if settings.get("fuse_cam"):
         raise SystemExit("runs that fuse a CAM are not handled here; use an unfused run")
     if device.type == "cuda":
@@ -86,7 +85,7 @@ def main() -> int:
         return batches
 
     with tempfile.TemporaryDirectory() as tmp_new, tempfile.TemporaryDirectory() as tmp_old:
-        new, old = Path(tmp_new), args.run / "export_maps" / MAPS_DIR
+        new, old = Path(tmp_new), run.get(ClassMaps).maps_dir
         if args.reference_batch_size is not None:
             old = Path(tmp_old)
             export(old, args.reference_batch_size)

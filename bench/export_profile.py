@@ -29,9 +29,8 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.artifacts import MODEL_FILE  # noqa: E402
+from pipeline.artifacts import ClassMaps, LocalizerWeights, PreparedData, RunFolder  # noqa: E402
 from pipeline.atomic import save_npz  # noqa: E402
-from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.maps import ImageBatches, batch_class_maps, size_batches  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.precision import autocast  # noqa: E402
@@ -104,12 +103,13 @@ def main() -> int:
     args = parser.parse_args()
     device = torch.device(args.device)
     amp = None if args.amp == "none" or device.type != "cuda" else args.amp
-    settings = json.loads((args.run / "export_maps" / "manifest.json").read_text())["config"]["export_maps"] \
-        if (args.run / "export_maps" / "manifest.json").is_file() else {"scales": (1.0, 0.5, 1.5, 2.0), "flip": True}
+    run = RunFolder(args.run)
+    settings = run.settings(ClassMaps, "export_maps") if run.has(ClassMaps) else {"scales": (1.0, 0.5, 1.5, 2.0),
+                                                                                  "flip": True}
     settings["scales"] = tuple(settings["scales"])
-    dataset = PreparedDataset.load(args.run / "prepare")
+    dataset = run.get(PreparedData).load()
     ids = dataset.split(settings.get("split", "train"))
-    model, method = load_trained_localizer(args.run / "train_localizer" / MODEL_FILE, device)
+    model, method = load_trained_localizer(run.get(LocalizerWeights).model_path, device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     print(f"export profile: {args.run} ({method}), {device}, {amp or 'fp32'}, scales {settings['scales']}, "

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
+from pipeline.artifacts import LocalizerWeights, PreparedData, Premise, RunFolder  # noqa: E402
 from pipeline.models import load_trained_localizer  # noqa: E402
 from pipeline.premise import premise_curves, premise_ids, verdict  # noqa: E402
 from pipeline.report.plots import premise_plot  # noqa: E402
@@ -44,14 +44,15 @@ def main() -> int:
     offsets = list(range(args.range[0], args.range[1] + 1, args.step))
     results = {}
     for run in args.runs if args.from_saved else ():
-        saved = json.loads((run / "check_premise" / "premise.json").read_text())
+        saved = json.loads(RunFolder(run).get(Premise).curves_path.read_text())
         offsets = saved["offsets"]
         results[f"{run.parent.name}/{run.name} ({saved['method']})"] = saved["curves"]
     for run in () if args.from_saved else args.runs:
-        manifest = json.loads((run / "train_localizer" / "manifest.json").read_text())
-        dataset = PreparedDataset.load(run / "prepare")
-        model, method = load_trained_localizer(run / "train_localizer" / "model.pth")
-        split = manifest["config"]["train_localizer"]["split"]
+        folder = RunFolder(run)
+        dataset = folder.get(PreparedData).load()
+        localizer = folder.get(LocalizerWeights)
+        model, method = load_trained_localizer(localizer.model_path)
+        split = localizer.split
         ids, _ = premise_ids(dataset, split, args.images)
         results[f"{run.name} ({method})"] = premise_curves(model, dataset, ids, offsets)
     header = "offset px " + " ".join(f"{o:>6d}" for o in offsets)

@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.artifacts import LocalizerWeights, Premise, PseudoMasks, RunFolder, SeedScores  # noqa: E402
+
 STAGES = "prepare,train_localizer,check_premise,export_maps,evaluate_maps,refine_masks"
 
 
@@ -65,10 +67,10 @@ def main() -> int:
             if result.returncode != 0:
                 raise SystemExit(f"{folder}: the run failed\n{result.stderr[-2000:]}")
             prepared = prepared or folder / "prepare"
-            verdicts = json.loads((folder / "check_premise" / "premise.json").read_text())["verdict"].values()
-            seeds = json.loads((folder / "evaluate_maps" / "manifest.json").read_text())["metrics"]
-            masks = json.loads((folder / "refine_masks" / "manifest.json").read_text())["metrics"]
-            train = json.loads((folder / "train_localizer" / "manifest.json").read_text())
+            done = RunFolder(folder)
+            verdicts = json.loads(done.get(Premise).curves_path.read_text())["verdict"].values()
+            seeds, masks = done.metrics(SeedScores), done.metrics(PseudoMasks)
+            train = done.stage_record(done.producers(LocalizerWeights)[0])
             rows.append((f"{scale:g}x OS{stride}", method.upper(), sum(v["observation_1"] for v in verdicts),
                          sum(v["observation_2"] for v in verdicts), len(verdicts),
                          np.mean([v["ce_at_gt"] for v in verdicts]),

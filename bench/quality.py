@@ -14,7 +14,6 @@ set, in sibling run folders that link the run's stages up to refine_masks.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,23 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.datasets.masks import read_mask  # noqa: E402
-from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
+from pipeline.artifacts import Predictions, PreparedData, PseudoMasks, RunFolder, Segmenter  # noqa: E402
 from pipeline.evaluation import image_miou  # noqa: E402
 
 UPSTREAM = ("prepare", "train_localizer", "export_maps", "evaluate_maps", "refine_masks")
 
 
 def rank_table(run: Path) -> None:
-    dataset = PreparedDataset.load(run / "prepare")
-    root = run / "refine_masks" / "pseudo_masks"
-    card = json.loads((root / "dataset_card.json").read_text())
+    folder = RunFolder(run)
+    dataset, masks = folder.get(PreparedData).load(), folder.get(PseudoMasks)
+    card = masks.card()
     quality = card["quality"]["per_image"]
     pairs = []
     for image_id, score in quality.items():
         gt = dataset.load_mask(image_id)
         if gt is None or score is None:
             continue
-        miou = image_miou(read_mask(root / card["masks_dir"] / f"{image_id}.png"), gt, len(dataset.classes))
+        miou = image_miou(read_mask(masks.mask_path(image_id)), gt, len(dataset.classes))
         if miou == miou:
             pairs.append((score, miou))
     if len(pairs) < 3:
@@ -65,11 +64,11 @@ def segmenter_without_lowest(run: Path, config: str, share: float) -> float | No
     cmd = [sys.executable, "run_pipeline.py", "--config", config, "--work-dir", str(out), "--stage",
            "train_segmenter,evaluate_segmenter", "--cfg-options", f"train_segmenter.drop_lowest_quality={share}"]
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    manifest = json.loads((out / "evaluate_segmenter" / "manifest.json").read_text())
-    left_out = json.loads((out / "train_segmenter" / "manifest.json").read_text())["artifacts"]["left_out_low_quality"]
-    print(f"  drop {100 * share:.0f}% ({left_out} pseudo-masks left out): segmenter mIoU "
-          f"{100 * manifest['metrics']['miou']:.1f}%  ({out})")
-    return manifest["metrics"].get("miou")
+    done = RunFolder(out)
+    miou = done.metrics(Predictions)["miou"]
+    left_out = done.stage_record(done.producers(Segmenter)[0])["artifacts"]["left_out_low_quality"]
+    print(f"  drop {100 * share:.0f}% ({left_out} pseudo-masks left out): segmenter mIoU {100 * miou:.1f}%  ({out})")
+    return miou
 
 
 def main() -> int:
@@ -81,9 +80,9 @@ def main() -> int:
     rank_table(args.run)
     if args.drop:
         config = args.config or str(args.run / "config.py")
-        seg = args.run / "evaluate_segmenter" / "manifest.json"
-        if seg.is_file():
-            print(f"  drop 0% (the run itself): segmenter mIoU {100 * json.loads(seg.read_text())['metrics']['miou']:.1f}%")
+        run = RunFolder(args.run)
+        if run.has(Predictions):
+            print(f"  drop 0% (the run itself): segmenter mIoU {100 * run.metrics(Predictions)['miou']:.1f}%")
         for share in args.drop:
             segmenter_without_lowest(args.run, config, share)
     return 0

@@ -7,7 +7,8 @@ A block is `<!-- figures:NAME -->` ... `<!-- /figures:NAME -->` in a Markdown fi
 content is made from `docs/figures/NAME.json`, a file a bench wrote with `--json`
 (bench/seeds.py) or its results.json (bench/real_photos.py): the table, then the
 command that made it, the machine, the commit and the package versions. No figure in
-those files is typed by hand, and each is stated in one place.
+those files is typed by hand, and each is stated in one place. The block `stages` is the
+stage table, made from the stage registry's declarations (`pipeline.stage.stages_for`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ BLOCK = re.compile(r"(<!-- figures:(?P<name>[\w/-]+) -->\n)(?P<body>.*?)(<!-- /f
 def render(name: str) -> str:
     """A figure block's Markdown from its JSON file: `NAME` its table, `NAME/runs` the
     per-run lines the bench printed, `NAME/seeds` one row per seed of bench/seeds.py's runs."""
+    if name == "stages":
+        return stage_table()
     name, _, part = name.partition("/")
     path = FIGURES / f"{name}.json"
     if not path.is_file():
@@ -43,6 +46,18 @@ def render(name: str) -> str:
         return "\n".join(rows) + "\n\n" + footer(saved)
     table = saved["table"] if isinstance(saved["table"], list) else saved["table"].splitlines()
     return "\n".join(table) + "\n\n" + footer(saved)
+
+
+def stage_table() -> str:
+    """The built-in stages in pipeline order, as they declare themselves."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.stage import stages_for
+
+    rows = ["| stage | what it does | consumes | produces |", "|---|---|---|---|"]
+    for stage in stages_for():
+        kinds = dict.fromkeys(i.kind + (" (optional)" if i.optional else "") for i in stage.consumes)
+        rows.append(f"| `{stage.name}` | {stage.description} | {', '.join(kinds) or '-'} | {stage.produces or '-'} |")
+    return "\n".join(rows) + "\n"
 
 
 def footer(saved: dict) -> str:

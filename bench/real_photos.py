@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.seeds import commit, machine  # noqa: E402
+from pipeline.artifacts import (LocalizerWeights, Predictions, PreparedData, Premise, PseudoMasks, RunFolder,  # noqa: E402
+                                SeedScores)
 from pipeline.versions import package_versions  # noqa: E402
 
 MAP_STAGES = ["prepare", "train_localizer", "check_premise", "export_maps", "evaluate_maps", "refine_masks"]
@@ -61,8 +63,7 @@ def run(config: Path, folder: Path, stages: list[str], options: list[str], log) 
 
 
 def manifest(folder: Path, stage: str) -> dict:
-    path = folder / stage / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return RunFolder(folder).stage_record(stage)
 
 
 def images_per_class(prepare: Path, split: str) -> dict[str, int]:
@@ -84,16 +85,16 @@ def headline(per_class: dict, counts: dict[str, int], min_images: int) -> float 
 def large_object_premise(folder: Path, share: float) -> dict:
     """check_premise's verdict on the run's localizer, objects covering >= share of their image."""
     from pipeline.config import load_config, section_to_dataclass
-    from pipeline.datasets.prepared import PreparedDataset
     from pipeline.models import load_trained_localizer
     from pipeline.premise import premise_curves, premise_ids, verdict
     from pipeline.premise import PremiseSettings
 
     settings = section_to_dataclass(PremiseSettings, dict(load_config(folder / "config.py").get("check_premise", {})),
                                     "check_premise")
-    dataset = PreparedDataset.load(folder / "prepare")
+    run = RunFolder(folder)
+    dataset = run.get(PreparedData).load()
     ids, _ = premise_ids(dataset, "train", settings.images, share)
-    model, _ = load_trained_localizer(folder / "train_localizer" / "model.pth")
+    model, _ = load_trained_localizer(run.get(LocalizerWeights).model_path)
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
     curves = premise_curves(model, dataset, ids, offsets, settings.scale, share)
     return {"images": len(ids), "verdict": verdict(offsets, curves)}
@@ -110,11 +111,11 @@ def premise_summary(verdicts: dict) -> dict:
 
 def collect(folder: Path, counts_train: dict, counts_val: dict, min_images: int, large_share: float,
             premise_from: Path) -> dict:
-    seeds = manifest(folder, "evaluate_maps").get("metrics", {})
-    crf = manifest(folder, "refine_masks").get("metrics", {})
-    walk = manifest(folder, "random_walk").get("metrics", {})
-    seg = manifest(folder, "evaluate_segmenter").get("metrics", {})
-    premise = manifest(premise_from, "check_premise").get("metrics", {}).get("verdict", {})
+    run = RunFolder(folder)
+    seeds, crf = run.metrics(SeedScores), run.metrics(PseudoMasks, "refine_masks")
+    walk = run.metrics(PseudoMasks, "random_walk") if "random_walk" in run.producers(PseudoMasks) else {}
+    seg = run.metrics(Predictions) if run.has(Predictions) else {}
+    premise = RunFolder(premise_from).metrics(Premise).get("verdict", {})
     large = large_object_premise(premise_from, large_share)
     return {
         "seed_miou": headline(seeds["per_class_iou"], counts_train, min_images),
@@ -164,7 +165,7 @@ def run_point(args, out: Path, shared: Path, seeds: list[int], seg_seeds: list[i
             copied = SHARED_WITH_FUSED if method in BORROWS_BAS else ("prepare",)
             source = folders["bas"] if method in BORROWS_BAS else shared
             for stage in copied:
-                if not (folder / stage / "manifest.json").is_file():
+                if not manifest(folder, stage):
                     shutil.rmtree(folder / stage, ignore_errors=True)
                     shutil.copytree(source / stage, folder / stage, symlinks=True)
             extra = [f"train_localizer.seed={seed}", *schedule]

@@ -24,7 +24,6 @@ package versions (the README's tables are made from such files: bench/readme_tab
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import os
@@ -60,20 +59,20 @@ def run(config: str, work: Path, method: str, seed: int, extra: list[str], stage
 
 
 def metrics(folder: Path) -> dict:
-    seeds = json.loads((folder / "evaluate_maps" / "manifest.json").read_text())["metrics"]
-    masks = json.loads((folder / "refine_masks" / "manifest.json").read_text())["metrics"]
-    segmenter = folder / "evaluate_segmenter" / "manifest.json"
+    from pipeline.artifacts import Predictions, PseudoMasks, RunFolder, SeedScores
+
+    run = RunFolder(folder)
+    seeds, masks = run.metrics(SeedScores), run.metrics(PseudoMasks)
     return {"seed": seeds["seed_miou"], "t": seeds["threshold"], "oracle": seeds["oracle_seed_miou"],
             "oracle_t": seeds["oracle_threshold"], "gap": seeds["gap_to_oracle"], "pseudo": masks["miou"],
-            "crf_gain": masks["crf_gain"], "rank": masks.get("quality_rank_correlation"),
-            "segmenter": json.loads(segmenter.read_text())["metrics"]["miou"] if segmenter.is_file() else None}
+            "crf_gain": masks["gain_over_seeds"], "rank": masks.get("quality_rank_correlation"),
+            "segmenter": run.metrics(Predictions)["miou"] if run.has(Predictions) else None}
 
 
 def fused_metrics(bas: Path, cam: Path) -> dict:
     """BAS + CAM maps fused as export_maps does, scored as evaluate_maps and refine_masks do."""
-    from pipeline.config import load_config, section_to_dataclass
-    from pipeline.crf import CRFParams
-    from pipeline.datasets.prepared import PreparedDataset
+    from pipeline.artifacts import ClassMaps, PreparedData, RunFolder
+    from pipeline.config import load_config
     from pipeline.evaluation import MaskScore, SeedSweep, image_miou
     from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, agreement, pseudo_mask, seed_mask
     import torch
@@ -82,17 +81,14 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     from pipeline.maps import fuse_maps
     from pipeline.stage import settings_of
 
-    dataset = PreparedDataset.load(bas / "prepare")
-    refine = dataclasses.asdict(settings_of(load_config(str(bas / "config.py")), "refine_masks"))
-    ids = dataset.split(json.loads((bas / "export_maps" / "manifest.json").read_text())["info"]["split"])
+    dataset = RunFolder(bas).get(PreparedData).load()
+    refine = settings_of(load_config(str(bas / "config.py")), "refine_masks")
+    bas_maps, cam_maps = RunFolder(bas).get(ClassMaps), RunFolder(cam).get(ClassMaps)
+    ids = dataset.split(bas_maps.split)
 
     def fused(image_id):
-        maps = []
-        for run_dir in (bas, cam):
-            with np.load(run_dir / "export_maps" / "maps" / f"{image_id}.npz") as saved:
-                maps.append(saved["maps"].astype(np.float32))
-                classes = saved["classes"]
-        return fuse_maps(torch.from_numpy(maps[0]), torch.from_numpy(maps[1])).numpy(), classes
+        (first, classes), (second, _) = bas_maps.read_image(image_id), cam_maps.read_image(image_id)
+        return fuse_maps(torch.from_numpy(first), torch.from_numpy(second)).numpy(), classes
 
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
     for image_id in ids:
@@ -101,7 +97,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     grid = np.array(sorted(set(np.round(np.arange(0.05, 0.95 + 0.005, 0.01), 6).tolist()) | {t}))
     sweep = SeedSweep(len(dataset.classes), grid)
     recipe = PseudoMaskRecipe(background="fixed", threshold=t, alpha=4.0,
-                              crf=section_to_dataclass(CRFParams, dict(refine["crf"]), "crf"), confident=ConfidentSplit())
+                              crf=refine.crf, confident=ConfidentSplit())
     score, quality, per_image = MaskScore(len(dataset.classes)), [], []
     for image_id in ids:
         gt = dataset.load_mask(image_id)

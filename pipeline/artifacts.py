@@ -1,32 +1,271 @@
-"""The run folder's contract: which file each stage writes, and how a reader opens it.
+"""The run folder's contract: one typed artifact per kind, and the files behind it.
 
-Stages import these names and readers, never each other; the report and the benches
-read run folders through them too. A stage's folder is `<run>/<stage name>/`.
+A stage declares the kinds it consumes and produces (`@register_stage(consumes=(ClassMaps,
+...), produces=SeedScores)`). It returns its artifact in `StageResult.artifact`; the
+runner stores `artifact.record()` (its fields, kind and version) in the stage's manifest,
+and a consumer gets it back typed with `ctx.input(ClassMaps)`: the fields, and `folder`,
+the producer's folder, where the files are (each kind names its own). No stage reads
+another's manifest by key. A kind's VERSION goes up when its fields or files change: a
+stage whose artifact carries another version is stale, and reading one says which stage
+to re-run. `RunFolder` reads a finished run from outside (the report, benches, tools).
+A new kind is a subclass here or in a plug-in module.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import dataclasses
+import json
+import typing
 from pathlib import Path
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from pipeline.atomic import write_json, write_lines, write_text
-from pipeline.datasets.masks import IGNORE_INDEX
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
 
+MANIFEST = "manifest.json"  # written last by the runner: the stage is done
+IN_PROGRESS = ".in_progress.json"  # while a stage runs: the fingerprint it runs under
 MODEL_FILE = "model.pth"  # every training stage's final weights
-MAPS_DIR = "maps"  # export_maps: maps/<id>.npz (`read_maps`)
+MAPS_DIR = "maps"  # export_maps: maps/<id>.npz (`ClassMaps.read_image`)
 PREMISE_CURVES = "premise.json"  # check_premise: offsets, per-class curves and verdict
 PREMISE_FIGURE = "premise.png"  # check_premise: those curves drawn
-PSEUDO_MASKS_DIR = "pseudo_masks"  # refine_masks, random_walk: a pseudo-mask data set (below)
+PSEUDO_MASKS_DIR = "pseudo_masks"  # refine_masks, random_walk: a pseudo-mask data set (pipeline/pseudo_mask_set.py)
 MASKS_SUBDIR = "SegmentationClass"  # inside PSEUDO_MASKS_DIR, as in a VOC tree
 LISTS_SUBDIR = Path("ImageSets") / "Segmentation"  # inside PSEUDO_MASKS_DIR: <split>.txt
 CARD = "dataset_card.json"  # inside PSEUDO_MASKS_DIR
 MMSEG_CONFIG = "segmenter_config.py"  # train_segmenter: the mmseg config it trained with
 PREDICTIONS_DIR = "predictions"  # evaluate_segmenter: palette PNGs
 RAW_PREDICTIONS_DIR = "predictions_without_crf"  # evaluate_segmenter, when its CRF is on
+
+ARTIFACTS: dict[str, type["Artifact"]] = {}  # kind -> its contract
+
+
+class StaleArtifactError(PipelineError):
+    """An artifact written by another layout than this code reads."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """What one stage hands the next. Subclasses set KIND and VERSION and add fields
+    (JSON values); `folder` is where the producing stage wrote its files."""
+
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    folder: Path
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("KIND"):
+            ARTIFACTS[cls.KIND] = cls
+
+    def record(self) -> dict:
+        """The manifest's `artifact` entry."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "folder"}
+        return {"kind": self.KIND, "version": self.VERSION, **json.loads(json.dumps(values, default=str))}
+
+    @classmethod
+    def stale_reason(cls, manifest: dict) -> str | None:
+        """Why a manifest's artifact is not one this code reads (None: it is)."""
+        record = manifest.get("artifact") or {}
+        if record.get("kind") != cls.KIND or record.get("version") != cls.VERSION:
+            return (f"its {cls.KIND.replace('_', '-')} artifact was written by an older layout (version "
+                    f"{record.get('version', 'none')}, this code reads version {cls.VERSION})")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name != "folder" and f.name not in record]
+        return f"its {cls.KIND} artifact lacks {', '.join(missing)}" if missing else None
+
+    @classmethod
+    def read(cls, folder: Path):
+        """The artifact a finished stage wrote in `folder`, typed."""
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if manifest is None:
+            raise PipelineError(f"{folder}: no finished stage there (no readable {MANIFEST}); run that stage first")
+        reason = cls.stale_reason(manifest)
+        if reason:
+            raise StaleArtifactError(f"{folder}: {reason}. Re-run stage '{manifest.get('stage', folder.name)}': "
+                                     f"python run_pipeline.py --stage {manifest.get('stage', folder.name)} ...")
+        hints = typing.get_type_hints(cls)
+        values = {f.name: _typed(manifest["artifact"][f.name], hints.get(f.name))
+                  for f in dataclasses.fields(cls) if f.name != "folder"}
+        return cls(folder=folder, **values)
+
+
+def _typed(value: Any, hint: Any) -> Any:
+    """A JSON value as its field's type: a list back into a tuple."""
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData(Artifact):
+    """prepare: the data set in the prepared format (`pipeline/datasets/prepared.py`)."""
+
+    KIND = "dataset"
+    skipped: dict | None = None  # items the data source left out, by reason
+
+    def load(self):
+        from pipeline.datasets.prepared import PreparedDataset
+
+        return PreparedDataset.load(self.folder)
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights(Artifact):
+    """A trained network: `folder/model.pth` (`pipeline.training.checkpoint`)."""
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalizerWeights(Weights):
+    KIND = "localizer"
+    method: str = ""  # the localizer plug-in, e.g. 'bas'
+    split: str = "train"  # the images it trained on
+
+
+@dataclasses.dataclass(frozen=True)
+class CamWeights(LocalizerWeights):
+    """The CAM whose maps the localizer's are fused with."""
+
+    KIND = "cam"
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundaryWeights(Weights):
+    """IRN's boundary net, for the random walk."""
+
+    KIND = "boundary_net"
+
+
+@dataclasses.dataclass(frozen=True)
+class Premise(Artifact):
+    """check_premise: the curves (`premise.json`) and their figure, when checked."""
+
+    KIND = "premise"
+    checked: bool = False
+
+    @property
+    def curves_path(self) -> Path:
+        return self.folder / PREMISE_CURVES
+
+    @property
+    def figure_path(self) -> Path:
+        return self.folder / PREMISE_FIGURE
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassMaps(Artifact):
+    """export_maps: one npz per image of `split`: maps (n, H, W) float16 in [0, 1] and
+    classes (n,) indices 1..C, the image's labels."""
+
+    KIND = "maps"
+    split: str = "train"
+    method: str = ""
+
+    @property
+    def maps_dir(self) -> Path:
+        return self.folder / MAPS_DIR
+
+    def path(self, image_id: str) -> Path:
+        return self.maps_dir / f"{image_id}.npz"
+
+    def read_image(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        return read_maps(self.path(image_id))
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedScores(Artifact):
+    """evaluate_maps: the background threshold t and what the seeds scored at it."""
+
+    KIND = "seed_scores"
+    threshold: float = 0.5
+    rule: str = "auto"  # how t was chosen: 'auto' (no GT), 'oracle' (on GT) or 'fixed'
+    split: str = "train"  # the exported split
+    score_split: str | None = None  # scored on the exported images also in this split (None: all)
+    seed_miou: float | None = None  # None without GT
+
+    def scored_ids(self, dataset) -> list[str]:
+        """The images later stages score against GT: the same as the seeds were."""
+        return scored_ids(dataset, self.split, self.score_split)
+
+
+# The stage whose pseudo-masks the later stages take unless the config names another
+# (train_segmenter.pseudo_masks, boundary_net.pseudo_masks, random_walk.pseudo_masks, report.pseudo_masks).
+DEFAULT_REFINEMENT = "refine_masks"
+
+
+@dataclasses.dataclass(frozen=True)
+class PseudoMasks(Artifact):
+    """A refinement's pseudo-mask data set (`pipeline/pseudo_mask_set.py`)."""
+
+    KIND = "pseudo_masks"
+    split: str = "train"
+    miou: float | None = None  # against GT, ignored pixels left out; None without GT
+
+    @property
+    def root(self) -> Path:
+        return self.folder / PSEUDO_MASKS_DIR
+
+    def mask_path(self, image_id: str) -> Path:
+        return self.root / MASKS_SUBDIR / f"{image_id}.png"
+
+    def card(self) -> dict:
+        return json.loads((self.root / CARD).read_text())
+
+
+@dataclasses.dataclass(frozen=True)
+class Segmenter(Artifact):
+    """train_segmenter: the weights and the mmseg config they trained with."""
+
+    KIND = "segmenter"
+    train_split: str = "train"
+    base_scale: tuple[int, int] = (512, 512)  # the training resize (long, short)
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+    @property
+    def mmseg_config(self) -> Path:
+        return self.folder / MMSEG_CONFIG
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions(Artifact):
+    """evaluate_segmenter: one palette PNG per image of `split`."""
+
+    KIND = "predictions"
+    split: str = "val"
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.folder / PREDICTIONS_DIR
+
+    def mask_path(self, image_id: str) -> Path:
+        return self.masks_dir / f"{image_id}.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class Report(Artifact):
+    KIND = "html_report"
+    html: str = "index.html"
+
+    @property
+    def page(self) -> Path:
+        return self.folder / self.html
+
+
+def artifact_class(kind: str | type[Artifact]) -> type[Artifact]:
+    """The contract of a kind, given by name or class."""
+    if isinstance(kind, type) and issubclass(kind, Artifact):
+        return kind
+    if kind not in ARTIFACTS:
+        raise PipelineError(f"unknown artifact kind {kind!r}: known {', '.join(sorted(ARTIFACTS))}; a new kind "
+                            "is a subclass of pipeline.artifacts.Artifact")
+    return ARTIFACTS[kind]
 
 
 def read_maps(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -50,186 +289,73 @@ def scored_ids(dataset, export_split: str, score_split: str | None) -> list[str]
     return scored
 
 
-IMAGES_SUBDIR = "JPEGImages"  # inside PSEUDO_MASKS_DIR: the images, so the set stands alone
-LOADER_MODULE = "pseudo_mask_dataset.py"  # inside PSEUDO_MASKS_DIR: its mmseg dataset class
-IMAGE_MODES = ("hardlink", "copy", "symlink")
+# ---- reading run folders ------------------------------------------------------------
+
+def read_json_record(path: Path, required: Sequence[str] = ()) -> dict | None:
+    """A JSON object from `path`, or None when it is absent, does not parse, or lacks a
+    required key: a record that cannot be trusted is no record."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or any(k not in data for k in required):
+        return None
+    return data
 
 
-def check_image_mode(mode: str, key: str) -> None:
-    if mode not in IMAGE_MODES:
-        raise ConfigError(f"{key}={mode!r}: choose one of {', '.join(IMAGE_MODES)}")
+def read_manifest(stage_dir: Path) -> dict | None:
+    """The stage's manifest; None when absent or unreadable (a damaged manifest counts as
+    'not done': the stage runs again, and `--status` says why)."""
+    return read_json_record(Path(stage_dir) / MANIFEST, required=("fingerprint", "run_id"))
 
 
-def place_image(source: Path, target: Path, mode: str) -> None:
-    """The image at `target` inside the set. 'hardlink' (the default) costs no disk and
-    survives moving or archiving the set; across file systems it falls back to a copy.
-    'symlink' points at the source (the set then moves only with its images)."""
-    if target.exists() or target.is_symlink():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if mode == "symlink":
-        target.symlink_to(source.resolve())
-        return
-    if mode == "hardlink":
-        try:
-            os.link(source, target)
-            return
-        except OSError:  # another file system, or links not allowed: copy
-            pass
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+def product_dirs(run_dir: Path, kind: str | type[Artifact]) -> list[Path]:
+    """The folders of a run folder's finished stages that produced `kind`, in pipeline order."""
+    kind = kind if isinstance(kind, str) else kind.KIND
+    found = []
+    for path in Path(run_dir).glob(f"*/{MANIFEST}"):
+        manifest = read_manifest(path.parent)
+        if manifest is not None and manifest.get("produces") == kind:
+            found.append((manifest.get("step", 0), path.parent))
+    return [folder for _, folder in sorted(found)]
 
 
-def write_pseudo_mask_set(root: Path, dataset, split: str, written: list[str], listed: int, failed: int,
-                          pixels: np.ndarray, quality: dict[str, float], quality_meaning: str,
-                          images: str, scores: dict, **details) -> dict:
-    """The list, images, loader and card of a pseudo-mask data set whose masks are in
-    root/MASKS_SUBDIR (palette PNGs, 0 background, 255 ignore): a folder that holds
-    everything by relative paths, so it can be moved, archived and loaded by mmseg
-    alone. `images`: how the images enter it (IMAGE_MODES); `pixels`: a 256-bin histogram
-    of the masks' values; `quality`: a GT-free per-image score (NaN: none); `scores`:
-    its figures against GT where GT exists. Returns the card."""
-    for image_id in written:
-        place_image(dataset.image_path(image_id), root / IMAGES_SUBDIR / f"{image_id}{dataset.image_suffix}", images)
-    write_lines(root / LISTS_SUBDIR / f"{split}.txt", written)
-    total = max(int(pixels.sum()), 1)
-    values = np.array([q for q in quality.values() if q == q], dtype=np.float64)
-    card = {
-        "name": f"{dataset.name} pseudo-masks",
-        "format": "palette PNG of class indices at full image resolution; 0 background, 255 ignore",
-        "classes": dataset.classes,
-        "palette": dataset.palette[: len(dataset.classes)].tolist(),
-        "ignore_index": IGNORE_INDEX,
-        "images_dir": IMAGES_SUBDIR,
-        "images": images,
-        "image_suffix": dataset.image_suffix,
-        "masks_dir": MASKS_SUBDIR,
-        "list": str(LISTS_SUBDIR / f"{split}.txt"),
-        "split": split,
-        "counts": {"images": len(written), "failed": failed, "listed": listed},
-        "scores": scores,
-        "ignore_fraction": float(pixels[IGNORE_INDEX] / total),
-        "class_pixel_share": {name: float(pixels[k] / total) for k, name in enumerate(dataset.classes)},
-        **details,
-        "quality": {
-            "score": quality_meaning,
-            "mean": float(values.mean()) if values.size else None,
-            "per_image": {i: None if np.isnan(q) else round(q, 4) for i, q in quality.items()},
-        },
-    }
-    write_json(root / CARD, card)
-    write_text(root / LOADER_MODULE, pseudo_mask_loader(card))
-    write_text(root / "README.md", pseudo_mask_readme(card))
-    return card
+class RunFolder:
+    """A run folder read from outside, by artifact kind: `RunFolder(path).get(SeedScores)`.
 
+    Where several stages made a kind (the CRF's and the walk's pseudo-masks), `stage`
+    names one; otherwise the first in pipeline order."""
 
-def set_scores(metrics: dict, scored: int) -> dict:
-    """A pseudo-mask set's own figures against GT (None without GT), for its card and README."""
-    return {"images_scored": scored, **{k: metrics.get(k) for k in ("miou", "seed_miou", "quality_rank_correlation")}}
+    def __init__(self, path: Path):
+        self.path = Path(path)
 
+    def folder(self, kind: type[Artifact], stage: str | None = None) -> Path:
+        folders = product_dirs(self.path, kind)
+        if stage is not None:
+            folders = [f for f in folders if f.name == stage]
+        if not folders:
+            raise PipelineError(f"{self.path}: no finished stage made {kind.KIND.replace('_', '-')}"
+                                + (f" as '{stage}'" if stage else "") + "; run it first")
+        return folders[0]
 
-def signed(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.2f}"
+    def has(self, kind: type[Artifact]) -> bool:
+        return bool(product_dirs(self.path, kind))
 
+    def producers(self, kind: type[Artifact]) -> list[str]:
+        """The finished stages that made `kind`, in pipeline order."""
+        return [folder.name for folder in product_dirs(self.path, kind)]
 
-def pseudo_mask_loader(card: dict) -> str:
-    """A module for the set's folder that registers it as an mmseg dataset, `PseudoMaskSet`,
-    found relative to the module's own file: mmseg alone loads it, from anywhere."""
-    classes = ", ".join(repr(c) for c in card["classes"])
-    return f'''"""mmsegmentation dataset of the pseudo-mask set in this folder ({card['name']}).
+    def get(self, kind: type[Artifact], stage: str | None = None):
+        return kind.read(self.folder(kind, stage))
 
-Put this folder on PYTHONPATH (or sys.path) and name the module in a config:
-    custom_imports = dict(imports=['pseudo_mask_dataset'], allow_failed_imports=False)
-    train_dataloader = dict(dataset=dict(type='PseudoMaskSet', pipeline=train_pipeline))
-Paths are relative to this file, so the folder can be moved or archived as it is.
-"""
-import importlib.util
-import os
-import sys
-import types
+    def metrics(self, kind: type[Artifact], stage: str | None = None) -> dict:
+        """The figures the producing stage measured (its manifest's metrics)."""
+        return read_manifest(self.folder(kind, stage)).get("metrics", {})
 
-if importlib.util.find_spec("mmcv") and importlib.util.find_spec("mmcv._ext") is None and "mmcv.ops" not in sys.modules:
-    # mmcv-lite has no compiled ops, which mmseg imports but a dataset never calls
-    def _missing(name):
-        if name.startswith("__"):
-            raise AttributeError(name)
+    def settings(self, kind: type[Artifact], section: str, stage: str | None = None) -> dict:
+        """A config section as the producing stage ran it (defaults filled in)."""
+        return read_manifest(self.folder(kind, stage))["config"][section]
 
-        def op(*args, **kwargs):
-            raise ImportError(f"mmcv.ops.{{name}} needs the full mmcv (this environment has mmcv-lite)")
-        return op
-    sys.modules["mmcv.ops"] = types.ModuleType("mmcv.ops")
-    sys.modules["mmcv.ops"].__getattr__ = _missing
-
-from mmseg.datasets import BaseSegDataset  # noqa: E402
-from mmseg.registry import DATASETS  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-@DATASETS.register_module(force=True)
-class PseudoMaskSet(BaseSegDataset):
-    METAINFO = dict(classes=({classes},), palette={card['palette']})
-
-    def __init__(self, data_root=HERE, ann_file={card['list']!r},
-                 data_prefix=dict(img_path={card['images_dir']!r}, seg_map_path={card['masks_dir']!r}), **kwargs):
-        kwargs.setdefault("img_suffix", {card['image_suffix']!r})
-        kwargs.setdefault("seg_map_suffix", ".png")
-        kwargs.setdefault("reduce_zero_label", False)
-        kwargs.setdefault("ignore_index", {card['ignore_index']})
-        super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix, **kwargs)
-'''
-
-
-def pseudo_mask_readme(card: dict) -> str:
-    """The folder's README: what it is, how good it is, how it was made, how to load it."""
-    classes = "\n".join(f"| {k} | {name} | {tuple(card['palette'][k])} |" for k, name in enumerate(card["classes"]))
-    scores = card["scores"]
-    if scores.get("miou") is not None:
-        quality = signed(scores.get("quality_rank_correlation"))
-        scored = (f"mIoU against the ground truth: **{100 * scores['miou']:.1f} %** on {scores['images_scored']} "
-                  f"images (seeds before refinement: {100 * scores['seed_miou']:.1f} %). The GT-free quality score "
-                  f"ranks the images with Spearman's rho {quality} against their true mIoU: near +1, the score "
-                  f"finds the worst masks without GT.")
-    else:
-        scored = "No ground truth was available: no mIoU. The card's GT-free quality score ranks the masks."
-    made = card.get("made_by", {})
-    return f"""# {card['name']}
-
-Pseudo-masks made from image-level labels only (weakly supervised), one PNG per image of
-split '{card['split']}' ({card['counts']['images']} images, {card['counts']['failed']} failed and left out), at each
-image's full resolution, with the images. They are training targets for a segmenter, not
-ground truth.
-
-{scored}
-
-Made by `{made.get('command', '?')}` (run `{made.get('run', '?')}`, stage `{made.get('stage', '?')}`, code digest
-`{made.get('code_digest', '?')}`); the recipe is `recipe` in `dataset_card.json`.
-
-- `{card['images_dir']}/<id>{card['image_suffix']}`: the images ({card['images']} of the originals).
-- `{card['masks_dir']}/<id>.png`: palette PNG of class indices; 0 background, {card['ignore_index']} ignore
-  (pixels the refinement was not sure of: leave them out of the loss).
-- `{card['list']}`: the ids, one per line.
-- `pseudo_mask_dataset.py`: the mmseg dataset class `PseudoMaskSet` (paths relative to itself).
-- `dataset_card.json`: classes, palette, counts, scores, the recipe, the share of each class's
-  pixels, and a GT-free quality score per image.
-
-| index | class | colour (RGB) |
-|---|---|---|
-{classes}
-
-With numpy and Pillow (from this folder):
-
-```python
-import numpy as np
-from PIL import Image
-mask = np.array(Image.open('{card['masks_dir']}/<id>.png'))  # (H, W) uint8 class indices, 255 ignore
-```
-
-With mmsegmentation 1.x, from anywhere (this folder on PYTHONPATH):
-
-```python
-custom_imports = dict(imports=['pseudo_mask_dataset'], allow_failed_imports=False)
-train_dataloader = dict(dataset=dict(type='PseudoMaskSet', pipeline=train_pipeline))
-```
-"""
+    def stage_record(self, stage: str) -> dict:
+        """A finished stage's whole manifest (time, counts, settings); {} when not finished."""
+        return read_manifest(self.path / stage) or {}

@@ -110,8 +110,11 @@ def section_to_dataclass(cls: type[T], section: Mapping[str, Any], name: str, dr
         raise ConfigError(f"missing key(s) in '{name}': {', '.join(name + '.' + m for m in missing)}.")
     hints = _type_hints(cls)
     for key, value in values.items():
-        if key in hints and not _conforms(value, hints[key]):
-            raise ConfigError(f"{name}.{key}: expected {_describe(hints[key])}, got {value!r} "
+        hint = hints.get(key)
+        if dataclasses.is_dataclass(hint):  # a nested section (refine_masks.crf): typed all the way down
+            values[key] = section_to_dataclass(hint, value, f"{name}.{key}")
+        elif hint is not None and not _conforms(value, hint):
+            raise ConfigError(f"{name}.{key}: expected {_describe(hint)}, got {value!r} "
                               f"({type(value).__name__})")
     try:
         return cls(**values)

@@ -21,13 +21,12 @@ from typing import Any, Iterable, Sequence
 from mmengine.config import Config
 
 from pipeline import __version__
+from pipeline.artifacts import IN_PROGRESS, MANIFEST, read_manifest
 from pipeline.config import check_top_level_keys, plugin_digest, section_dict, section_to_dataclass
 from pipeline.errors import PipelineError
 from pipeline.source_hash import source_digest
 from pipeline.stage import Stage, selected_producer
 
-MANIFEST = "manifest.json"
-IN_PROGRESS = ".in_progress.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,12 +34,6 @@ class StageStatus:
     state: str  # 'done' | 'stale' | 'missing' | 'off'
     reason: str
     manifest: dict | None = None
-
-
-def read_manifest(stage_dir: Path) -> dict | None:
-    """The stage's manifest; None when absent or unreadable (a damaged manifest counts as
-    'not done': the stage runs again, and `--status` says why)."""
-    return read_json_record(stage_dir / MANIFEST, required=("fingerprint", "run_id"))
 
 
 def headline_figure(manifest: dict) -> tuple[str, float | None, dict | None] | None:
@@ -53,30 +46,6 @@ def headline_figure(manifest: dict) -> tuple[str, float | None, dict | None] | N
     split = manifest.get("info", {}).get("scored_on")
     metrics = manifest.get("metrics", {})
     return (f"{label} ({split})" if split else label), metrics.get(key), metrics.get("per_class_iou")
-
-
-def read_json_record(path: Path, required: Sequence[str] = ()) -> dict | None:
-    """A JSON object from `path`, or None when it is absent, does not parse, or lacks a
-    required key: a record that cannot be trusted is no record."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or any(k not in data for k in required):
-        return None
-    return data
-
-
-def product_dirs(run_dir: Path, kind: str) -> list[Path]:
-    """The folders of a run folder's finished stages that produced `kind`, in pipeline
-    order: how a run folder is read from outside (another run's CAM, compared runs,
-    `--show`) without knowing which stage made what."""
-    found = []
-    for path in Path(run_dir).glob(f"*/{MANIFEST}"):
-        manifest = read_manifest(path.parent)
-        if manifest is not None and manifest.get("produces") == kind:
-            found.append((manifest.get("step", 0), path.parent))
-    return [folder for _, folder in sorted(found)]
 
 
 def _hash(obj: Any) -> str:
@@ -115,10 +84,14 @@ class RunPlan:
             elif given.every:
                 names = producers
             else:
-                names = producers[:1]
+                names = producers
             if not names and not (given.optional or given.select):
                 raise PipelineError(f"stage '{stage.name}' consumes {given.kind}, and no stage before it "
                                     "produces it")
+            if len(names) > 1 and not given.every:
+                raise PipelineError(f"stage '{stage.name}' consumes {given.kind.replace('_', '-')}, and "
+                                    f"{', '.join(names)} make them before it: give the input a `select` key "
+                                    "so the config names one")
             resolved += [(given.kind, n, given.optional) for n in names]
         return resolved
 
@@ -211,6 +184,8 @@ class RunPlan:
             return StageStatus("missing", "never run")
         if manifest["fingerprint"] != self.fingerprint(name):
             return StageStatus("stale", self._why_stale(stage, manifest), manifest)
+        if stage.artifact is not None and (layout := stage.artifact.stale_reason(manifest)):
+            return StageStatus("stale", layout, manifest)
         for u in self.used_upstream(stage):
             upstream = self.status(u)
             if upstream.state != "done":

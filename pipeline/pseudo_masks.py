@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -62,6 +63,12 @@ def pseudo_mask(image: np.ndarray, maps: np.ndarray, classes: np.ndarray, recipe
         bg = refined(np.full(maps.shape[1:], recipe.confident.bg_threshold, dtype=np.float32))
         return confident_labels(fg, bg)
     return refined(background_score(maps, recipe)).astype(np.uint8)
+
+
+def crf_refine(image: np.ndarray, maps: np.ndarray, classes: np.ndarray, threshold: float,
+               recipe: PseudoMaskRecipe) -> np.ndarray:
+    """`pseudo_mask` as a refinement's per-image function (the recipe holds its threshold)."""
+    return pseudo_mask(image, maps, classes, recipe)
 
 
 def confident_labels(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -132,15 +139,16 @@ class MaskTally:
 
 @dataclasses.dataclass(frozen=True)
 class RefineJob:
-    """One image for `refine_and_score`, in a worker process (which imports numpy, PIL and
-    pydensecrf, never torch)."""
+    """One image for `refine_and_score`, in this process or a worker process (the CRF's
+    imports numpy, PIL and pydensecrf, never torch)."""
 
     image_id: str
     image_path: Path
     maps_path: Path
     out_path: Path
     gt_path: Path | None  # None: not scored
-    recipe: PseudoMaskRecipe
+    refine: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (image, maps, classes) -> mask
+    seeds: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (maps, classes) -> the seeds quality compares with
     palette: np.ndarray
     num_classes: int
     ignore_index: int
@@ -165,12 +173,12 @@ def refine_and_score(job: RefineJob) -> RefineOutcome:
             image = np.array(load_rgb(job.image_path))  # a writable copy: pydensecrf needs one
             if maps.shape[1:] != image.shape[:2]:
                 raise DataError(f"maps {maps.shape[1:]} and image {image.shape[:2]} differ in size")
-            mask = pseudo_mask(image, maps, classes, job.recipe)
+            mask = job.refine(image, maps, classes)
             save_mask(job.out_path, mask, job.palette)
         else:
             mask = read_mask(job.out_path)
         tally = MaskTally(job.num_classes, job.ignore_index)
-        tally.add(job.image_id, mask, agreement(seed_mask(maps, classes, job.recipe), mask),
+        tally.add(job.image_id, mask, agreement(job.seeds(maps, classes), mask),
                   read_mask(job.gt_path) if job.gt_path is not None else None)
         return RefineOutcome(job.image_id, written=written, tally=tally)
     except (UserError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:

@@ -25,7 +25,8 @@ from pipeline.atomic import write_json
 from pipeline.config import section_dict, section_to_dataclass
 from pipeline.errors import PipelineError, UserError
 from pipeline.log import get_logger
-from pipeline.plan import IN_PROGRESS, MANIFEST, RunPlan, StageStatus, read_json_record, read_manifest
+from pipeline.artifacts import IN_PROGRESS, MANIFEST, Artifact, read_json_record, read_manifest
+from pipeline.plan import RunPlan, StageStatus
 from pipeline.stage import Stage
 from pipeline.versions import package_versions
 
@@ -34,8 +35,10 @@ __all__ = ["Pipeline", "StageContext", "StageResult", "StorageError", "read_mani
 
 @dataclasses.dataclass
 class StageResult:
-    """What a stage reports; the runner stores it in the manifest."""
+    """What a stage reports; the runner stores it in the manifest. `artifact`: the typed
+    artifact its consumers read (`pipeline/artifacts.py`); the rest is for people."""
 
+    artifact: Artifact | None = None
     artifacts: dict[str, int] = dataclasses.field(default_factory=dict)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -82,15 +85,16 @@ class StageContext:
     def has_input(self, kind: str) -> bool:
         return bool(self.producers(kind))
 
+    def input(self, kind: type[Artifact]):
+        """The artifact of `kind` this stage consumes, typed (its producer's `record()`)."""
+        return kind.read(self.input_dir(kind.KIND))
+
     def input_dir(self, kind: str) -> Path:
         producers = self.producers(kind)
         if not producers:
             raise PipelineError(f"stage '{self.stage.name}' has no {kind} input in this run (not declared, "
                                 "not selected, or an optional producer that is not done)")
         return self.run_dir / producers[0]
-
-    def input_manifest(self, kind: str) -> dict:
-        return read_manifest(self.input_dir(kind))
 
     def made_by(self) -> dict[str, str]:
         """What made this stage's output: the command line, the run folder, the stage, the code."""
@@ -162,10 +166,15 @@ class Pipeline(RunPlan):
         return total
 
     def _manifest(self, stage: Stage, attempt: "_Attempt", result: StageResult) -> dict:
+        if stage.artifact is not None and getattr(result.artifact, "KIND", None) != stage.produces:
+            raise PipelineError(f"stage '{stage.name}' produces {stage.produces} and returned "
+                                f"{type(result.artifact).__name__} in StageResult.artifact, not a "
+                                f"{stage.artifact.__name__}")
         return {
             "stage": stage.name,
             "step": stage.step,
             "produces": stage.produces,
+            "artifact": result.artifact.record() if result.artifact is not None else None,
             "headline": stage.headline,
             "fingerprint": attempt.identity["fingerprint"],
             "run_id": uuid.uuid4().hex,

@@ -1,15 +1,16 @@
 """A stage's declaration, written once, above its entry function, in its own module.
 
-    @register_stage(step=7, consumes=("dataset", "maps", "seed_scores"), produces="pseudo_masks",
+    @register_stage(step=7, consumes=(PreparedData, ClassMaps, SeedScores), produces=PseudoMasks,
                     settings=RefineSettings)
     def refine_masks(ctx: StageContext) -> StageResult:
         settings = ctx.settings()  # the `refine_masks` section, defaults filled in
+        maps = ctx.input(ClassMaps)  # typed: maps.split, maps.read_image(id)
 
 The decorator puts the function into the `STAGES` registry (an mmengine `Registry`) with
-its `Stage` record. What a stage consumes and produces are artifact kinds ('dataset',
-'maps', 'pseudo_masks', ...), never other stages' names: the plan (`pipeline/plan.py`)
-finds each input's producer, so the upstream stages, which stages are on, and the
-report's mIoU chain all follow from these records. `settings` is the dataclass of the
+its `Stage` record. What a stage consumes and produces are artifact kinds, typed
+contracts (`pipeline/artifacts.py`), never other stages' names: the plan
+(`pipeline/plan.py`) finds each input's producer, so the upstream stages, which stages
+are on, and the report's mIoU chain all follow from these records. `settings` is the dataclass of the
 stage's own config section (named as the stage), or maps each section it reads to its
 dataclass; that dataclass is the one source of the section's defaults (None: a section a
 plug-in types, such as `dataset` or `localizer`). The stage's fingerprint hashes exactly
@@ -28,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from mmengine.registry import Registry
 
+from pipeline.artifacts import Artifact, artifact_class
 from pipeline.errors import ConfigError, PipelineError
 
 STAGES = Registry("stage")
@@ -38,19 +40,22 @@ BUILTIN_PACKAGE = "stages"
 class Input:
     """One artifact a stage consumes.
 
-    By default its producer is the first stage, in pipeline order, that produces `kind`
-    before the consumer. `select` ('section.key') lets the config name the producer
-    instead (e.g. 'train_segmenter.pseudo_masks'): None there means no input, and with
-    `outside` any other value that is not a stage (a folder) is left to the stage.
-    `optional`: used when its producers are done, never run for it; with `every`, all of
-    them (the report shows every pseudo-mask set the run made).
+    Its producer is the one stage that produces `kind` before the consumer; where there
+    can be several (the CRF's and the walk's pseudo-masks), `select` ('section.key') lets
+    the config name it (e.g. 'train_segmenter.pseudo_masks'): None there means no input,
+    and with `outside` any other value that is not a stage (a folder) is left to the
+    stage. `optional`: used when its producers are done, never run for it; with `every`,
+    all of them (the report shows every pseudo-mask set the run made).
     """
 
-    kind: str
+    kind: str | type[Artifact]
     select: str | None = None
     optional: bool = False
     every: bool = False
     outside: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", artifact_class(self.kind).KIND)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +70,8 @@ class Stage:
     run: Callable
     step: float  # its place in the pipeline (a plug-in takes e.g. 7.5 to run after step 7)
     consumes: tuple[Input, ...] = ()
-    produces: str | None = None
+    produces: str | None = None  # the kind (`artifact`'s KIND)
+    artifact: type[Artifact] | None = None  # what the stage returns in StageResult.artifact
     settings: Mapping[str, type | None] = dataclasses.field(default_factory=dict)
     description: str = ""
     distributed: bool = False
@@ -90,7 +96,8 @@ class Stage:
         return self.run.__module__
 
 
-def register_stage(*, step: float, consumes: Iterable[Input | str] = (), produces: str | None = None,
+def register_stage(*, step: float, consumes: Iterable[Input | str | type[Artifact]] = (),
+                   produces: str | type[Artifact] | None = None,
                    settings: type | Mapping[str, type | None] | None = None, name: str | None = None, **options):
     """Declare the decorated function a stage (see the module docstring). `settings`: the
     dataclass of the stage's own section (named as the stage), or {section: dataclass}."""
@@ -98,8 +105,10 @@ def register_stage(*, step: float, consumes: Iterable[Input | str] = (), produce
     def register(run: Callable) -> Callable:
         own = name or run.__name__
         sections = {own: settings} if isinstance(settings, type) else dict(settings or {})
-        stage = Stage(name=own, run=run, step=step, produces=produces, settings=sections,
-                      consumes=tuple(Input(c) if isinstance(c, str) else c for c in consumes), **options)
+        artifact = artifact_class(produces) if produces is not None else None
+        stage = Stage(name=own, run=run, step=step, produces=artifact and artifact.KIND, artifact=artifact,
+                      settings=sections, consumes=tuple(c if isinstance(c, Input) else Input(c) for c in consumes),
+                      **options)
         known = STAGES.module_dict.get(stage.name)
         if known is not None and (known.__module__, known.__qualname__) != (run.__module__, run.__qualname__):
             raise PipelineError(f"two stages are named '{stage.name}': {known.__module__} and {run.__module__}")

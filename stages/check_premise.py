@@ -9,30 +9,31 @@ images. It reads the model only, so it neither blocks nor changes the maps.
 from __future__ import annotations
 
 from pipeline import distributed
-from pipeline.artifacts import MODEL_FILE, PREMISE_CURVES, PREMISE_FIGURE
+from pipeline.artifacts import PREMISE_CURVES, PREMISE_FIGURE, LocalizerWeights, PreparedData, Premise
 from pipeline.atomic import write_json
-from pipeline.datasets.prepared import PreparedDataset
 from pipeline.log import get_logger
 from pipeline.premise import PremiseSettings, premise_curves, premise_ids, verdict
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
 
 @register_stage(
-    step=3, consumes=("dataset", "localizer"), produces="premise", settings=PremiseSettings,
-    description="the BAS paper's premise check on the trained classifier (where GT exists)")
+    step=3, consumes=(PreparedData, LocalizerWeights), produces=Premise, settings=PremiseSettings,
+    description="the BAS paper's premise check on the trained classifier, where GT exists")
 def check_premise(ctx: StageContext) -> StageResult:
     settings = ctx.settings()
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
-    split = ctx.input_manifest("localizer")["info"]["split"]  # the images the localizer trained on
+    dataset = ctx.input(PreparedData).load()
+    localizer = ctx.input(LocalizerWeights)
+    split = localizer.split  # the images the localizer trained on
     chosen, without_gt = premise_ids(dataset, split, settings.images, settings.min_object_share)
     if not chosen:
         get_logger().warning("check_premise: none of the %d %s images has a GT mask: nothing to check", without_gt,
                              split)
-        return StageResult(artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
+        return StageResult(artifact=Premise(ctx.out_dir, checked=False),
+                           artifacts={"images": 0, "images_without_gt": without_gt}, info={"checked": False})
     from pipeline.models import load_trained_localizer  # torch: only when the stage runs
     from pipeline.report.plots import premise_plot
 
-    model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE, distributed.device())
+    model, method = load_trained_localizer(localizer.model_path, distributed.device())
     offsets = list(range(settings.offsets[0], settings.offsets[1] + 1, settings.step))
     curves = premise_curves(model, dataset, chosen, offsets, settings.scale, settings.min_object_share)
     verdicts = verdict(offsets, curves)
@@ -46,6 +47,7 @@ def check_premise(ctx: StageContext) -> StageResult:
                       "at a partial mask), %d at the whole GT mask; observation 2 for %d", len(verdicts),
                       holds["observation_1_partial"], holds["observation_1"], holds["observation_2"])
     return StageResult(
+        artifact=Premise(ctx.out_dir, checked=True),
         artifacts={"images": len(chosen), "images_without_gt": without_gt},
         metrics={f"{k}_classes": v for k, v in holds.items()} | {"verdict": verdicts},
         info={"checked": True, "method": method, "curves": PREMISE_CURVES, "figure": PREMISE_FIGURE},

@@ -25,7 +25,7 @@ from pipeline.log import get_logger, progress
 from pipeline.per_image import PerImage
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import register_stage
-from pipeline.artifacts import MAPS_DIR, read_maps, scored_ids
+from pipeline.artifacts import ClassMaps, PreparedData, SeedScores, scored_ids
 
 THRESHOLD_RULES = ("auto", "oracle")
 
@@ -44,19 +44,20 @@ class MapEvalSettings:
 
 
 @register_stage(
-    step=6, consumes=("dataset", "maps"), produces="seed_scores", settings=MapEvalSettings,
-    description="seed mIoU against GT over a background threshold sweep", headline=("seed_miou", "seed mIoU"),
+    step=6, consumes=(PreparedData, ClassMaps), produces=SeedScores, settings=MapEvalSettings,
+    description="the background threshold t (without GT by default) and seed mIoU where GT exists",
+    headline=("seed_miou", "seed mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def evaluate_maps(ctx: StageContext) -> StageResult:
     settings = ctx.settings()
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
-    split = ctx.input_manifest("maps")["info"]["split"]
+    dataset = ctx.input(PreparedData).load()
+    class_maps = ctx.input(ClassMaps)
+    split = class_maps.split
     exported = dataset.split(split)
-    maps_dir = ctx.input_dir("maps") / MAPS_DIR
     # Each process reads its share of the maps; histograms and confusion matrices add
     # up, and the per-image means are gathered to be summed in one order.
     work = PerImage("evaluate_maps", exported)
-    histogram, statistics = _map_statistics(work, maps_dir, dataset)
+    histogram, statistics = _map_statistics(work, class_maps, dataset)
     collapsed = statistics.collapsed_classes()
     log = get_logger()
     if collapsed:
@@ -71,7 +72,7 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
                     "no maps" if not histogram.any() else f"bin {int(histogram.argmax())} of {HISTOGRAM_BINS}")
     threshold, source = _threshold_rule(settings, auto)
     scored = set(scored_ids(dataset, split, settings.score_split))
-    sweep, with_gt = _sweep(work, [i for i in work.mine if i in scored], maps_dir, dataset, settings, threshold)
+    sweep, with_gt = _sweep(work, [i for i in work.mine if i in scored], class_maps, dataset, settings, threshold)
     if threshold is None and not with_gt:
         raise ConfigError("evaluate_maps.threshold='oracle' picks t on GT, and no exported image has a GT "
                           "mask; use threshold='auto' (no GT needed) or a number")
@@ -88,6 +89,9 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
                  settings.threshold)
     metrics["threshold"] = threshold
     return StageResult(
+        artifact=SeedScores(ctx.out_dir, threshold=threshold, split=split, score_split=settings.score_split,
+                            rule=settings.threshold if isinstance(settings.threshold, str) else "fixed",
+                            seed_miou=metrics.get("seed_miou")),
         artifacts={"images": len(exported), "images_scored": with_gt, "images_without_gt": len(exported) - with_gt},
         metrics=metrics,
         info={"threshold_source": source, "threshold_chosen_on_gt": settings.threshold == "oracle",
@@ -95,13 +99,13 @@ def evaluate_maps(ctx: StageContext) -> StageResult:
     )
 
 
-def _map_statistics(work: PerImage, maps_dir, dataset: PreparedDataset) -> tuple[np.ndarray, MapStatistics]:
+def _map_statistics(work: PerImage, class_maps: ClassMaps, dataset: PreparedDataset) -> tuple[np.ndarray, MapStatistics]:
     """The pooled histogram of every pixel's strongest class-map value, and per-class map
     statistics, over every process's images (means summed in the split's order)."""
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
     means = {}
     for image_id in work.progress(work.mine, "map histogram"):
-        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+        maps, classes = class_maps.read_image(image_id)
         histogram += strongest_value_histogram(maps, classes)
         means[image_id] = (classes, MapStatistics.image_means(maps, classes))
     histogram, means = work.gather(histogram), work.gather(means)
@@ -120,7 +124,7 @@ def _threshold_rule(settings: MapEvalSettings, auto: float) -> tuple[float | Non
     return float(settings.threshold), "fixed in the config (evaluate_maps.threshold)"
 
 
-def _sweep(work: PerImage, ids: list[str], maps_dir, dataset: PreparedDataset, settings: MapEvalSettings,
+def _sweep(work: PerImage, ids: list[str], class_maps: ClassMaps, dataset: PreparedDataset, settings: MapEvalSettings,
            threshold: float | None) -> tuple[SeedSweep, int]:
     """The seeds' confusion counts at every threshold of the sweep (and t), over every process."""
     start, stop, step = settings.sweep
@@ -133,9 +137,9 @@ def _sweep(work: PerImage, ids: list[str], maps_dir, dataset: PreparedDataset, s
         gt = dataset.load_mask(image_id)
         if gt is None:
             continue
-        maps, classes = read_maps(maps_dir / f"{image_id}.npz")
+        maps, classes = class_maps.read_image(image_id)
         if gt.shape != maps.shape[1:]:
-            raise DataError(f"{maps_dir / (image_id + '.npz')}: maps {maps.shape[1:]} differ from GT {gt.shape}")
+            raise DataError(f"{class_maps.path(image_id)}: maps {maps.shape[1:]} differ from GT {gt.shape}")
         sweep.add(maps, classes, gt)
         with_gt += 1
     sweep.conf = work.gather(sweep.conf)

@@ -17,8 +17,7 @@ import os
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import MMSEG_CONFIG, MODEL_FILE, PREDICTIONS_DIR, RAW_PREDICTIONS_DIR
-from pipeline.config import section_to_dataclass
+from pipeline.artifacts import PREDICTIONS_DIR, RAW_PREDICTIONS_DIR, PreparedData, Predictions, Segmenter
 from pipeline.crf import CRFParams
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
@@ -34,11 +33,19 @@ AGREEMENT = 0.01  # percentage points between our mIoU and mmseg's IoUMetric
 
 
 @dataclasses.dataclass(frozen=True)
+class SegmenterCRF(CRFParams):
+    """The test-time CRF: the pseudo-masks' CRF schema, and whether it runs."""
+
+    enabled: bool = False
+    min_prob: float = 0.01  # classes whose probability stays below this everywhere are left out of the CRF
+
+
+@dataclasses.dataclass(frozen=True)
 class SegEvalSettings:
     split: str = "auto"  # a split name; 'auto': 'val' where the data set has it, else the pseudo-masks' split
     scales: tuple[float, ...] = (1.0,)  # multipliers of the training base scale
     flip: bool = False
-    crf: dict = dataclasses.field(default_factory=dict)  # enabled, min_prob, and CRFParams keys
+    crf: SegmenterCRF = dataclasses.field(default_factory=lambda: SegmenterCRF())
     amp: str | None = "bf16"  # CUDA only: autocast dtype ('bf16', 'fp16') or None for fp32; the CPU runs fp32
     # Processes running the CRF and the PNG writes while the GPU predicts the next images.
     # None: on CUDA this process's share of the cores less one (at most 8), on the CPU 0
@@ -50,17 +57,16 @@ class SegEvalSettings:
 
 
 @register_stage(
-    step=11, consumes=("dataset", "segmenter"), produces="predictions",
+    step=11, consumes=(PreparedData, Segmenter), produces=Predictions,
     settings=SegEvalSettings, execution_keys=("evaluate_segmenter.workers",),
-    description="segmenter mIoU on the val GT (multi-scale, flip, CRF as configured), palette PNGs",
+    description="segmenter mIoU on val GT (multi-scale, flip, CRF as configured)",
     headline=("miou", "segmenter mIoU"),
     distributed=True)  # sharded: each process does every world_size-th image
 def evaluate_segmenter(ctx: StageContext) -> StageResult:
     settings = ctx.settings()
-    crf = dict(settings.crf)
-    use_crf, min_prob = bool(crf.pop("enabled", False)), float(crf.pop("min_prob", 0.01))
-    crf_params = section_to_dataclass(CRFParams, crf, "evaluate_segmenter.crf")
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    crf = settings.crf
+    use_crf = crf.enabled
+    dataset = ctx.input(PreparedData).load()
     split = _split(ctx, settings, dataset)
     ids = dataset.split(split)
     out_final = ctx.out_dir / PREDICTIONS_DIR
@@ -81,8 +87,8 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
                 probs = predictor.probabilities(image)
                 prediction = dict(raw=probs.argmax(0).astype(np.uint8))
                 if use_crf:
-                    present = present_classes(probs, min_prob)
-                    prediction.update(image=image, probs=probs[present], present=present, crf=crf_params)
+                    present = present_classes(probs, crf.min_prob)
+                    prediction.update(image=image, probs=probs[present], present=present, crf=crf)
                 writers.submit(job(image_id, **prediction))  # CRF, PNGs, scores: in a worker
         predicted = set(work.todo)
         for image_id in [i for i in work.mine if i not in predicted]:
@@ -113,14 +119,15 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
     else:
         get_logger().warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing "
                              "scored", split)
-    return StageResult(artifacts={"predictions": len(ids), "reused": reused, "scored_against_gt": scored},
+    return StageResult(artifact=Predictions(ctx.out_dir, split=split),
+                       artifacts={"predictions": len(ids), "reused": reused, "scored_against_gt": scored},
                        metrics=metrics, info=info)
 
 
 def _split(ctx: StageContext, settings: SegEvalSettings, dataset: PreparedDataset) -> str:
     split = settings.split
     if split == "auto":
-        split = "val" if "val" in dataset.splits else ctx.input_manifest("segmenter")["info"]["train_split"]
+        split = "val" if "val" in dataset.splits else ctx.input(Segmenter).train_split
         get_logger().info("evaluate_segmenter: split 'auto' -> '%s'%s", split, "" if split == "val" else
                           " (the data set has no 'val': predicting the images the segmenter trained on)")
     if split not in dataset.splits:
@@ -143,15 +150,15 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings):
     from pipeline.segmenter.inference import Predictor
 
     register_all_modules()
-    train_dir = ctx.input_dir("segmenter")
-    cfg = Config.fromfile(str(train_dir / MMSEG_CONFIG))
+    trained = ctx.input(Segmenter)
+    cfg = Config.fromfile(str(trained.mmseg_config))
     cfg.model.backbone.init_cfg = None  # trained weights follow
     if cfg.model.decode_head.norm_cfg.type == "SyncBN":  # trained under torchrun; one process here
         for part in ("backbone", "decode_head", "auxiliary_head"):
             if part in cfg.model and "norm_cfg" in cfg.model[part]:
                 cfg.model[part].norm_cfg = dict(type="BN", requires_grad=True)
     model = MODELS.build(cfg.model)
-    state = torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True)["state_dict"]
+    state = torch.load(trained.model_path, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(state)
     device = distributed.device()
     # Every test image has its own size: cuDNN autotuning per shape (on after mmengine's
@@ -162,8 +169,7 @@ def _predictor(ctx: StageContext, settings: SegEvalSettings):
     cuda = device.type == "cuda"
     if cuda:
         model.to(memory_format=torch.channels_last)
-    base_scale = tuple(ctx.input_manifest("segmenter")["info"]["base_scale"])
-    return Predictor(model, base_scale=base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device,
+    return Predictor(model, base_scale=trained.base_scale, scales=tuple(settings.scales), flip=settings.flip, device=device,
                      dtype=autocast_dtype(device, settings.amp))
 
 

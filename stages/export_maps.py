@@ -29,13 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import MAPS_DIR, MODEL_FILE
+from pipeline.artifacts import MAPS_DIR, CamWeights, ClassMaps, LocalizerWeights, PreparedData, RunFolder, read_manifest
 from pipeline.atomic import BackgroundWriter, save_npz
-from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError
 from pipeline.per_image import PerImage
 from pipeline.precision import autocast, check_amp
-from pipeline.plan import product_dirs, read_manifest
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, register_stage
 
@@ -60,7 +58,8 @@ def _outside_cam(fuse: str | None) -> Path | None:
     """The localizer folder of the run folder `fuse` (`export_maps.fuse_cam=<folder>`), if any."""
     if fuse is None or not Path(fuse).is_dir():
         return None
-    return next(iter(product_dirs(Path(fuse), "localizer")), None)
+    run = RunFolder(Path(fuse))
+    return run.folder(LocalizerWeights) if run.has(LocalizerWeights) else None
 
 
 def _external_cam_run(cfg) -> dict:
@@ -71,10 +70,11 @@ def _external_cam_run(cfg) -> dict:
 
 
 @register_stage(
-    step=5, produces="maps", settings=ExportSettings,
-    consumes=("dataset", "localizer", Input("cam", select="export_maps.fuse_cam", outside=True)),
+    step=5, produces=ClassMaps, settings=ExportSettings,
+    consumes=(PreparedData, LocalizerWeights, Input(CamWeights, select="export_maps.fuse_cam", outside=True)),
     external=_external_cam_run, execution_keys=("export_maps.num_workers", "export_maps.compress"),
-    description="class-wise foreground maps, multi-scale + flip, one npz per image", distributed=True)
+    description="class-wise foreground maps, multi-scale + flip, one `.npz` per photo, batched by exact size",
+    distributed=True)
 def export_maps(ctx: StageContext) -> StageResult:
     import torch  # here, not at the top: the CLI plans runs without loading torch
     from torch.utils.data import DataLoader
@@ -83,10 +83,10 @@ def export_maps(ctx: StageContext) -> StageResult:
     from pipeline.models import load_trained_localizer
 
     settings = ctx.settings()
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    dataset = ctx.input(PreparedData).load()
     device = distributed.device()
     cuda = device.type == "cuda"
-    model, method = load_trained_localizer(ctx.input_dir("localizer") / MODEL_FILE, device)
+    model, method = load_trained_localizer(ctx.input(LocalizerWeights).model_path, device)
     models = [model]
     cam_model, fused_from = _cam_model_to_fuse(ctx, settings.fuse_cam, dataset.num_classes, device)
     models += [cam_model] if cam_model is not None else []
@@ -119,6 +119,7 @@ def export_maps(ctx: StageContext) -> StageResult:
 
     written = sum((out / f"{i}.npz").is_file() for i in ids)
     return StageResult(
+        artifact=ClassMaps(ctx.out_dir, split=settings.split, method=method),
         artifacts={"maps": written, "images": len(ids), "reused": reused},
         info={"split": settings.split, "method": method, "maps_dir": MAPS_DIR, "fused_with_cam": fused_from,
               "format": "npz per image: maps (n, H, W) float16 in [0, 1], classes (n,) indices 1..C",
@@ -152,11 +153,11 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
                           f"({', '.join(ctx.plan.producers('cam')) or 'none'}) nor a run folder")
     folder = ctx.input_dir("cam") if ctx.has_input("cam") else \
         _outside_cam(fuse) or Path(fuse) / "<no finished localizer>"
-    path = folder / MODEL_FILE
     manifest = read_manifest(folder)
-    if manifest is None or not path.is_file():
+    path = (CamWeights if ctx.has_input("cam") else LocalizerWeights).read(folder).model_path if manifest else None
+    if path is None or not path.is_file():
         raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished CAM localizer in {folder.parent} (looked "
-                          f"for {path} and its manifest.json); run the CAM config first")
+                          f"for its model.pth and manifest.json); run the CAM config first")
     from pipeline.models import load_trained_localizer
     from pipeline.models.cam import CAMClassifier
 

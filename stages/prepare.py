@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.artifacts import PreparedData
 from pipeline.datasets import build_data_source
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.log import get_logger
@@ -19,8 +20,8 @@ from pipeline.stage import register_stage
 
 
 @register_stage(
-    step=1, produces="dataset", settings={"dataset": None},  # typed by the data-set plug-in
-    description="lists, image-level labels and GT masks in the prepared-data-set format",
+    step=1, produces=PreparedData, settings={"dataset": None},  # typed by the data-set plug-in
+    description="lists, image-level labels, GT masks: synthetic, VOC 2012 (+ SBD), COCO 2014 / 2017, your own folder, or a plug-in",
     execution_keys=("dataset.n_jobs",))
 def prepare(ctx: StageContext) -> StageResult:
     report = build_data_source(ctx.section("dataset")).prepare(ctx.out_dir)
@@ -28,7 +29,8 @@ def prepare(ctx: StageContext) -> StageResult:
     for split, names in absent.items():
         get_logger().warning("prepare: %d class(es) have no image in split '%s': %s", len(names), split,
                              ", ".join(names))
-    return StageResult(artifacts=report["artifacts"], info={**report["info"], "classes_without_images": absent})
+    return StageResult(artifact=PreparedData(ctx.out_dir, skipped=report["info"].get("skipped")),
+                       artifacts=report["artifacts"], info={**report["info"], "classes_without_images": absent})
 
 
 def classes_without_images(dataset: PreparedDataset) -> dict[str, list[str]]:

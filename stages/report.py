@@ -28,11 +28,11 @@ from pipeline.report.page import document, esc, figure, percent, pre_json, table
 from pipeline.evaluation import image_miou
 from pipeline.report.chain import chain_folders, load_chain
 from pipeline.report.panels import chain_panel
-from pipeline.plan import headline_figure, product_dirs, read_manifest
+from pipeline.plan import headline_figure
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, register_stage
-from pipeline.artifacts import (CARD, MASKS_SUBDIR, PREDICTIONS_DIR, PREMISE_CURVES, PREMISE_FIGURE,
-                                PSEUDO_MASKS_DIR, scored_ids)
+from pipeline.artifacts import (CARD, DEFAULT_REFINEMENT, PREMISE_FIGURE, ClassMaps, PreparedData, Predictions, Premise, PseudoMasks,
+                                Report, RunFolder, SeedScores, read_manifest)
 
 HTML = "index.html"
 IMAGES = "images"
@@ -45,17 +45,20 @@ class ReportSettings:
     tile_height: int = 128
     seed: int = 0  # the random gallery's draw
     compare_runs: str | tuple[str, ...] = ()  # other run folders (one may be a plain string), side by side
+    pseudo_masks: str = DEFAULT_REFINEMENT  # the pseudo-mask set whose galleries and card it shows
 
 
 @register_stage(
-    step=12, consumes=("dataset", "maps", "seed_scores", "pseudo_masks", Input("premise", optional=True),
-                       Input("pseudo_masks", optional=True, every=True), Input("predictions", optional=True)),
-    produces="report", settings=ReportSettings,
-    description="one HTML page: stages, the mIoU chain, the threshold sweep, image galleries")
+    step=12, consumes=(PreparedData, ClassMaps, SeedScores, Input(PseudoMasks, select="report.pseudo_masks"),
+                       Input(Premise, optional=True), Input(PseudoMasks, optional=True, every=True),
+                       Input(Predictions, optional=True)),
+    produces=Report, settings=ReportSettings,
+    description="one HTML page that explains every figure: stages, the mIoU chain, the threshold sweep, galleries")
 def report(ctx: StageContext) -> StageResult:
     settings = ctx.settings()
     runs = _compared_runs(ctx.run_dir, settings.compare_runs)
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
+    prepared = ctx.input(PreparedData)
+    dataset = prepared.load()
     images = ctx.out_dir / IMAGES
     config = '; config: <a href="../config.py">config.py</a>' if (ctx.run_dir / "config.py").is_file() else ""
     body = [f"<h1>Pipeline report: {esc(ctx.run_dir.resolve())}</h1>",
@@ -66,12 +69,11 @@ def report(ctx: StageContext) -> StageResult:
     body.append(_premise_section(ctx, images))
     body.append(_pseudo_mask_galleries(ctx, runs, dataset, settings, images))
     body.append(_segmenter_galleries(ctx, dataset, settings, images))
-    body.append(_card_section(ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR, ctx.out_dir))
-    skipped = ctx.input_manifest("dataset")["info"].get("skipped")
-    if skipped:
-        body.append("<h3>Items the data set left out</h3>" + pre_json(skipped))
+    body.append(_card_section(ctx.input(PseudoMasks).root, ctx.out_dir))
+    if prepared.skipped:
+        body.append("<h3>Items the data set left out</h3>" + pre_json(prepared.skipped))
     write_text(ctx.out_dir / HTML, document(f"Report: {ctx.run_dir.name}", "\n".join(body)))
-    return StageResult(artifacts={"images": len(list(images.glob("*.png")))},
+    return StageResult(artifact=Report(ctx.out_dir, html=HTML), artifacts={"images": len(list(images.glob("*.png")))},
                        info={"html": HTML, "compared_with": [str(p) for p in runs.values()][1:]})
 
 
@@ -81,7 +83,7 @@ def _compared_runs(run_dir: Path, compare_runs: str | tuple[str, ...]) -> dict[s
     runs = {THIS_RUN: run_dir}
     for folder in (compare_runs,) if isinstance(compare_runs, str) else compare_runs:
         path = Path(folder)
-        if not product_dirs(path, "pseudo_masks"):
+        if not RunFolder(path).has(PseudoMasks):
             raise ConfigError(f"report.compare_runs: {path} is not a run folder with a finished pseudo-mask set")
         if path.name in runs:
             raise ConfigError(f"report.compare_runs: two runs are named '{path.name}'; rename one run folder")
@@ -92,17 +94,16 @@ def _compared_runs(run_dir: Path, compare_runs: str | tuple[str, ...]) -> dict[s
 def _pseudo_mask_galleries(ctx: StageContext, runs: dict[str, Path], dataset: PreparedDataset,
                            settings: ReportSettings, images: Path) -> str:
     """Best, worst and random pseudo-masks by per-image mIoU (without GT: by the card's quality score)."""
-    scored = scored_ids(dataset, ctx.input_manifest("maps")["info"]["split"],
-                        ctx.input_manifest("seed_scores")["info"].get("score_split"))
-    pseudo_dir = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR
-    picks = _galleries(scored, lambda i: read_mask(pseudo_dir / MASKS_SUBDIR / f"{i}.png"), dataset, settings)
+    scored = ctx.input(SeedScores).scored_ids(dataset)
+    masks = ctx.input(PseudoMasks)
+    picks = _galleries(scored, lambda i: read_mask(masks.mask_path(i)), dataset, settings)
     if picks:
         html = ("<h2>Pseudo-masks: best, worst and random images</h2>"
                 '<p class="note">Per-image mIoU of the pseudo-mask against GT (classes in either; '
                 "ignored pixels left out). Tiles: image, each image-level class map as a heat overlay, "
                 "pseudo-mask, GT, and the segmenter's prediction when the image was predicted.</p>")
     else:  # no GT: rank by the GT-free quality score instead
-        card = json.loads((pseudo_dir / CARD).read_text())
+        card = masks.card()
         picks = _ranked({i: q for i, q in card["quality"]["per_image"].items() if q is not None}, settings)
         html = ("<h2>Pseudo-masks: highest, lowest and random quality score</h2>"
                 '<p class="note">No image has GT, so images are ranked by the GT-free quality score of the '
@@ -118,17 +119,15 @@ def _segmenter_galleries(ctx: StageContext, dataset: PreparedDataset, settings: 
                          images: Path) -> str:
     if not ctx.has_input("predictions"):
         return '<h2>Segmenter</h2><p class="note">The segmenter has not been evaluated for this report.</p>'
-    seg = ctx.input_manifest("predictions")
-    pred_dir = ctx.input_dir("predictions") / PREDICTIONS_DIR
-    html = (f"<h2>Segmenter on '{esc(seg['info']['split'])}': best, worst and random images</h2>"
+    seg = ctx.input(Predictions)
+    html = (f"<h2>Segmenter on '{esc(seg.split)}': best, worst and random images</h2>"
             '<p class="note">Per-image mIoU of the prediction against GT.</p>')
-    picks = _galleries(dataset.split(seg["info"]["split"]), lambda i: read_mask(pred_dir / f"{i}.png"),
-                       dataset, settings)
+    picks = _galleries(dataset.split(seg.split), lambda i: read_mask(seg.mask_path(i)), dataset, settings)
     if picks:
         return html + _gallery_html(picks, {THIS_RUN: ctx.run_dir}, dataset, settings, images, "segmenter",
                                     "per-image mIoU against GT")
-    return html + (f'<p class="note">No \'{esc(seg["info"]["split"])}\' image has GT: the predictions are in '
-                   f'{esc(pred_dir.resolve())}, unscored.</p>')
+    return html + (f'<p class="note">No \'{esc(seg.split)}\' image has GT: the predictions are in '
+                   f'{esc(seg.masks_dir.resolve())}, unscored.</p>')
 
 
 def _legend(classes: list[str], palette) -> str:
@@ -164,13 +163,13 @@ def _card_section(folder: Path, page_dir: Path) -> str:
 
 def _premise_section(ctx: StageContext, images: Path) -> str:
     """check_premise's curves and verdict, where it ran with GT."""
-    if not ctx.has_input("premise") or not ctx.input_manifest("premise")["info"]["checked"]:
+    if not ctx.has_input("premise") or not ctx.input(Premise).checked:
         return ""
-    folder = ctx.input_dir("premise")
-    saved = json.loads((folder / PREMISE_CURVES).read_text())
+    premise = ctx.input(Premise)
+    saved = json.loads(premise.curves_path.read_text())
     images.mkdir(parents=True, exist_ok=True)
     with atomic_path(images / PREMISE_FIGURE) as tmp:
-        shutil.copyfile(folder / PREMISE_FIGURE, tmp)
+        shutil.copyfile(premise.figure_path, tmp)
     holds = lambda flag: "holds" if flag else "fails"  # noqa: E731
     rows = [(name, f"{v['ce_at_gt']:.2f}", "-" if v.get("ce_near_zero_from_offset") is None else
              f"{v['ce_near_zero_from_offset']:+d} px", f"{v['activation_peak_offset']:+d} px",
@@ -270,13 +269,11 @@ def _chain_numbers(run_dir: Path, chain: list[str]) -> dict:
     for the chain's stages it holds."""
     manifests = {stage: read_manifest(run_dir / stage) for stage in chain}
     figures = {stage: figure for stage, m in manifests.items() if m and (figure := headline_figure(m))}
-    seeds = next(iter(product_dirs(run_dir, "seed_scores")), None)
-    seeds = (read_manifest(seeds) or {}) if seeds else {}
-    metrics = seeds.get("metrics", {})
-    masks = next(iter(product_dirs(run_dir, "pseudo_masks")), None)
-    rank = ((read_manifest(masks) or {}).get("metrics", {}) if masks else {}).get("quality_rank_correlation")
+    run = RunFolder(run_dir)
+    metrics = run.metrics(SeedScores) if run.has(SeedScores) else {}
+    rank = (run.metrics(PseudoMasks) if run.has(PseudoMasks) else {}).get("quality_rank_correlation")
     return {"threshold": metrics.get("threshold"), "curve": metrics.get("curve"),
-            "rule": seeds.get("config", {}).get(seeds.get("stage"), {}).get("threshold"),
+            "rule": run.get(SeedScores).rule if run.has(SeedScores) else None,
             "oracle_seed": metrics.get("oracle_seed_miou"), "chain": figures, "rank_correlation": rank}
 
 
@@ -312,7 +309,7 @@ def _gallery_html(picks: dict, runs: dict[str, Path], dataset: PreparedDataset, 
     each gallery's heading says what its images were ranked by."""
     if not picks:
         return '<p class="note">No image to rank.</p>'
-    datasets = {name: dataset if name == THIS_RUN else PreparedDataset.load(product_dirs(path, "dataset")[0])
+    datasets = {name: dataset if name == THIS_RUN else RunFolder(path).get(PreparedData).load()
                 for name, path in runs.items()}
     folders = {name: chain_folders(path) for name, path in runs.items()}
     html = []

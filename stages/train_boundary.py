@@ -11,15 +11,13 @@ net from random init), in the shared loop: DDP, AMP, checkpoints, exact resume.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from pipeline import distributed
-from pipeline.artifacts import CARD, LISTS_SUBDIR, MASKS_SUBDIR, MODEL_FILE, PSEUDO_MASKS_DIR
-from pipeline.datasets.prepared import PreparedDataset
+from pipeline.artifacts import DEFAULT_REFINEMENT, MASKS_SUBDIR, BoundaryWeights, LocalizerWeights, PreparedData, PseudoMasks
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
 from pipeline.runner import StageContext, StageResult
-from pipeline.stage import register_stage
+from pipeline.stage import Input, register_stage
 from pipeline.training.settings import TrainSettings
 
 
@@ -32,12 +30,14 @@ class BoundaryNetSettings:
     train_backbone: bool = False  # IRN: False (ImageNet features, heads trained)
     # IRN: (bg_pos / 2 + fg_pos / 2 + neg) / 2
     loss_weights: dict = dataclasses.field(default_factory=lambda: {"bg_pos": 0.25, "fg_pos": 0.25, "neg": 0.5})
+    pseudo_masks: str = DEFAULT_REFINEMENT  # the pseudo-mask set whose relations it learns
 
 
 @register_stage(
-    step=8, consumes=("dataset", "localizer", "pseudo_masks"), produces="boundary_net", on_demand=True,
+    step=8, consumes=(PreparedData, LocalizerWeights, Input(PseudoMasks, select="boundary_net.pseudo_masks")),
+    produces=BoundaryWeights, on_demand=True,
     settings={"boundary_net": BoundaryNetSettings, "train_boundary": TrainSettings},
-    description="IRN's class-boundary branch, trained on the relations the pseudo-masks give",
+    description="IRN's class-boundary branch on the CRF's confident/uncertain masks",
     distributed=True, execution_keys=("train_boundary.num_workers",))
 def train_boundary(ctx: StageContext) -> StageResult:
     import torch  # here, not at the top: the CLI plans runs without loading torch
@@ -54,10 +54,10 @@ def train_boundary(ctx: StageContext) -> StageResult:
     if set(net.loss_weights) != {"bg_pos", "fg_pos", "neg"}:
         raise ConfigError(f"boundary_net.loss_weights must name bg_pos, fg_pos and neg, got {sorted(net.loss_weights)}")
     log = get_logger()
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
-    pseudo = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR
-    card = json.loads((pseudo / CARD).read_text())
-    ids = (pseudo / LISTS_SUBDIR / f"{card['split']}.txt").read_text().split()
+    dataset = ctx.input(PreparedData).load()
+    masks = ctx.input(PseudoMasks)
+    pseudo, card = masks.root, masks.card()
+    ids = (pseudo / card["list"]).read_text().split()
     if card["ignore_fraction"] == 0:
         log.warning("train_boundary: the pseudo-masks mark no pixel uncertain (255): every pair near an object's "
                     "edge gets a label, right or wrong. IRN's recipe: refine_masks.confident.enabled=True")
@@ -69,20 +69,21 @@ def train_boundary(ctx: StageContext) -> StageResult:
     model = BoundaryNet(build_boundary_levels(net.backbone, weights_override=None if from_localizer else "keep"),
                         net.radius, net.train_backbone)
     if from_localizer:
-        _load_localizer_backbone(model, ctx.input_dir("localizer") / MODEL_FILE)
+        _load_localizer_backbone(model, ctx.input(LocalizerWeights).model_path)
     images = AugmentedRelationCrops(dataset, ids, pseudo / MASKS_SUBDIR, settings.resize_long, settings.crop,
                                     settings.flip)
     trained = train(model, images, settings, dict(net.loss_weights), ctx.out_dir, "train_boundary")
     if distributed.is_main():
-        save_checkpoint(ctx.out_dir / MODEL_FILE, state_dict=model.state_dict(), backbone=dict(net.backbone),
+        save_checkpoint(BoundaryWeights(ctx.out_dir).model_path, state_dict=model.state_dict(), backbone=dict(net.backbone),
                         radius=net.radius)
     history = trained["history"]
     return StageResult(
+        artifact=BoundaryWeights(ctx.out_dir),
         artifacts={"images": len(ids), "epochs": settings.epochs, "steps": trained["steps"],
                    "processes": trained["processes"]},
         metrics={"final_loss": history[-1]["loss"], "history": history,
                  "steps_this_attempt_per_rank": trained["steps_this_attempt_per_rank"]},
-        info={"model": MODEL_FILE, "labels_ignore_fraction": card["ignore_fraction"], "device": trained["device"],
+        info={"model": BoundaryWeights(ctx.out_dir).model_path.name, "labels_ignore_fraction": card["ignore_fraction"], "device": trained["device"],
               "throughput": trained["throughput"]},
     )
 

@@ -10,13 +10,12 @@ joins the process group the pipeline opened (SyncBN on CUDA). The final weights 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import CARD, MMSEG_CONFIG, MODEL_FILE, PSEUDO_MASKS_DIR
+from pipeline.artifacts import CARD, MMSEG_CONFIG, PreparedData, PseudoMasks, Segmenter
 from pipeline.atomic import atomic_path, write_lines
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import PipelineError
@@ -32,9 +31,10 @@ TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
 
 
 @register_stage(
-    step=10, consumes=("dataset", Input("pseudo_masks", select="train_segmenter.pseudo_masks")),
-    produces="segmenter", settings={"segmenter": SegmenterModel, "train_segmenter": SegmenterSchedule},
-    description="mmseg DeepLab trained on the pseudo-masks (mmengine Runner, resumable)", distributed=True,
+    step=10, consumes=(PreparedData, Input(PseudoMasks, select="train_segmenter.pseudo_masks")),
+    produces=Segmenter, settings={"segmenter": SegmenterModel, "train_segmenter": SegmenterSchedule},
+    description="DeepLabV3+ through mmsegmentation on the pseudo-masks (`train_segmenter.pseudo_masks` names the set)",
+    distributed=True,
     execution_keys=("train_segmenter.num_workers", "train_segmenter.log_interval",
                     "train_segmenter.checkpoint_interval"))
 def train_segmenter(ctx: StageContext) -> StageResult:
@@ -48,11 +48,13 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     model = ctx.settings("segmenter")
     schedule = ctx.settings()
     val_split = schedule.val_split
-    dataset = PreparedDataset.load(ctx.input_dir("dataset"))
-    pseudo = ctx.input_dir("pseudo_masks") / PSEUDO_MASKS_DIR  # the set train_segmenter.pseudo_masks names
+    dataset = ctx.input(PreparedData).load()
+    masks = ctx.input(PseudoMasks)  # the set train_segmenter.pseudo_masks names
+    pseudo = masks.root
     if not (pseudo / CARD).is_file():
         raise PipelineError(f"{pseudo} has no {CARD}: the stage that made it did not finish; re-run it")
-    card = json.loads((pseudo / CARD).read_text())
+    card = masks.card()
+    trained = Segmenter(ctx.out_dir, train_split=card["split"], base_scale=tuple(schedule.scale))
     log = get_logger()
 
     val_with_gt = _validation_ids(dataset, val_split)
@@ -96,13 +98,14 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     if not np.all(np.isfinite(losses)):
         raise PipelineError("train_segmenter: the loss became NaN/inf; lower train_segmenter.lr")
     if distributed.is_main():
-        _save_weights(runner, ctx.out_dir / MODEL_FILE, {"classes": card["classes"], "iters": schedule.iters})
+        _save_weights(runner, trained.model_path, {"classes": card["classes"], "iters": schedule.iters})
     window = max(1, min(len(losses) // 5, 50))
     return StageResult(
+        artifact=trained,
         artifacts={"iterations": schedule.iters, "train_images": len(train_ids),
                    "left_out_low_quality": card["counts"]["images"] - len(train_ids), "val_images": len(val_with_gt)},
         metrics={"loss_start": float(np.mean(losses[:window])), "loss_end": float(np.mean(losses[-window:]))},
-        info={"mmseg_config": MMSEG_CONFIG, "model": MODEL_FILE, "backbone_init": str(model.weights),
+        info={"mmseg_config": MMSEG_CONFIG, "model": trained.model_path.name, "backbone_init": str(model.weights),
               "val_split": val_split, "train_split": card["split"], "base_scale": list(schedule.scale),
               "world_size": distributed.world_size(),
               "norm": cfg.model.decode_head.norm_cfg.type, "throughput": _iteration_rate(runner, schedule)},

@@ -4,7 +4,8 @@ import pytest
 from mmengine.config import Config
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.plan import IN_PROGRESS, MANIFEST, headline_figure
+from pipeline.artifacts import IN_PROGRESS, MANIFEST
+from pipeline.plan import headline_figure
 from pipeline.runner import Pipeline
 from pipeline.stage import Input, Stage
 from tests import toy_stages

@@ -72,13 +72,3 @@ def _same(value, default) -> bool:
     return type(value) is type(default) and value == default
 
 
-def test_the_readme_stage_table_matches_the_declarations():
-    rows = {line.split("`")[1]: [c.strip() for c in line.split("|")[3:5]]
-            for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")
-            and line.count("|") == 5}
-    for stage in STAGES:
-        consumes, produces = rows[stage.name]
-        assert produces == (stage.produces or "-"), stage.name
-        if stage.name != "report":
-            assert [c.split(" (")[0] for c in consumes.split(", ")] == [i.kind for i in stage.consumes] or \
-                consumes == "-" and not stage.consumes, stage.name

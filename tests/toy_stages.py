@@ -1,8 +1,19 @@
 """Two small stages for testing the runner without the real ones' cost."""
 
+import dataclasses
+
+from pipeline.artifacts import Artifact
 from pipeline.atomic import atomic_path, write_text
 from pipeline.runner import StageContext, StageResult
 from pipeline.stage import Input, Stage
+
+@dataclasses.dataclass(frozen=True)
+class Counts(Artifact):
+    """What `count` hands `total`: one file per item."""
+
+    KIND = "counts"
+    items: int = 0
+
 
 CRASH_AFTER: int | None = None  # tests set this to interrupt `count` mid-way
 
@@ -22,17 +33,18 @@ def count(ctx: StageContext) -> StageResult:
                 raise KeyboardInterrupt("simulated crash")
         write_text(path, str(i * toy["scale"]))
         written += 1
-    return StageResult(artifacts={"items": written + reused, "reused": reused})
+    return StageResult(artifact=Counts(ctx.out_dir, items=written + reused),
+                       artifacts={"items": written + reused, "reused": reused})
 
 
 def total(ctx: StageContext) -> StageResult:
-    values = [int(p.read_text()) for p in sorted(ctx.input_dir("counts").glob("item_*.txt"))]
+    values = [int(p.read_text()) for p in sorted(ctx.input(Counts).folder.glob("item_*.txt"))]
     offset = ctx.section("toy2")["offset"]
     write_text(ctx.out_dir / "total.txt", str(sum(values) + offset))
     return StageResult(metrics={"total": sum(values) + offset})
 
 
 STAGES = [
-    Stage("count", count, step=1, produces="counts", settings={"toy": None}),
-    Stage("total", total, step=2, consumes=(Input("counts"),), settings={"toy2": None}),
+    Stage("count", count, step=1, produces=Counts.KIND, artifact=Counts, settings={"toy": None}),
+    Stage("total", total, step=2, consumes=(Input(Counts),), settings={"toy2": None}),
 ]

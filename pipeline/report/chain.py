@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PSEUDO_MASKS_DIR, read_maps
+from pipeline.artifacts import MAPS_DIR, MASKS_SUBDIR, PREDICTIONS_DIR, PSEUDO_MASKS_DIR, product_dirs, read_maps
 from pipeline.datasets.masks import read_mask
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import DataError
-from pipeline.plan import product_dirs
 from pipeline.report.panels import ImageChain
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from pipeline.artifacts import DEFAULT_REFINEMENT
 from pipeline.errors import ConfigError
 from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.precision import check_amp
@@ -83,7 +84,7 @@ class SegmenterSchedule:
     # The pseudo-mask data set it trains on, named by the stage that produces it: the dense
     # CRF's (the default), IRN's random walk (which also switches that stage on), or a
     # plug-in refinement's.
-    pseudo_masks: str = "refine_masks"
+    pseudo_masks: str = DEFAULT_REFINEMENT
 
     def __post_init__(self) -> None:
         check_amp(self.amp, "train_segmenter.amp")

@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline import distributed
 from pipeline.artifacts import MODEL_FILE
-from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.log import Throughput, get_logger, progress
 from pipeline.models import build_localizer, localizer_record
@@ -197,11 +196,12 @@ def _check_finite(first_bad: torch.Tensor, sums: dict, epoch: int, last: Path, n
         f"Lower {name}.lr, or set {name}.amp=None.")
 
 
-def train_and_save(prepared: Path, out_dir: Path, name: str, settings: TrainSettings, localizer: dict) -> dict:
+def train_and_save(prepared, out_dir: Path, name: str, settings: TrainSettings, localizer: dict) -> dict:
     """A localizer stage's whole body: the split's images (negatives included), the model
-    (seeded init), `train`, `out_dir/model.pth`; returns the stage's artifacts, metrics and info."""
+    (seeded init), `train`, `out_dir/model.pth`; `prepared`: the PreparedData artifact.
+    Returns the stage's artifacts, metrics and info."""
     log = get_logger()
-    dataset = PreparedDataset.load(prepared)
+    dataset = prepared.load()
     usable = dataset.split(settings.split)
     negatives = sum(not dataset.labels[i] for i in usable)
     if negatives:  # every localizer trains on them (pipeline/models/base.py)
