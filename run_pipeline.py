@@ -30,6 +30,8 @@ from pipeline.runner import Pipeline, StorageError, storage_fault
 from pipeline.stage import settings_schemas, stages_for
 import stages  # noqa: F401,E402  (registers the built-in stages)
 
+DEFAULT_CONFIG = "configs/default.py"
+
 class KeyValueAction(DictAction):
     """mmengine's DictAction, with a usage error instead of a traceback for an item without '='."""
 
@@ -40,11 +42,24 @@ class KeyValueAction(DictAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def stage_listing(argv: list[str] | None) -> str:
+    """The stages of the config on the command line, its plug-ins' too, as they declare
+    themselves (the built-in ones where the config does not load: the run says why)."""
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", default=DEFAULT_CONFIG)
+    try:
+        stages = stages_for(load_config(config.parse_known_args(argv)[0].config))
+    except UserError:
+        stages = stages_for()
+    rows = [f"  {s.name:<20} {s.description}" + (" (on when needed)" if s.on_demand else "") for s in stages]
+    return "stages, in order:\n" + "\n".join(rows)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/default.py", help="pipeline config (an mmengine Python config)")
-    parser.add_argument("--stage", default="all",
-                        help=f"'all' or a comma-separated list of: {', '.join(s.name for s in stages_for())}")
+    parser = argparse.ArgumentParser(description=__doc__, epilog=stage_listing(argv),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline config (an mmengine Python config)")
+    parser.add_argument("--stage", default="all", help="'all' or a comma-separated list of the stages below")
     parser.add_argument("--force", action="store_true", help="re-run the selected stages even when done")
     parser.add_argument("--work-dir", help="the run folder (default: <work_dir>/<run_name> from the config)")
     parser.add_argument("--status", action="store_true", help="print each stage's state and why, then exit")

@@ -51,7 +51,7 @@ from pipeline.config import load_config  # noqa: E402
 from pipeline.log import setup_logging  # noqa: E402
 from pipeline.runner import Pipeline  # noqa: E402
 from pipeline.versions import package_versions  # noqa: E402
-from pipeline.stage import settings_of  # noqa: E402
+from pipeline.config import settings_of  # noqa: E402
 from pipeline.stage import stages_for  # noqa: E402
 
 STAGES = stages_for()

@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from pipeline.config import load_config
-    from pipeline.stage import settings_of
+    from pipeline.config import settings_of
 
     cfg = load_config(str(ROOT / args.config))
     localizer = settings_of(cfg, "train_localizer")

@@ -79,7 +79,7 @@ def fused_metrics(bas: Path, cam: Path) -> dict:
     from scipy.stats import spearmanr
     from pipeline.map_statistics import HISTOGRAM_BINS, otsu_threshold, strongest_value_histogram
     from pipeline.maps import fuse_maps
-    from pipeline.stage import settings_of
+    from pipeline.config import settings_of
 
     dataset = RunFolder(bas).get(PreparedData).load()
     refine = settings_of(load_config(str(bas / "config.py")), "refine_masks")

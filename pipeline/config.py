@@ -214,3 +214,12 @@ def check_sections(cfg: Config, schemas: Mapping[str, type]) -> None:
     for section, cls in schemas.items():
         if section in cfg:
             section_to_dataclass(cls, section_dict(cfg, section), section)
+
+
+def settings_of(cfg: Any, section: str):
+    """A config section as its settings dataclass, defaults filled in: what the stage that
+    reads it runs with (bench scripts and tools read settings through this)."""
+    from pipeline.stage import settings_schemas, stages_for
+
+    cls = settings_schemas(stages_for(cfg))[section]
+    return section_to_dataclass(cls, section_dict(cfg, section), section)

@@ -141,15 +141,6 @@ def settings_schemas(stages: Iterable[Stage]) -> dict[str, type]:
     return {section: cls for s in stages for section, cls in s.settings.items() if cls is not None}
 
 
-def settings_of(cfg: Any, section: str):
-    """A config section as its settings dataclass, defaults filled in: what the stage that
-    reads it runs with (bench scripts and tools read settings through this)."""
-    from pipeline.config import section_dict, section_to_dataclass
-
-    cls = settings_schemas(stages_for(cfg))[section]
-    return section_to_dataclass(cls, section_dict(cfg, section), section)
-
-
 def selected_producer(cfg: Any, stage: Stage, given: Input, producers: list[str]) -> list[str]:
     """The producer a config names for a `select` input (see `Input`)."""
     section, _, key = given.select.partition(".")

@@ -38,11 +38,9 @@ TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
     execution_keys=("train_segmenter.num_workers", "train_segmenter.log_interval",
                     "train_segmenter.checkpoint_interval"))
 def train_segmenter(ctx: StageContext) -> StageResult:
-    import torch  # here, not at the top: the CLI plans runs without loading torch
-
-    from pipeline.segmenter import mmcv_compat
+    from pipeline.segmenter import mmcv_compat  # here, not at the top: the CLI plans runs without loading torch
     from pipeline.segmenter.checkpoints import mmengine_checkpoint_globals
-    from pipeline.segmenter.weights import write_backbone_init
+    from pipeline.segmenter.throughput import ChannelsLastRunner
 
     mmcv_compat.install()
     model = ctx.settings("segmenter")
@@ -55,40 +53,17 @@ def train_segmenter(ctx: StageContext) -> StageResult:
         raise PipelineError(f"{pseudo} has no {CARD}: the stage that made it did not finish; re-run it")
     card = masks.card()
     trained = Segmenter(ctx.out_dir, train_split=card["split"], base_scale=tuple(schedule.scale))
-    log = get_logger()
 
     val_with_gt = _validation_ids(dataset, val_split)
     data = _segmenter_data(card, pseudo, dataset, ctx.out_dir, bool(val_with_gt))
     init = None if model.weights is None else (ctx.out_dir / BACKBONE_INIT).resolve()
     train_ids = _training_ids(pseudo / card["list"], card, schedule.drop_lowest_quality)
-    if distributed.is_main():
-        write_lines(ctx.out_dir / TRAIN_LIST, train_ids)
-        if val_with_gt:
-            write_lines(ctx.out_dir / VAL_LIST, val_with_gt)
-        if init is not None and not init.is_file():
-            write_backbone_init(model, init)
-    distributed.barrier()
-    if init is None:
-        log.warning("!" * 78)
-        log.warning("train_segmenter: the backbone starts from RANDOM INIT (segmenter.weights=None, "
-                    "allowed by segmenter.allow_random_init). Expect far lower mIoU than with ImageNet weights.")
-        log.warning("!" * 78)
-
-    from mmengine.config import Config
-
-    import pipeline.segmenter.hooks  # noqa: F401  (registers the config's custom hook)
-    from pipeline.segmenter.throughput import ChannelsLastRunner
-
-    cfg = Config(build_mmseg_config(model, schedule, data, work_dir=(ctx.out_dir / WORK_DIR).resolve(),
-                                    backbone_checkpoint=init, world_size=distributed.world_size(),
-                                    cuda=torch.cuda.is_available()))
-    if distributed.is_main():
-        with atomic_path(ctx.out_dir / MMSEG_CONFIG) as tmp:
-            cfg.dump(str(tmp))
-    log.info("train_segmenter: %s %s, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
-             "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3",
-             model.timm_name if model.backbone == "timm" else f"ResNet-{model.depth}",
-             schedule.iters, schedule.batch_size, len(train_ids), ctx.out_dir / MMSEG_CONFIG)
+    _write_inputs(ctx.out_dir, train_ids, val_with_gt, model, init)
+    cfg = _mmseg_config(ctx.out_dir, model, schedule, data, init)
+    get_logger().info("train_segmenter: %s %s, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
+                      "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3",
+                      model.timm_name if model.backbone == "timm" else f"ResNet-{model.depth}",
+                      schedule.iters, schedule.batch_size, len(train_ids), trained.mmseg_config)
 
     with mmengine_checkpoint_globals():  # resume loads mmengine's own checkpoints
         runner = ChannelsLastRunner.from_cfg(cfg)
@@ -110,6 +85,43 @@ def train_segmenter(ctx: StageContext) -> StageResult:
               "world_size": distributed.world_size(),
               "norm": cfg.model.decode_head.norm_cfg.type, "throughput": _iteration_rate(runner, schedule)},
     )
+
+
+def _write_inputs(out_dir: Path, train_ids: list[str], val_with_gt: list[str], model: SegmenterModel,
+                  init: Path | None) -> None:
+    """The training and validation lists, and the backbone's initial weights (rank 0)."""
+    from pipeline.segmenter.weights import write_backbone_init
+
+    if distributed.is_main():
+        write_lines(out_dir / TRAIN_LIST, train_ids)
+        if val_with_gt:
+            write_lines(out_dir / VAL_LIST, val_with_gt)
+        if init is not None and not init.is_file():
+            write_backbone_init(model, init)
+    distributed.barrier()
+    if init is None:
+        log = get_logger()
+        log.warning("!" * 78)
+        log.warning("train_segmenter: the backbone starts from RANDOM INIT (segmenter.weights=None, "
+                    "allowed by segmenter.allow_random_init). Expect far lower mIoU than with ImageNet weights.")
+        log.warning("!" * 78)
+
+
+def _mmseg_config(out_dir: Path, model: SegmenterModel, schedule: SegmenterSchedule, data: SegmenterData,
+                  init: Path | None):
+    """The mmseg config the runner trains with, also written to `segmenter_config.py`."""
+    import torch
+    from mmengine.config import Config
+
+    import pipeline.segmenter.hooks  # noqa: F401  (registers the config's custom hook)
+
+    cfg = Config(build_mmseg_config(model, schedule, data, work_dir=(out_dir / WORK_DIR).resolve(),
+                                    backbone_checkpoint=init, world_size=distributed.world_size(),
+                                    cuda=torch.cuda.is_available()))
+    if distributed.is_main():
+        with atomic_path(out_dir / MMSEG_CONFIG) as tmp:
+            cfg.dump(str(tmp))
+    return cfg
 
 
 def _segmenter_data(card: dict, pseudo: Path, dataset: PreparedDataset, out_dir: Path, val: bool) -> SegmenterData:

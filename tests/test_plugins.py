@@ -146,6 +146,7 @@ REFINEMENT_MODULE = '''
 """A user's refinement: the seeds themselves, argmax([t, class maps]), as pseudo-masks."""
 import numpy as np
 
+from pipeline.artifacts import PseudoMasks
 from pipeline.refinement import REFINEMENT_INPUTS, refine_each_image
 from pipeline.stage import register_stage
 
@@ -155,7 +156,7 @@ def seeds(image, maps, classes, threshold):
     return np.concatenate([[0], classes])[np.concatenate([background, maps]).argmax(0)]
 
 
-@register_stage(step=7.5, consumes=REFINEMENT_INPUTS, produces="pseudo_masks", settings={"seed_masks": None},
+@register_stage(step=7.5, consumes=REFINEMENT_INPUTS, produces=PseudoMasks, settings={"seed_masks": None},
                 headline=("miou", "unrefined seed-mask mIoU"), description="the seeds as pseudo-masks")
 def seed_masks(ctx):
     return refine_each_image(ctx, seeds, recipe=ctx.section("seed_masks"))
@@ -177,3 +178,22 @@ def test_a_refinement_from_outside_is_one_module_and_one_config(tmp_path):
     card = json.loads((run / "seed_masks" / "pseudo_masks" / "dataset_card.json").read_text())
     assert card["recipe"] == {"what": "the seeds, unrefined"} and card["counts"]["images"] == TINY_TRAIN
     assert "unrefined seed-mask mIoU" in (run / "report" / "index.html").read_text()
+
+
+def test_help_and_dry_run_list_a_refinement_from_one_outside_file(tmp_path):
+    """One file and one config line add a stage: --help lists it with its description, and
+    the plan puts it after the CRF, with nothing in the project edited."""
+    (tmp_path / "my_refinement.py").write_text(REFINEMENT_MODULE)
+    (tmp_path / "my_config.py").write_text(
+        f"_base_ = ['{ROOT / TINY_CONFIG}']\n"
+        "custom_imports = dict(imports=['my_refinement'], allow_failed_imports=False)\n"
+        "seed_masks = dict(what='the seeds, unrefined')\n")
+    run = lambda *args: subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "--config", "my_config.py",  # noqa: E731
+                                        *args], cwd=tmp_path, capture_output=True, text=True)
+    listed = run("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^\s+seed_masks\s+the seeds as pseudo-masks$", listed.stdout, re.M), listed.stdout
+    planned = run("--work-dir", "run", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    order = re.findall(r"^\s+(\w+)\s+(?:run|skip|off)", planned.stdout, re.M)
+    assert order.index("seed_masks") == order.index("refine_masks") + 1, planned.stdout

@@ -192,3 +192,42 @@ def test_a_headline_figure_names_the_split_it_was_scored_on():
     del manifest["info"]["scored_on"]
     assert headline_figure(manifest)[0] == "segmenter mIoU"
     assert headline_figure({"metrics": {}}) is None
+
+
+def test_an_artifact_from_an_older_layout_is_stale_and_names_the_stage_to_rerun(tmp_path, monkeypatch):
+    """A new version of a kind's contract: the finished producer is stale (it runs again),
+    and reading its artifact says which stage to re-run."""
+    from pipeline.artifacts import StaleArtifactError
+
+    p = make(tmp_path)
+    p.run(p.select("all"))
+    assert manifest(tmp_path, "count")["artifact"] == {"kind": "counts", "version": 1, "items": 5}
+    assert toy_stages.Counts.read(tmp_path / "count").items == 5
+    monkeypatch.setattr(toy_stages.Counts, "VERSION", 2)
+    status = make(tmp_path).status("count")
+    assert status.state == "stale" and "older layout (version 1, this code reads version 2)" in status.reason
+    with pytest.raises(StaleArtifactError, match=r"Re-run stage 'count'"):
+        toy_stages.Counts.read(tmp_path / "count")
+    assert [o for _, o, _ in make(tmp_path).run(["count", "total"])] == ["ran", "ran"]
+    assert manifest(tmp_path, "count")["artifact"]["version"] == 2
+
+
+def test_a_stage_that_returns_no_artifact_of_its_kind_fails_with_its_name(tmp_path):
+    def forgetful(ctx):
+        return toy_stages.StageResult(artifacts={"items": 0})
+
+    stages = [Stage("count", forgetful, step=1, produces="counts", artifact=toy_stages.Counts, settings={"toy": None})]
+    p = Pipeline(stages, Config(dict(toy=dict(items=1, scale=1))), tmp_path)
+    with pytest.raises(PipelineError, match=r"stage 'count' produces counts and returned NoneType"):
+        p.run(["count"])
+
+
+def test_a_consumer_with_two_producers_and_no_select_key_is_refused(tmp_path):
+    def nothing(ctx):
+        return None
+
+    stages = [Stage("count", nothing, step=1, produces="counts", artifact=toy_stages.Counts, settings={"toy": None}),
+              Stage("recount", nothing, step=1.5, produces="counts", artifact=toy_stages.Counts),
+              Stage("total", nothing, step=2, consumes=(Input(toy_stages.Counts),), settings={"toy2": None})]
+    with pytest.raises(PipelineError, match=r"stage 'total' consumes counts, and count, recount make them"):
+        Pipeline(stages, Config(dict(toy=dict(items=1, scale=1), toy2=dict(offset=0))), tmp_path)

@@ -39,7 +39,7 @@ from pipeline.datasets.checks import Skips, check_images, check_layout, require_
 from pipeline.datasets.masks import IGNORE_INDEX, save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.datasets.registry import DATASETS, DataSource
-from pipeline.datasets.voc import CLASSES as VOC_CLASSES
+from pipeline.datasets.masks import VOC_CLASSES
 from pipeline.errors import ConfigError, DataError
 from pipeline.log import get_logger, progress
 
@@ -269,6 +269,23 @@ def coco_layout(spec: COCOSpec) -> tuple[Path, int, dict[str, str]]:
     return root, year, present
 
 
+def _usable_images(entries: list, folder: Path, image_links: Path, skips: Skips, n_jobs: int, split: str) -> list:
+    """The entries whose image opens and has its annotated size, each linked into `image_links`."""
+    sizes = check_images({e[0]: folder / e[1]["file_name"] for e in entries}, skips, n_jobs,
+                         what=f"prepare: COCO {split}")
+    for image_id, info, _ in entries:
+        if image_id in sizes and sizes[image_id] != (info["width"], info["height"]):
+            skips.add("size differs from annotation", image_id, f"{folder / info['file_name']}: "
+                      f"image is {sizes.pop(image_id)}, the annotations say {(info['width'], info['height'])}")
+    entries = [e for e in entries if e[0] in sizes]
+    for image_id, info, _ in entries:
+        link = image_links / f"{image_id}.jpg"
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink((folder / info["file_name"]).resolve(), link)
+    return entries
+
+
 def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
     from pycocotools.coco import COCO as COCOIndex
 
@@ -302,18 +319,7 @@ def prepare_coco(spec: COCOSpec, out_dir: Path) -> dict:
         log.info("prepare: COCO %s: %d images listed, %d without any of the %d chosen classes (%s)", image_folder,
                  listed, negatives[split], len(names) - 1,
                  "kept as background-only" if spec.negatives == "keep" else "dropped")
-        sizes = check_images({e[0]: root / image_folder / e[1]["file_name"] for e in entries}, skips, spec.n_jobs,
-                             what=f"prepare: COCO {split}")
-        for image_id, info, _ in entries:
-            if image_id in sizes and sizes[image_id] != (info["width"], info["height"]):
-                skips.add("size differs from annotation", image_id, f"{root / image_folder / info['file_name']}: "
-                          f"image is {sizes.pop(image_id)}, the annotations say {(info['width'], info['height'])}")
-        entries = [e for e in entries if e[0] in sizes]
-        for image_id, info, _ in entries:
-            link = image_links / f"{image_id}.jpg"
-            if not link.is_symlink():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink((root / image_folder / info["file_name"]).resolve(), link)
+        entries = _usable_images(entries, root / image_folder, image_links, skips, spec.n_jobs, split)
         todo = [e for e in entries if not (masks_dir / f"{e[0]}.png").is_file()]
         reused += len(entries) - len(todo)
         drawn += _draw_masks(todo, masks_dir, class_of, spec, palette, json_path, split)

@@ -11,8 +11,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from pipeline.datasets.masks import save_mask, voc_palette
-from pipeline.datasets.voc import CLASSES
+from pipeline.datasets.masks import VOC_CLASSES, save_mask, voc_palette
 
 W, H = 40, 30
 
@@ -56,7 +55,7 @@ TRAIN_AUG = sorted(set(VOC_TRAIN + SBD_TRAIN + SBD_VAL) - set(VOC_VAL))
 def voc_mask_of(image_id: str, sbd: bool = False) -> np.ndarray:
     names = VOC_IMAGES[image_id][0]
     k = int(image_id[-1])
-    return object_mask(CLASSES.index(names[0]), (4 + k, 5, 20 + k, 20), void=not sbd)
+    return object_mask(VOC_CLASSES.index(names[0]), (4 + k, 5, 20 + k, 20), void=not sbd)
 
 
 def make_voc(root: Path, sbd: bool = True) -> Path:

@@ -10,6 +10,10 @@ from PIL import Image
 from pipeline.atomic import save_image
 
 IGNORE_INDEX = 255
+# PASCAL VOC's labels, index = the value in its masks (COCO's voc20 subset maps onto them)
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor")
 
 
 def voc_palette(num_entries: int = 256) -> np.ndarray:

@@ -184,26 +184,35 @@ def _render_attempt(spec: SyntheticSpec, looks: list[ClassLook], rng: np.random.
         label[bar] = 0
         owner[bar] = part_owner[bar] = -1
 
-    # Occlusion is welcome, but every object stays mostly visible and every labelled
-    # class shows at least one of its parts: the part must stay decisive.
+    if not _fairly_visible(owner, part_owner, object_classes, present, (areas, part_areas), spec.min_visible):
+        return None
+    image = image + rng.normal(0.0, 6.0, size=image.shape)  # sensor grain
+    return np.clip(image, 0, 255).astype(np.uint8), _void_edges(label, spec.void_width), sorted(int(c) for c in present)
+
+
+def _fairly_visible(owner: np.ndarray, part_owner: np.ndarray, object_classes: list, present, areas: tuple,
+                    min_visible: float) -> bool:
+    """Occlusion is welcome, but every object stays mostly visible and every labelled
+    class shows at least one of its parts: the part must stay decisive."""
+    areas, part_areas = areas
     visible = np.bincount(owner[owner >= 0], minlength=len(object_classes))
     part_visible = np.bincount(part_owner[part_owner >= 0], minlength=len(object_classes))
-    if any(v < spec.min_visible * a for v, a in zip(visible, areas)):
-        return None
-    for cls in present:
-        if not any(part_visible[k] >= spec.min_visible * part_areas[k] > 0
-                   for k, c in enumerate(object_classes) if c == cls):
-            return None
+    if any(v < min_visible * a for v, a in zip(visible, areas)):
+        return False
+    return all(any(part_visible[k] >= min_visible * part_areas[k] > 0 for k, c in enumerate(object_classes) if c == cls)
+               for cls in present)
 
-    image = image + rng.normal(0.0, 6.0, size=image.shape)  # sensor grain
+
+def _void_edges(label: np.ndarray, void_width: int) -> np.ndarray:
+    """The GT mask: the label with a band of `void_width` px marked ignore along every edge, as VOC's."""
     mask = label.copy()
-    if spec.void_width > 0:
-        size = 2 * spec.void_width + 1
+    if void_width > 0:
+        size = 2 * void_width + 1
         from scipy import ndimage  # imported when used: the CLI plans without it
 
         boundary = ndimage.grey_dilation(label, size=size) != ndimage.grey_erosion(label, size=size)
         mask[boundary] = IGNORE_INDEX
-    return np.clip(image, 0, 255).astype(np.uint8), mask, sorted(int(c) for c in present)
+    return mask
 
 
 # ---- drawing helpers -------------------------------------------------------------

@@ -17,15 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.datasets.checks import Skips, check_images, check_layout, place_masks, read_list, require_data_root
-from pipeline.datasets.masks import save_mask, voc_palette
+from pipeline.datasets.masks import VOC_CLASSES as CLASSES, save_mask, voc_palette
 from pipeline.datasets.prepared import write_prepared
 from pipeline.datasets.registry import DATASETS, DataSource
 from pipeline.errors import DataError
 from pipeline.log import get_logger, progress
 
-CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-           "tvmonitor")
 TRAIN_AUG_SIZE = 10582
 SPLIT_SIZES = {"train": 1464, "val": 1449, "sbd_train": 8498, "sbd_val": 2857}
 

@@ -20,6 +20,7 @@ from torchvision import models
 
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
+from pipeline.models.two_level import TwoLevelBackbone
 
 DEPTHS = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50, 101: models.resnet101}
 
@@ -38,21 +39,6 @@ class FrozenStatsBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-
-
-class TwoLevelBackbone(nn.Module):
-    """What every localizer backbone shares: (mid features, deep features) from `forward`.
-    A subclass sets `feature_info` and `deep` and defines `forward_mid(x)`."""
-
-    feature_info: list[dict]
-    deep: nn.Module
-
-    def channels(self, level: str) -> int:
-        return next(f["num_chs"] for f in self.feature_info if f["level"] == level)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mid = self.forward_mid(x)
-        return mid, self.deep(mid)
 
 
 class ResNetBackbone(TwoLevelBackbone):

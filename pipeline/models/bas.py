@@ -19,7 +19,8 @@ from torch.func import functional_call
 from pipeline.errors import ConfigError
 from pipeline.losses import area_loss, background_activation_loss, foreground_guidance_loss, multilabel_ce
 from pipeline.map_statistics import COLLAPSED_ABOVE, COLLAPSED_BELOW
-from pipeline.models.backbone import TwoLevelBackbone, build_backbone, init_heads
+from pipeline.models.backbone import build_backbone, init_heads
+from pipeline.models.two_level import TwoLevelBackbone
 from pipeline.models.base import Localizer
 from pipeline.localizer_options import BASOptions
 from pipeline.models.registry import LOCALIZERS

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.backbone import TwoLevelBackbone, build_backbone, init_heads
+from pipeline.models.backbone import build_backbone, init_heads
+from pipeline.models.two_level import TwoLevelBackbone
 from pipeline.models.base import Localizer
 from pipeline.localizer_options import CAMOptions
 from pipeline.models.registry import LOCALIZERS

@@ -20,7 +20,7 @@ from torch import nn
 from pipeline.errors import ConfigError
 from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.log import get_logger
-from pipeline.models.backbone import TwoLevelBackbone
+from pipeline.models.two_level import TwoLevelBackbone
 
 # timm model name -> (module, the callable in it giving the weights file's path)
 PACKAGED_WEIGHTS = {

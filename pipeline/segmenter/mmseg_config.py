@@ -108,18 +108,34 @@ class SegmenterData:
     ignore_index: int = 255
 
 
+def _norm_cfg(batch_size: int, world_size: int, cuda: bool) -> dict:
+    """SyncBN across processes on CUDA; on CPU each process keeps its own BatchNorm statistics."""
+    if batch_size % world_size:
+        raise ConfigError(f"train_segmenter.batch_size={batch_size} is not divisible by the {world_size} processes")
+    norm_cfg = dict(type="SyncBN" if world_size > 1 and cuda else "BN", requires_grad=True)
+    if norm_cfg["type"] == "BN" and batch_size // world_size < 2:
+        raise ConfigError(f"train_segmenter.batch_size={batch_size} leaves one image per process: the "
+                          "ASPP head's image-pooling BatchNorm needs at least two; raise the batch size")
+    return norm_cfg
+
+
+def _default_hooks(schedule: SegmenterSchedule) -> dict:
+    return dict(
+        runtime_info=dict(type="DeferredRuntimeInfoHook", interval=schedule.log_interval),
+        timer=dict(type="IterTimerHook"),
+        logger=dict(type="LoggerHook", interval=schedule.log_interval, log_metric_by_epoch=False),
+        param_scheduler=dict(type="ParamSchedulerHook"),
+        checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=schedule.checkpoint_interval,
+                        max_keep_ckpts=2, save_last=True),
+        sampler_seed=dict(type="DistSamplerSeedHook"),
+    )
+
+
 def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data: SegmenterData, *,
                        work_dir: Path, backbone_checkpoint: Path | None, world_size: int = 1,
                        cuda: bool = False) -> dict:
     """A complete mmseg 1.x config as a plain dict (mmengine `Config(dict)` takes it)."""
-    if schedule.batch_size % world_size:
-        raise ConfigError(f"train_segmenter.batch_size={schedule.batch_size} is not divisible by the "
-                          f"{world_size} processes")
-    # SyncBN needs CUDA; on CPU each process keeps its own BatchNorm statistics.
-    norm_cfg = dict(type="SyncBN" if world_size > 1 and cuda else "BN", requires_grad=True)
-    if norm_cfg["type"] == "BN" and schedule.batch_size // world_size < 2:
-        raise ConfigError(f"train_segmenter.batch_size={schedule.batch_size} leaves one image per process: the "
-                          "ASPP head's image-pooling BatchNorm needs at least two; raise the batch size")
+    norm_cfg = _norm_cfg(schedule.batch_size, world_size, cuda)
     cfg = dict(
         default_scope="mmseg",
         work_dir=str(work_dir),
@@ -151,15 +167,7 @@ def build_mmseg_config(model: SegmenterModel, schedule: SegmenterSchedule, data:
         ),
         param_scheduler=[dict(type="PolyLR", eta_min=schedule.min_lr, power=schedule.poly_power,
                               begin=0, end=schedule.iters, by_epoch=False)],
-        default_hooks=dict(
-            runtime_info=dict(type="DeferredRuntimeInfoHook", interval=schedule.log_interval),
-            timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=schedule.log_interval, log_metric_by_epoch=False),
-            param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=schedule.checkpoint_interval,
-                            max_keep_ckpts=2, save_last=True),
-            sampler_seed=dict(type="DistSamplerSeedHook"),
-        ),
+        default_hooks=_default_hooks(schedule),
         # Exact resume: torch's generator state travels in the checkpoints (mmengine
         # replays the data loader itself). Importable wherever this project is installed.
         custom_imports=dict(imports=["pipeline.segmenter.hooks", "pipeline.segmenter.throughput"],

@@ -44,37 +44,25 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
     model's forward(x, target) returns the loss terms that `weights` names; `.heads()`
     take `head_lr_mult` x lr). `labels`: each image's classes, for repeat-factor
     sampling. Returns the history."""
-    log = get_logger()
     world, rank, device = distributed.world_size(), distributed.rank(), distributed.device()
     if settings.batch_size % world:
         raise ConfigError(f"{name}.batch_size={settings.batch_size} is not divisible by {world} processes")
     on_cuda = device.type == "cuda"
     model = _placed(model, settings, device, world)
-
     batches, loader = _batches(images, settings, world, on_cuda, name, labels)
     steps_per_epoch = len(batches)
     total_steps = settings.epochs * steps_per_epoch
-
     optimizer, scheduler, scaler = _optimisation(model, settings, total_steps, on_cuda)
     net = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) if world > 1 else model
-
     # Position in training: `done` steps finished; the running epoch's loss sums so far.
     last = out_dir / LAST_CHECKPOINT
     done, history, sums = _resume(last, model, optimizer, scheduler, scaler)
-    if done:
-        log.info("%s: resuming after step %d of %d (epoch %d, step %d) from %s", name, done, total_steps,
-                 done // steps_per_epoch + 1, done % steps_per_epoch, last)
+    _log_start(name, model, len(images), settings, (done, steps_per_epoch, world), device, last)
 
     def save(epoch_sums: dict) -> None:
         _check_finite(first_bad, epoch_sums, epoch, last, name)  # never checkpoint a diverged model
-        if distributed.is_main():
-            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), steps_done=done,
-                            history=history, epoch_sums={k: v.cpu() for k, v in epoch_sums.items()})
-        distributed.barrier()
+        _save_last(last, model, optimizer, scheduler, scaler, done, history, epoch_sums)
 
-    log.info("%s: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s", name,
-             type(model).__name__, len(images), settings.epochs, steps_per_epoch, settings.batch_size, world, device)
     model.train()
     steps_this_attempt = 0
     rate = Throughput()  # images/s (all processes) after this attempt's first steps
@@ -89,15 +77,8 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
         for step, (x, labels) in enumerate(progress(loader, f"{name} epoch {epoch + 1}/{settings.epochs}",
                                                     total=steps_per_epoch - skip), start=skip):
             seed_step(settings.seed, rank, done)
-            x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            if on_cuda and settings.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, settings.amp):
-                terms = net(x, labels)
-            # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
-            loss = sum(w * terms[term].float() for term, w in active.items())
+            loss, terms = _step(net, x, labels, active, settings, device, (optimizer, scaler, scheduler))
             first_bad.masked_fill_(~torch.isfinite(loss) & (first_bad < 0), step + 1)  # on the device: no sync
-            _update(loss, optimizer, scaler, scheduler)
             done += 1
             steps_this_attempt += 1
             rate.add(settings.batch_size)
@@ -107,17 +88,54 @@ def train(model: nn.Module, images: Dataset, settings: TrainSettings, weights: d
             if every and done % every == 0 and step + 1 < steps_per_epoch:
                 save(sums)
         _check_finite(first_bad, sums, epoch, last, name)
-        record = _epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
-                               (steps_per_epoch - skip) * settings.batch_size)
-        history.append(record)
-        log.info("%s epoch %d/%d: %s", name, epoch + 1, settings.epochs,
-                 ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
-                           if k != "epoch"))
+        history.append(_epoch_record(sums, steps_per_epoch, epoch, optimizer, time.perf_counter() - t0,
+                                     (steps_per_epoch - skip) * settings.batch_size))
+        _log_epoch(name, history[-1], settings.epochs)
         save({})
 
     model.eval()
     return {"history": history, "steps": total_steps, "processes": world, "device": str(device),
             "steps_this_attempt_per_rank": _gather_objects(steps_this_attempt, world), "throughput": rate.summary()}
+
+
+def _step(net: nn.Module, x: torch.Tensor, labels: torch.Tensor, active: dict[str, float], settings: TrainSettings,
+          device: torch.device, optimisation: tuple) -> tuple[torch.Tensor, dict]:
+    """One optimisation step on one batch: (the weighted loss, its terms)."""
+    x, labels = x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    if device.type == "cuda" and settings.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, settings.amp):
+        terms = net(x, labels)
+    # Warm-up weights are 0, not absent: every parameter stays in the graph (DDP needs it).
+    loss = sum(w * terms[term].float() for term, w in active.items())
+    _update(loss, *optimisation)
+    return loss, terms
+
+
+def _log_start(name: str, model: nn.Module, images: int, settings: TrainSettings, position: tuple[int, int, int],
+               device: torch.device, last: Path) -> None:
+    done, steps_per_epoch, world = position
+    log = get_logger()
+    if done:
+        log.info("%s: resuming after step %d of %d (epoch %d, step %d) from %s", name, done,
+                 settings.epochs * steps_per_epoch, done // steps_per_epoch + 1, done % steps_per_epoch, last)
+    log.info("%s: %s, %d images, %d epochs x %d steps, batch %d on %d process(es), %s", name, type(model).__name__,
+             images, settings.epochs, steps_per_epoch, settings.batch_size, world, device)
+
+
+def _save_last(last: Path, model, optimizer, scheduler, scaler, done: int, history: list, epoch_sums: dict) -> None:
+    """The resume checkpoint: everything an exact resume needs, the running epoch's loss sums too."""
+    if distributed.is_main():
+        save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), steps_done=done,
+                        history=history, epoch_sums={k: v.cpu() for k, v in epoch_sums.items()})
+    distributed.barrier()
+
+
+def _log_epoch(name: str, record: dict, epochs: int) -> None:
+    get_logger().info("%s epoch %d/%d: %s", name, record["epoch"], epochs,  # record["epoch"] counts from 1
+                      ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                                if k != "epoch"))
 
 
 def _batches(images: Dataset, settings: TrainSettings, world: int, on_cuda: bool, name: str,
