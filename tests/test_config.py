@@ -1,4 +1,6 @@
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,31 @@ def test_section_to_dataclass_names_unknown_and_missing_keys():
         section_to_dataclass(Spec, {}, "sec")
     with pytest.raises(ConfigError, match="'sec' must be a dict of size, name"):
         section_to_dataclass(Spec, ["size", 3], "sec")
+
+
+@pytest.mark.parametrize("section, key, hint", [
+    ("refine_masks", dict(crf=dict(iteratons=5)), "unknown key 'refine_masks.crf.iteratons'. Did you mean 'iterations'"),
+    ("refine_masks", dict(confident=dict(fg_treshold=0.3)), "refine_masks.confident.fg_treshold'. Did you mean 'fg_threshold'"),
+    ("evaluate_segmenter", dict(crf=dict(enable=True)), "evaluate_segmenter.crf.enable'. Did you mean 'enabled'"),
+    ("refine_masks", dict(crf=dict(gaussian="wide")), "refine_masks.crf.gaussian: expected"),
+])
+def test_a_typo_inside_a_nested_setting_is_refused_at_load(tmp_path, section, key, hint):
+    """The CRF and the confident split are dataclasses inside their stage's settings, with
+    one CRF schema (the segmenter's test-time CRF extends it): checked when the config loads."""
+    from pipeline.config import check_sections
+    from pipeline.stage import settings_schemas, stages_for
+
+    path = tmp_path / "typo.py"
+    path.write_text(f"_base_ = ['{Path('configs/default.py').resolve()}']\n{section} = {key!r}\n")
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        check_sections(load_config(path), settings_schemas(stages_for()))
+
+
+def test_nested_settings_fill_their_defaults():
+    from pipeline.crf import CRFParams
+    from pipeline.pseudo_masks import ConfidentSplit
+    from stages.refine_masks import RefineSettings
+
+    settings = section_to_dataclass(RefineSettings, dict(crf=dict(iterations=3)), "refine_masks")
+    assert settings.crf == CRFParams(iterations=3) and settings.confident == ConfidentSplit()
+    assert section_to_dataclass(RefineSettings, {}, "refine_masks").crf == CRFParams()
