@@ -52,13 +52,16 @@ from pipeline.log import setup_logging  # noqa: E402
 from pipeline.runner import Pipeline  # noqa: E402
 from pipeline.versions import package_versions  # noqa: E402
 from pipeline.config import settings_of  # noqa: E402
+from pipeline.artifacts import Predictions, Segmenter, Weights  # noqa: E402
 from pipeline.stage import stages_for  # noqa: E402
 
 STAGES = stages_for()
+TRAINING = [s.name for s in STAGES if s.artifact and issubclass(s.artifact, (Weights, Segmenter))]
+# The stages that work image by image, sharded under torchrun: the distributed ones that train nothing
+PER_IMAGE = [s.name for s in STAGES if s.distributed and s.name not in TRAINING]
 
 PAPER_CONFIG = ROOT / "configs" / "voc12_bas_r50.py"
 VOC_TRAIN_AUG, VOC_VAL = 10582, 1449
-PER_IMAGE = ("export_maps", "evaluate_maps", "refine_masks", "random_walk", "evaluate_segmenter")
 
 SCALE = {
     "paper": dict(crop=448, localizer_batch=16, depth=50, partner_crop=512, seg_depth=101, seg_batch=16,
@@ -133,18 +136,15 @@ def _kwargs(d: dict) -> str:
 def voc_work() -> dict[str, int]:
     """Images each stage processes on VOC 2012 + SBD under the paper config."""
     cfg = load_config(PAPER_CONFIG)
-    epochs = lambda section: settings_of(cfg, section).epochs  # noqa: E731
-    return {
-        "train_localizer": VOC_TRAIN_AUG * epochs("train_localizer"),
-        "train_cam_partner": VOC_TRAIN_AUG * epochs("train_cam_partner"),
-        "export_maps": VOC_TRAIN_AUG,
-        "evaluate_maps": VOC_TRAIN_AUG,
-        "refine_masks": VOC_TRAIN_AUG,
-        "train_boundary": VOC_TRAIN_AUG * epochs("train_boundary"),
-        "random_walk": VOC_TRAIN_AUG,
-        "train_segmenter": settings_of(cfg, "train_segmenter").iters * settings_of(cfg, "train_segmenter").batch_size,
-        "evaluate_segmenter": VOC_VAL,
-    }
+    work = {}
+    for stage in STAGES:
+        if stage.name in TRAINING:
+            schedule = settings_of(cfg, stage.name)
+            steps = getattr(schedule, "iters", None)  # the segmenter counts iterations, the others epochs
+            work[stage.name] = steps * schedule.batch_size if steps else VOC_TRAIN_AUG * schedule.epochs
+        elif stage.name in PER_IMAGE:
+            work[stage.name] = VOC_VAL if stage.artifact is Predictions else VOC_TRAIN_AUG
+    return work
 
 
 def training_flops_per_image(model: torch.nn.Module, step, batch: int = 2) -> float:
@@ -220,12 +220,11 @@ def measured_rate(manifest: dict) -> float | None:
 
 def images_processed(stage: str, manifest: dict, settings: dict) -> int | None:
     a = manifest["artifacts"]
-    if stage in ("train_localizer", "train_cam_partner", "train_boundary"):
-        return a["steps"] * settings["localizer_batch"]
-    if stage == "train_segmenter":
+    if "iterations" in a:  # the segmenter
         return a["iterations"] * settings["seg_batch"]
-    return {"export_maps": a.get("maps"), "evaluate_maps": a.get("images"), "refine_masks": a.get("pseudo_masks"),
-            "random_walk": a.get("pseudo_masks"), "evaluate_segmenter": a.get("predictions")}.get(stage)
+    if "steps" in a:  # a localizer-style training loop
+        return a["steps"] * settings["localizer_batch"]
+    return a.get("images")  # every per-image stage counts its images
 
 
 def row(stage: str, seconds: float, manifest: dict, settings: dict, peak: float | None, work: dict) -> dict:

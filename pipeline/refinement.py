@@ -105,7 +105,7 @@ def refine_each_image(ctx: StageContext, refine: RefineFn, recipe: dict, options
         metrics["quality_mean"] = card["quality"]["mean"]
     return StageResult(
         artifact=PseudoMasks(ctx.out_dir, split=maps.split, miou=metrics.get("miou")),
-        artifacts={"pseudo_masks": len(written), "failed": len(failures), "left_out": len(listed) - len(ids),
+        artifacts={"images": len(ids), "pseudo_masks": len(written), "failed": len(failures), "left_out": len(listed) - len(ids),
                    "reused": reused, "scored_against_gt": len(tally.image_miou)},
         metrics=metrics,
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "failed": failures,

@@ -120,7 +120,7 @@ def evaluate_segmenter(ctx: StageContext) -> StageResult:
         get_logger().warning("evaluate_segmenter: no '%s' image has a GT mask: predictions written, nothing "
                              "scored", split)
     return StageResult(artifact=Predictions(ctx.out_dir, split=split),
-                       artifacts={"predictions": len(ids), "reused": reused, "scored_against_gt": scored},
+                       artifacts={"images": len(ids), "predictions": len(ids), "reused": reused, "scored_against_gt": scored},
                        metrics=metrics, info=info)
 
 
