@@ -151,13 +151,14 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
     if not ctx.has_input("cam") and not Path(fuse).is_dir():
         raise ConfigError(f"export_maps.fuse_cam={fuse!r} is neither a stage of this run that trains a CAM "
                           f"({', '.join(ctx.plan.producers('cam')) or 'none'}) nor a run folder")
-    folder = ctx.input_dir("cam") if ctx.has_input("cam") else \
-        _outside_cam(fuse) or Path(fuse) / "<no finished localizer>"
-    manifest = read_manifest(folder)
-    path = (CamWeights if ctx.has_input("cam") else LocalizerWeights).read(folder).model_path if manifest else None
-    if path is None or not path.is_file():
-        raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished CAM localizer in {folder.parent} (looked "
-                          f"for its model.pth and manifest.json); run the CAM config first")
+    outside = None if ctx.has_input("cam") else _outside_cam(fuse)
+    if not ctx.has_input("cam") and outside is None:
+        raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished localizer in that run folder; run the CAM "
+                          "config first")
+    cam = ctx.input(CamWeights) if outside is None else LocalizerWeights.read(outside)
+    path, folder, manifest = cam.model_path, cam.folder, read_manifest(cam.folder)
+    if not path.is_file():
+        raise ConfigError(f"export_maps.fuse_cam={fuse!r}: {path} is missing; re-run the CAM's training")
     from pipeline.models import load_trained_localizer
     from pipeline.models.cam import CAMClassifier
 
