@@ -37,7 +37,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.artifacts import ClassMaps, LocalizerWeights, PreparedData, PseudoMasks, RunFolder, SeedScores  # noqa: E402
+from pipeline.artifacts import (ClassMaps, LocalizerWeights, Predictions, PreparedData, PseudoMasks,  # noqa: E402
+                                RunFolder, SeedScores, Segmenter)
 from pipeline.datasets.masks import IGNORE_INDEX, read_mask  # noqa: E402
 from pipeline.datasets.prepared import PreparedDataset  # noqa: E402
 from pipeline.images import load_rgb, to_normalized_tensor  # noqa: E402
@@ -138,7 +139,18 @@ def diagnose(run: Path, long_side: int) -> dict:
         "walk_iou_by_object_size": {k: {"objects": len(v), "mean_iou": mean(v)} for k, v in walk_by_size.items()},
         "seed_iou_by_classes_in_photo": {f"{k}{'+' if k == 3 else ''}": {"objects": len(v), "mean_iou": mean(v)}
                                          for k, v in sorted(by_classes.items())},
+        "segmenter": _segmenter(folder, crf_masks),
     }
+
+
+def _segmenter(folder: RunFolder, masks) -> dict | None:
+    """The segmenter's summary where the run trained and evaluated one."""
+    if not folder.has(Predictions):
+        return None
+    predictions = folder.get(Predictions)
+    summary = segmenter_summary(sorted(predictions.masks_dir.glob("*.png")), masks.card(),
+                                folder.metrics(Predictions)["miou"])
+    return {**summary, "iterations": folder.settings(Segmenter, "train_segmenter")["iters"]}
 
 
 def show(d: dict) -> None:
@@ -178,9 +190,38 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "command": "python bench/diagnose_real.py " + " ".join(sys.argv[1:]), "machine": machine(),
-            "commit": commit(), "package_versions": package_versions(), "runs": rows, "table": size_table(rows)},
+            "commit": commit(), "package_versions": package_versions(), "runs": rows,
+            "table": size_table(rows) + ([""] + segmenter_table(rows) if any(d.get("segmenter") for d in rows) else [])},
             indent=1))
     return 0
+
+
+def segmenter_summary(predictions: list[Path], card: dict, val_miou: float, share: float = 0.005) -> dict:
+    """GT-free: which classes the segmenter predicts on val against those its labels hold
+    (each at >= `share` of the pixels); a segmenter that learned only the frequent classes
+    predicts a few. With its val mIoU (GT) beside."""
+    counts = np.zeros(256, dtype=np.int64)
+    for path in predictions:
+        counts += np.bincount(read_mask(path).ravel(), minlength=256)
+    names = card["classes"]
+    shares = counts[:len(names)] / max(int(counts[:len(names)].sum()), 1)
+    return {"val_miou": val_miou, "predicted_classes": [names[k] for k in range(len(names)) if shares[k] >= share],
+            "label_classes": [n for n, s in card["class_pixel_share"].items() if s >= share],
+            "predicted_share": {names[k]: float(shares[k]) for k in range(len(names)) if shares[k]}}
+
+
+def segmenter_table(rows: list[dict]) -> list[str]:
+    """Per run with a segmenter: its iterations, val mIoU against its labels' mIoU, and the
+    classes it predicts on val against those its labels hold (GT-free)."""
+    lines = ["| run | segmenter iterations | pseudo-mask mIoU (train) | segmenter mIoU (val) "
+             "| classes predicted on val / in its labels (>= 0.5 % of pixels) |", "|---|---|---|---|---|"]
+    for d in rows:
+        s = d.get("segmenter")
+        if s:
+            lines.append(f"| {Path(d['run']).name} | {s['iterations']} | {100 * d['crf_miou']:.1f} "
+                         f"| {100 * s['val_miou']:.1f} | {len(s['predicted_classes'])} / {len(s['label_classes'])} "
+                         f"({', '.join(s['predicted_classes'])}) |")
+    return lines
 
 
 def size_table(rows: list[dict]) -> list[str]:
