@@ -303,6 +303,12 @@ def read_json_record(path: Path, required: Sequence[str] = ()) -> dict | None:
     return data
 
 
+def run_id(stage_dir: Path) -> str | None:
+    """The id of a finished stage's run (a new one each time it runs): what a consumer's
+    fingerprint records to notice that its input was made again."""
+    return (read_manifest(stage_dir) or {}).get("run_id")
+
+
 def read_manifest(stage_dir: Path) -> dict | None:
     """The stage's manifest; None when absent or unreadable (a damaged manifest counts as
     'not done': the stage runs again, and `--status` says why)."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import MAPS_DIR, CamWeights, ClassMaps, LocalizerWeights, PreparedData, RunFolder, read_manifest
+from pipeline.artifacts import MAPS_DIR, CamWeights, ClassMaps, LocalizerWeights, PreparedData, RunFolder, run_id
 from pipeline.atomic import BackgroundWriter, save_npz
 from pipeline.errors import ConfigError
 from pipeline.per_image import PerImage
@@ -66,7 +66,7 @@ def _external_cam_run(cfg) -> dict:
     """A CAM run folder fused from outside: its model's run id, so that retraining it makes the maps stale."""
     fuse = (cfg.get("export_maps") or {}).get("fuse_cam")
     folder = _outside_cam(fuse)
-    return {} if folder is None else {"fuse_cam_run": str(fuse), "run_id": read_manifest(folder)["run_id"]}
+    return {} if folder is None else {"fuse_cam_run": str(fuse), "run_id": run_id(folder)}
 
 
 @register_stage(
@@ -156,7 +156,7 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
         raise ConfigError(f"export_maps.fuse_cam={fuse!r}: no finished localizer in that run folder; run the CAM "
                           "config first")
     cam = ctx.input(CamWeights) if outside is None else LocalizerWeights.read(outside)
-    path, folder, manifest = cam.model_path, cam.folder, read_manifest(cam.folder)
+    path, folder = cam.model_path, cam.folder
     if not path.is_file():
         raise ConfigError(f"export_maps.fuse_cam={fuse!r}: {path} is missing; re-run the CAM's training")
     from pipeline.models import load_trained_localizer
@@ -166,5 +166,5 @@ def _cam_model_to_fuse(ctx: StageContext, fuse: str | None, num_classes: int, de
     if not isinstance(model, CAMClassifier) or model.num_classes != num_classes:
         raise ConfigError(f"export_maps.fuse_cam: {path} is a '{method}' model with "
                           f"{model.num_classes} classes, expected a CAM baseline with {num_classes}")
-    return model, {"run": str(folder.parent), "stage": folder.name, "run_id": manifest["run_id"]}
+    return model, {"run": str(folder.parent), "stage": folder.name, "run_id": run_id(folder)}
 
