@@ -126,7 +126,7 @@ random_walk = dict(radius=2, exp_times=4)
     pipeline(run, "train_boundary", kill_at=("torch.optim:SGD.step", 3), config=config)  # between checkpoints
     pipeline(run, "train_boundary", config=config)
     assert_same_weights(run / "train_boundary" / "model.pth", reference / "train_boundary" / "model.pth")
-    pipeline(run, "random_walk", kill_at=("stages.random_walk:save_mask", 4), config=config)
+    pipeline(run, "random_walk", kill_at=("pipeline.pseudo_masks:save_mask", 4), config=config)
     masks = "random_walk/pseudo_masks/SegmentationClass"
     assert len(list((run / masks).glob("*.png"))) == 4
     pipeline(run, "random_walk", config=config)
