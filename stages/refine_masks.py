@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from pipeline.artifacts import PseudoMasks, SeedScores
 from pipeline.crf import CRFParams
 from pipeline.pseudo_mask_set import check_image_mode
 from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, crf_refine, seed_mask
 from pipeline.refinement import REFINEMENT_INPUTS, MaskSetOptions, refine_each_image
 from pipeline.runner import StageContext, StageResult
-from pipeline.artifacts import PseudoMasks, SeedScores
 from pipeline.stage import register_stage
 
 
