@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import CARD, MMSEG_CONFIG, PreparedData, PseudoMasks, Segmenter
+from pipeline.artifacts import CARD, MMSEG_CONFIG, LocalizerWeights, PreparedData, PseudoMasks, Segmenter
 from pipeline.atomic import atomic_path, write_lines
 from pipeline.datasets.prepared import PreparedDataset
 from pipeline.errors import PipelineError
@@ -31,7 +31,7 @@ TRAIN_LIST = "train_pseudo_masks.txt"  # the pseudo-masks it trains on
 
 
 @register_stage(
-    step=10, consumes=(PreparedData, Input(PseudoMasks, select="train_segmenter.pseudo_masks")),
+    step=10, consumes=(PreparedData, Input(PseudoMasks, select="train_segmenter.pseudo_masks"), LocalizerWeights),
     produces=Segmenter, settings={"segmenter": SegmenterModel, "train_segmenter": SegmenterSchedule},
     description="DeepLabV3+ through mmsegmentation on the pseudo-masks (`train_segmenter.pseudo_masks` names the set)",
     distributed=True,
@@ -58,7 +58,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
     data = _segmenter_data(card, pseudo, dataset, ctx.out_dir, bool(val_with_gt))
     init = None if model.weights is None else (ctx.out_dir / BACKBONE_INIT).resolve()
     train_ids = _training_ids(pseudo / card["list"], card, schedule.drop_lowest_quality)
-    _write_inputs(ctx.out_dir, train_ids, val_with_gt, model, init)
+    _write_inputs(ctx.out_dir, train_ids, val_with_gt, model, init, ctx.input(LocalizerWeights).model_path)
     cfg = _mmseg_config(ctx.out_dir, model, schedule, data, init)
     get_logger().info("train_segmenter: %s %s, %d iterations, batch %d, on %d pseudo-masks; mmseg config %s",
                       "DeepLabV3+" if model.head == "deeplabv3plus" else "DeepLabV3",
@@ -88,7 +88,7 @@ def train_segmenter(ctx: StageContext) -> StageResult:
 
 
 def _write_inputs(out_dir: Path, train_ids: list[str], val_with_gt: list[str], model: SegmenterModel,
-                  init: Path | None) -> None:
+                  init: Path | None, localizer: Path) -> None:
     """The training and validation lists, and the backbone's initial weights (rank 0)."""
     from pipeline.segmenter.weights import write_backbone_init
 
@@ -97,7 +97,7 @@ def _write_inputs(out_dir: Path, train_ids: list[str], val_with_gt: list[str], m
         if val_with_gt:
             write_lines(out_dir / VAL_LIST, val_with_gt)
         if init is not None and not init.is_file():
-            write_backbone_init(model, init)
+            write_backbone_init(model, init, localizer)
     distributed.barrier()
     if init is None:
         log = get_logger()

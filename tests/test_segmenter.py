@@ -200,6 +200,40 @@ def test_packaged_efficientnet_weights_initialise_mmseg_timm_backbone_exactly(tm
     assert [f.shape[1] for f in mm.eval()(torch.randn(1, 3, 64, 64))] == [24, 40, 112, 320]
 
 
+def test_the_localizers_backbone_initialises_the_segmenters_encoder(tmp_path):
+    """segmenter.weights='localizer': mmseg's TIMMBackbone starts from the trained
+    localizer's timm backbone, so both compute the same deep features on one image (the
+    localizer re-normalises its input itself; the TIMM backbone gets timm's statistics)."""
+    import torchvision.transforms.functional as TF
+    from mmseg.models.backbones import TIMMBackbone
+
+    from pipeline.images import IMAGENET_MEAN, IMAGENET_STD
+    from pipeline.models import build_localizer, localizer_record
+    from pipeline.training.checkpoint import save_checkpoint
+
+    localizer = dict(type="cam", backbone=dict(type="timm", name="tf_efficientnet_lite0", output_stride=16,
+                                               weights=None))
+    trained, _ = build_localizer(localizer, 3)
+    torch.manual_seed(0)
+    with torch.no_grad():  # weights no init would give: the test sees them travel, not timm's defaults
+        for p in trained.backbone.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_checkpoint(tmp_path / "model.pth", state_dict=trained.state_dict(), localizer=localizer_record(localizer),
+                    num_classes=3)
+    model = SegmenterModel(backbone="timm", timm_name="tf_efficientnet_lite0", output_stride=16, weights="localizer")
+    path = write_backbone_init(model, tmp_path / "init.pth", localizer=tmp_path / "model.pth")
+    mm = TIMMBackbone("tf_efficientnet_lite0", pretrained=False, out_indices=(1, 2, 3, 4), output_stride=16)
+    mm.load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=True)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        mid, _ = trained.backbone.eval()(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD))
+        ours = mm.eval()(TF.normalize(x, [0.5] * 3, [0.5] * 3))  # Lite0's own statistics
+    assert torch.allclose(ours[2], mid, atol=1e-5)  # stride 16, 112 channels: the localizer's mid level
+    with pytest.raises(ConfigError, match="segmenter.timm_name='tf_efficientnet_lite0'"):
+        write_backbone_init(SegmenterModel(backbone="timm", timm_name="tf_efficientnet_lite1", weights="localizer"),
+                            tmp_path / "x.pth", localizer=tmp_path / "model.pth")
+
+
 @pytest.mark.parametrize("backbone", [dict(depth=18), dict(backbone="timm", timm_name="tf_efficientnet_lite0")])
 def test_our_probabilities_are_mmseg_inference_models_on_one_image(tmp_path, backbone):
     """evaluate_segmenter's Predictor feeds the segmentor what mmseg's own inference does:

@@ -33,7 +33,9 @@ class SegmenterModel:
     depth: int = 101
     timm_name: str = "tf_efficientnet_lite0"
     output_stride: int = 8
-    weights: str | None = "IMAGENET1K_V1"  # resnet: torchvision weights name or .pth; timm: 'packaged', 'timm', .pth
+    # resnet: torchvision weights name or .pth; timm: 'packaged', 'timm', a .pth, or 'localizer': the
+    # trained localizer's backbone (same timm model), which already knows the data set's classes
+    weights: str | None = "IMAGENET1K_V1"
     allow_random_init: bool = False  # weights=None is refused unless this says so
     aspp_dilations: tuple[int, ...] = (1, 12, 24, 36)
     head_channels: int | None = None  # None: mmseg's choice for the depth (512, or 128 for R18/34)
@@ -49,6 +51,9 @@ class SegmenterModel:
             raise ConfigError(f"segmenter.depth must be one of {DEPTHS}, got {self.depth}")
         if self.output_stride not in STRIDES:
             raise ConfigError(f"segmenter.output_stride must be 8 or 16, got {self.output_stride}")
+        if self.weights == "localizer" and self.backbone != "timm":
+            raise ConfigError("segmenter.weights='localizer' lends a timm localizer's backbone: it needs "
+                              "segmenter.backbone='timm' with the localizer's timm_name")
         if self.weights is None and not self.allow_random_init:
             raise ConfigError("segmenter.weights=None trains the segmenter's backbone from random init, which "
                               "the config must ask for: set segmenter.allow_random_init=True, or give ImageNet "

@@ -34,14 +34,17 @@ def torchvision_to_mmseg_resnet(state: dict[str, torch.Tensor], depth: int) -> d
     return mapped
 
 
-def timm_to_mmseg_backbone(name: str, weights: str, output_stride: int) -> dict[str, torch.Tensor]:
-    """The ImageNet weights of timm's `name` (the localizer's options: 'packaged', 'timm',
-    a .pth) as the state dict of mmseg's TIMMBackbone (features only, `timm_model.` prefix)."""
+def timm_to_mmseg_backbone(name: str, weights: str, output_stride: int,
+                           full: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The weights of timm's `name` (the localizer's options: 'packaged', 'timm', a .pth;
+    or `full`, timm's whole-model state dict) as the state dict of mmseg's TIMMBackbone
+    (features only, `timm_model.` prefix)."""
     import timm
 
     from pipeline.models.timm_backbone import timm_state_dict
 
-    full = timm_state_dict(name, weights, output_stride, "segmenter.weights")
+    if full is None:
+        full = timm_state_dict(name, weights, output_stride, "segmenter.weights")
     features = timm.create_model(name, features_only=True, pretrained=False, out_indices=(1, 2, 3, 4),
                                  output_stride=output_stride).state_dict()
     missing = [k for k in features if k not in full or full[k].shape != features[k].shape]
@@ -50,12 +53,19 @@ def timm_to_mmseg_backbone(name: str, weights: str, output_stride: int) -> dict[
     return {f"timm_model.{k}": full[k] for k in features}
 
 
-def write_backbone_init(model, path: Path) -> Path | None:
+def write_backbone_init(model, path: Path, localizer: Path | None = None) -> Path | None:
     """Write mmseg-ready backbone weights of the `segmenter` section `model` to `path`
-    (for init_cfg=Pretrained); None for random init."""
+    (for init_cfg=Pretrained); None for random init. `localizer`: the trained localizer's
+    model.pth, for weights='localizer'."""
     if model.weights is None:
         return None
-    if model.backbone == "timm":
+    if model.weights == "localizer":
+        name, state = localizer_timm_state(localizer)
+        if name != model.timm_name:
+            raise ConfigError(f"segmenter.weights='localizer': the localizer is timm's {name}, the segmenter "
+                              f"{model.timm_name}; set segmenter.timm_name={name!r}")
+        mapped = timm_to_mmseg_backbone(name, "localizer", model.output_stride, full=state)
+    elif model.backbone == "timm":
         mapped = timm_to_mmseg_backbone(model.timm_name, model.weights, model.output_stride)
     else:
         mapped = torchvision_to_mmseg_resnet(resnet_state_dict(model.depth, model.weights, "segmenter.weights"),
@@ -63,3 +73,28 @@ def write_backbone_init(model, path: Path) -> Path | None:
     with atomic_path(path) as tmp:
         torch.save({"state_dict": mapped, "meta": {"source": str(model.weights)}}, tmp)
     return path
+
+
+def localizer_timm_state(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """(timm model name, timm's whole-model state dict) of a trained localizer's timm
+    backbone: weights that already know the data set's classes, for the segmenter's
+    encoder. The localizer splits timm's model into (stem, early blocks) and (late blocks,
+    head); they are put back under timm's own names (the classifier stays timm's init)."""
+    import timm
+
+    from pipeline.models import load_trained_localizer
+    from pipeline.models.timm_backbone import TimmEfficientNetBackbone
+
+    model, _ = load_trained_localizer(path)
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, TimmEfficientNetBackbone):
+        raise ConfigError(f"segmenter.weights='localizer': the localizer in {path} has no timm backbone to lend")
+    options = torch.load(path, map_location="cpu", weights_only=True)["localizer"]["backbone"]
+    net = timm.create_model(options["name"], pretrained=False, output_stride=options.get("output_stride", 16))
+    parts = {"conv_stem": backbone.to_mid[0], "bn1": backbone.to_mid[1], "conv_head": backbone.deep[-2],
+             "bn2": backbone.deep[-1],
+             **{f"blocks.{i}": block for i, block in enumerate([*backbone.to_mid[2:], *backbone.deep[:-2]])}}
+    state = {f"{prefix}.{k}": v for prefix, part in parts.items() for k, v in part.state_dict().items()}
+    state.update({k: v for k, v in net.state_dict().items() if k.startswith("classifier.")})
+    net.load_state_dict(state)  # strict: every name and shape of timm's model, or an error
+    return options["name"], net.state_dict()
