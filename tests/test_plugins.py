@@ -172,7 +172,7 @@ def test_a_refinement_from_outside_is_one_module_and_one_config(tmp_path):
                                "train_segmenter = dict(pseudo_masks='seed_masks')")
     order = re.findall(r"\[(\w+)\] running", log)
     assert order.index("seed_masks") == order.index("refine_masks") + 1, order
-    assert set(manifest(run, "train_segmenter")["upstream"]) == {"prepare", "seed_masks"}
+    assert set(manifest(run, "train_segmenter")["upstream"]) == {"prepare", "seed_masks", "train_localizer"}
     seeds = manifest(run, "evaluate_maps")["metrics"]["seed_miou"]
     assert manifest(run, "seed_masks")["metrics"]["miou"] == pytest.approx(seeds, abs=1e-6)
     card = json.loads((run / "seed_masks" / "pseudo_masks" / "dataset_card.json").read_text())
