@@ -56,7 +56,8 @@ def stage_listing(argv: list[str] | None) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, epilog=stage_listing(argv),
+    asks_help = {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__, epilog=stage_listing(argv) if asks_help else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline config (an mmengine Python config)")
     parser.add_argument("--stage", default="all", help="'all' or a comma-separated list of the stages below")

@@ -217,16 +217,12 @@ class PseudoMasks(Artifact):
 
 
 @dataclasses.dataclass(frozen=True)
-class Segmenter(Artifact):
+class Segmenter(Weights):
     """train_segmenter: the weights and the mmseg config they trained with."""
 
     KIND = "segmenter"
     train_split: str = "train"
     base_scale: tuple[int, int] = (512, 512)  # the training resize (long, short)
-
-    @property
-    def model_path(self) -> Path:
-        return self.folder / MODEL_FILE
 
     @property
     def mmseg_config(self) -> Path:

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline import distributed
-from pipeline.artifacts import CARD, MASKS_SUBDIR, PSEUDO_MASKS_DIR, ClassMaps, PreparedData, PseudoMasks, SeedScores
+from pipeline.artifacts import CARD, PSEUDO_MASKS_DIR, ClassMaps, PreparedData, PseudoMasks, SeedScores
 from pipeline.crf import CRFParams
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation import rank_correlation
@@ -68,11 +68,11 @@ def refine_each_image(ctx: StageContext, refine: RefineFn, recipe: dict, options
     maps, scores = ctx.input(ClassMaps), ctx.input(SeedScores)
     listed = dataset.split(maps.split)
     ids = listed if ids is None else ids
-    root = ctx.out_dir / PSEUDO_MASKS_DIR
+    made = PseudoMasks(ctx.out_dir, split=maps.split)
     threshold_seeds = PseudoMaskRecipe("fixed", scores.threshold, 0.0, CRFParams(), ConfidentSplit())
     to_score = set(scores.scored_ids(dataset))
-    work = PerImage(ctx.stage.name, ids, done=lambda i: _mask(root, i).is_file())
-    jobs = [RefineJob(i, dataset.image_path(i), maps.path(i), _mask(root, i),
+    work = PerImage(ctx.stage.name, ids, done=lambda i: made.mask_path(i).is_file())
+    jobs = [RefineJob(i, dataset.image_path(i), maps.path(i), made.mask_path(i),
                       dataset.mask_path(i) if i in to_score else None,
                       functools.partial(_with_threshold, refine, scores.threshold),
                       seeds or functools.partial(seed_mask, recipe=threshold_seeds),
@@ -98,22 +98,18 @@ def refine_each_image(ctx: StageContext, refine: RefineFn, recipe: dict, options
                           signed(metrics["quality_rank_correlation"]))
     if distributed.is_main():
         card = write_pseudo_mask_set(
-            root, dataset, maps.split, written, listed=len(listed), failed=len(listed) - len(written),
+            made.root, dataset, maps.split, written, listed=len(listed), failed=len(listed) - len(written),
             pixels=tally.pixels, quality=tally.quality, quality_meaning=SEED_AGREEMENT, images=options.images,
             scores=set_scores(metrics, len(tally.image_miou)), recipe=recipe, made_by=ctx.made_by(),
             from_stages=ctx.input_runs())
         metrics["quality_mean"] = card["quality"]["mean"]
     return StageResult(
-        artifact=PseudoMasks(ctx.out_dir, split=maps.split, miou=metrics.get("miou")),
+        artifact=dataclasses.replace(made, miou=metrics.get("miou")),
         artifacts={"images": len(ids), "pseudo_masks": len(written), "failed": len(failures), "left_out": len(listed) - len(ids),
                    "reused": reused, "scored_against_gt": len(tally.image_miou)},
         metrics=metrics,
         info={"dataset": PSEUDO_MASKS_DIR, "card": f"{PSEUDO_MASKS_DIR}/{CARD}", "failed": failures,
               "background_threshold": scores.threshold, **shards})
-
-
-def _mask(root, image_id: str):
-    return root / MASKS_SUBDIR / f"{image_id}.png"
 
 
 def _with_threshold(refine: RefineFn, threshold: float, image, maps, classes) -> np.ndarray:

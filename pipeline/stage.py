@@ -70,8 +70,7 @@ class Stage:
     run: Callable
     step: float  # its place in the pipeline (a plug-in takes e.g. 7.5 to run after step 7)
     consumes: tuple[Input, ...] = ()
-    produces: str | None = None  # the kind (`artifact`'s KIND)
-    artifact: type[Artifact] | None = None  # what the stage returns in StageResult.artifact
+    artifact: type[Artifact] | None = None  # what it produces: the type of its StageResult.artifact
     settings: Mapping[str, type | None] = dataclasses.field(default_factory=dict)
     description: str = ""
     distributed: bool = False
@@ -85,6 +84,11 @@ class Stage:
     # Inputs from outside the run folder that the output depends on (an external run's
     # model id, say): hashed into the fingerprint, so a change makes the stage stale.
     external: Callable[[Any], dict] | None = None
+
+    @property
+    def produces(self) -> str | None:
+        """The kind it produces (its artifact's KIND)."""
+        return self.artifact.KIND if self.artifact else None
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -106,7 +110,7 @@ def register_stage(*, step: float, consumes: Iterable[Input | str | type[Artifac
         own = name or run.__name__
         sections = {own: settings} if isinstance(settings, type) else dict(settings or {})
         artifact = artifact_class(produces) if produces is not None else None
-        stage = Stage(name=own, run=run, step=step, produces=artifact and artifact.KIND, artifact=artifact,
+        stage = Stage(name=own, run=run, step=step, artifact=artifact,
                       settings=sections, consumes=tuple(c if isinstance(c, Input) else Input(c) for c in consumes),
                       **options)
         known = STAGES.module_dict.get(stage.name)

@@ -163,9 +163,9 @@ def _card_section(folder: Path, page_dir: Path) -> str:
 
 def _premise_section(ctx: StageContext, images: Path) -> str:
     """check_premise's curves and verdict, where it ran with GT."""
-    if not ctx.has_input("premise") or not ctx.input(Premise).checked:
+    premise = ctx.input(Premise) if ctx.has_input("premise") else None
+    if premise is None or not premise.checked:
         return ""
-    premise = ctx.input(Premise)
     saved = json.loads(premise.curves_path.read_text())
     images.mkdir(parents=True, exist_ok=True)
     with atomic_path(images / PREMISE_FIGURE) as tmp:

@@ -216,7 +216,7 @@ def test_a_stage_that_returns_no_artifact_of_its_kind_fails_with_its_name(tmp_pa
     def forgetful(ctx):
         return toy_stages.StageResult(artifacts={"items": 0})
 
-    stages = [Stage("count", forgetful, step=1, produces="counts", artifact=toy_stages.Counts, settings={"toy": None})]
+    stages = [Stage("count", forgetful, step=1, artifact=toy_stages.Counts, settings={"toy": None})]
     p = Pipeline(stages, Config(dict(toy=dict(items=1, scale=1))), tmp_path)
     with pytest.raises(PipelineError, match=r"stage 'count' produces counts and returned NoneType"):
         p.run(["count"])
@@ -226,8 +226,8 @@ def test_a_consumer_with_two_producers_and_no_select_key_is_refused(tmp_path):
     def nothing(ctx):
         return None
 
-    stages = [Stage("count", nothing, step=1, produces="counts", artifact=toy_stages.Counts, settings={"toy": None}),
-              Stage("recount", nothing, step=1.5, produces="counts", artifact=toy_stages.Counts),
+    stages = [Stage("count", nothing, step=1, artifact=toy_stages.Counts, settings={"toy": None}),
+              Stage("recount", nothing, step=1.5, artifact=toy_stages.Counts),
               Stage("total", nothing, step=2, consumes=(Input(toy_stages.Counts),), settings={"toy2": None})]
     with pytest.raises(PipelineError, match=r"stage 'total' consumes counts, and count, recount make them"):
         Pipeline(stages, Config(dict(toy=dict(items=1, scale=1), toy2=dict(offset=0))), tmp_path)

@@ -45,6 +45,6 @@ def total(ctx: StageContext) -> StageResult:
 
 
 STAGES = [
-    Stage("count", count, step=1, produces=Counts.KIND, artifact=Counts, settings={"toy": None}),
+    Stage("count", count, step=1, artifact=Counts, settings={"toy": None}),
     Stage("total", total, step=2, consumes=(Input(Counts),), settings={"toy2": None}),
 ]
