@@ -25,7 +25,11 @@ localizer = dict(
     bas=dict(erased_bn='running'),
 )
 train_localizer = dict(
-    epochs=8,
+    # Enough steps to converge (issue: figures that hold): at 8 epochs (120 steps) the BAS
+    # loss term still fell 12 % an epoch while the rate decayed to 0, and two runs of one seed
+    # under AVX-512 and AVX2 kernels labelled only 80 % of pixels alike; at 24 epochs the loss
+    # flattens (last 3 epochs within 7 %) and they agree on 93 % (GT-free; docs/results.md).
+    epochs=24,
     lr=0.005,  # the paper's: backbone 0.005, heads x10
     resize_long=(128, 160),  # the images' own size (128-160 px): 8-10 feature cells a side at OS16
     crop=160,
@@ -38,13 +42,19 @@ train_localizer = dict(
     train_biases=True,
     resize='long',
 )
+# IRN's / BAS's label CRF, set (a), widths scaled to the photo (as configs/real_voc20_bas.py):
+# converged BAS maps are nearly binary (the GT-free saturation: 98.6 % of the training masks'
+# values beyond 0.05 / 0.95), a unary from them leaves the CRF nothing to weigh; a label
+# unary (gt_prob 0.7) lets the image's edges move the boundary. Chosen on that principle and
+# for parity with the reference; seed 0's GT agreed (bench/crf_quality.py, docs/results.md).
+refine_masks = dict(crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iterations=10))
 # The reference fuses a CAM's maps into BAS's; the default leaves it off to fit its time
 # budget: export_maps.fuse_cam='train_cam_partner' trains that CAM (below) and fuses it.
 export_maps = dict(scales=(1.0, 0.75, 1.25), fuse_cam=None, num_workers=1)
 cam_partner = dict(  # the same backbone and weights as the localizer
     backbone=dict(_delete_=True, type='timm', name='tf_efficientnet_lite0', output_stride=16, weights='packaged'))
 train_cam_partner = dict(  # the default localizer's schedule, with the CAM's loss
-    epochs=8, lr=0.005, momentum=0.9, resize_long=(128, 160), crop=160, amp=None, num_workers=1,
+    epochs=24, lr=0.005, momentum=0.9, resize_long=(128, 160), crop=160, amp=None, num_workers=1,
     checkpoint_every_steps=5)
 # The segmenter: DeepLabV3+ on a ResNet-18 from random init (no ImageNet weights for it ship
 # in a package). A random-init network fitted to noisy labels settles where its first steps
