@@ -24,8 +24,7 @@ export_maps = dict(scales=(1.0, 0.5, 1.5))  # 82k images: one scale fewer than o
 # thresholds (fg 0.30, bg 0.17,
 # each refined by IRN's label CRF, set (a): BAS-Extension step/cam_to_ir_label.py), IRN's
 # boundary branch and random walk; the segmenter trains on the walk's.
-refine_masks = dict(confident=dict(enabled=True, bg_threshold=0.17),
-                    crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iterations=10))
+refine_masks = dict(confident=dict(enabled=True, bg_threshold=0.17))  # the CRF: the base's set (a)
 train_segmenter = dict(pseudo_masks='random_walk')
 # BAS-Extension's walk (run_sample.py, step/make_sem_seg_labels.py): maps ** 1.5, background below 0.22
 random_walk = dict(map_power=1.5, bg_threshold=0.22)

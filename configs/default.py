@@ -42,12 +42,6 @@ train_localizer = dict(
     train_biases=True,
     resize='long',
 )
-# IRN's / BAS's label CRF, set (a), widths scaled to the photo (as configs/real_voc20_bas.py):
-# converged BAS maps are nearly binary (the GT-free saturation: 98.6 % of the training masks'
-# values beyond 0.05 / 0.95), a unary from them leaves the CRF nothing to weigh; a label
-# unary (gt_prob 0.7) lets the image's edges move the boundary. Chosen on that principle and
-# for parity with the reference; seed 0's GT agreed (bench/crf_quality.py, docs/results.md).
-refine_masks = dict(crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iterations=10))
 # The reference fuses a CAM's maps into BAS's; the default leaves it off to fit its time
 # budget: export_maps.fuse_cam='train_cam_partner' trains that CAM (below) and fuses it.
 export_maps = dict(scales=(1.0, 0.75, 1.25), fuse_cam=None, num_workers=1)

@@ -48,13 +48,6 @@ train_localizer = dict(
     checkpoint_every_steps=10,
 )
 check_premise = dict(images=60, step=8, offsets=(-32, 64), scale=0.4)  # 640-px photos, trained at ~0.4x
-# IRN's / BAS's label CRF, set (a), widths scaled to the photo: BAS's maps are nearly binary (the
-# GT-free saturation: 94 % of the training masks' values beyond 0.05 / 0.95; 23-89 % of the
-# exported maps' per class), and a unary from such probabilities leaves the CRF no doubt to
-# resolve but spreads a broad class over its neighbours; a label unary (gt_prob 0.7) lets the
-# image's edges move the boundary. Chosen by that principle and for parity with the reference
-# (BAS-Extension step/cam_to_ir_label.py), not on this set's GT (README, "Real photos").
-refine_masks = dict(crf=dict(unary='labels', gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iterations=10))
 # The training scale and 1.5x it, with flips (the paper: 1, 0.5, 1.5, 2 around its training scale)
 export_maps = dict(scales=(0.4, 0.6), fuse_cam=None, num_workers=1)
 cam_partner = dict(  # the localizer's backbone and weights

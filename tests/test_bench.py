@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stages import STAGES
@@ -105,3 +106,18 @@ def test_every_figure_block_of_the_docs_is_its_bench_json():
     result = subprocess.run([sys.executable, "bench/readme_tables.py", "--check"], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_walk_diagnosis_measures_edges_and_ranking_as_defined():
+    from bench.walk_diagnosis import class_edges, on_grid, roc_auc
+
+    labels = np.zeros((4, 6), dtype=np.uint8)
+    labels[:, 3:] = 2
+    labels[0, 0] = 255  # an ignored pixel next to background: no edge
+    edges = class_edges(labels)
+    assert edges.sum() == 4 and edges[:, 2].all()  # the pixel left of each 0|2 step
+    assert on_grid(np.kron(labels, np.ones((4, 4), dtype=np.uint8)), (4, 6)).tolist() == labels.tolist()
+    scores = np.array([0.9, 0.8, 0.1, 0.2, 0.3])
+    assert roc_auc(scores, np.array([True, True, False, False, False])) == 1.0
+    assert roc_auc(scores, np.array([False, False, True, True, True])) == 0.0
+    assert roc_auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5

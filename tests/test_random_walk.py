@@ -153,6 +153,20 @@ random_walk = dict(radius=2, exp_times=4)
     localizer = torch.load(tmp_path / "train_localizer" / "model.pth", weights_only=True)["state_dict"]
     assert torch.equal(boundary["backbone.resnet.layer4.0.conv1.weight"], localizer["backbone.layer4.0.conv1.weight"])
 
+    # the walk diagnosis recomputes the stage's walk from its inputs: the same masks, the same score
+    import subprocess
+    import sys
+
+    out = tmp_path / "walk_diagnosis.json"
+    subprocess.run([sys.executable, str(root / "bench" / "walk_diagnosis.py"), str(tmp_path), "--json", str(out)],
+                   check=True, cwd=root, capture_output=True)
+    figures = json.loads(out.read_text())
+    assert figures["images"] == TINY_TRAIN and figures["walk_settings"]["radius"] == 2
+    assert figures["miou"]["walk_learned"] == pytest.approx(figures["miou"]["walk_as_run"], abs=1e-9)
+    assert figures["miou"]["walk_as_run"] == pytest.approx(walk["metrics"]["miou"], abs=1e-9)
+    assert figures["miou"]["crf"] == pytest.approx(walk["metrics"]["crf_miou"], abs=1e-9)
+    assert 0 < figures["labels"]["uncertain_share"] < 1
+
     # the walk sharded over two torchrun processes writes the masks one process writes
     from tests.torchrun_runs import assert_same_outputs, link, run_cli
 
