@@ -298,3 +298,33 @@ def test_the_same_machine_gives_the_same_maps_twice(finished_run, tmp_path):
             assert np.array_equal(a["maps"], b["maps"]), path.name
 
 
+
+
+def test_colour_jitter_is_drawn_per_sample_seed_and_off_by_default(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.errors import ConfigError
+    from pipeline.training.data import AugmentedLabelledImages
+    from pipeline.training.settings import TrainSettings
+
+    class OneImage:
+        num_classes, labels = 3, {"a": [2]}
+
+        def image_path(self, _):
+            return tmp_path / "a.png"
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(60, 200, (40, 60, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    plain = AugmentedLabelledImages(OneImage(), ["a"], (60, 60), crop=64)
+    off = AugmentedLabelledImages(OneImage(), ["a"], (60, 60), crop=64, color_jitter=0.0)
+    on = AugmentedLabelledImages(OneImage(), ["a"], (60, 60), crop=64, color_jitter=0.4)
+    for seed in range(4):
+        (x, y), (x0, _), (xj, yj) = plain[(0, seed)], off[(0, seed)], on[(0, seed)]
+        assert torch.equal(x, x0)  # 0 draws nothing: a run without jitter is unchanged
+        assert torch.equal(xj, on[(0, seed)][0]) and torch.equal(y, yj)  # the same seed, the same sample
+        assert y.tolist() == [0.0, 1.0, 0.0]
+    stds = {round(float(on[(0, seed)][0].std()), 4) for seed in range(4)}
+    assert len(stds) == 4  # contrast differs from draw to draw
+    with pytest.raises(ConfigError, match="color_jitter"):
+        TrainSettings(epochs=1, batch_size=1, lr=0.1, color_jitter=1.5)

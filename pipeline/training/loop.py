@@ -230,7 +230,7 @@ def train_and_save(prepared, out_dir: Path, name: str, settings: TrainSettings, 
     torch.manual_seed(settings.seed)  # the heads' init; every later draw comes from pipeline.training.randomness
     model, weights = build_localizer(localizer, dataset.num_classes)
     images = AugmentedLabelledImages(dataset, usable, settings.resize_long, settings.crop, settings.flip,
-                                     square=settings.resize == "square")
+                                     square=settings.resize == "square", color_jitter=settings.color_jitter)
     trained = train(model, images, settings, weights, out_dir, name, [dataset.labels[i] for i in usable])
     if distributed.is_main():
         save_checkpoint(out_dir / MODEL_FILE, state_dict=model.state_dict(), localizer=localizer_record(localizer),

@@ -22,6 +22,10 @@ class TrainSettings:
     resize_long: tuple[int, int] = (320, 640)
     crop: int = 448
     flip: bool = True
+    # Photometric augmentation against a classifier that fits its photos: brightness, contrast
+    # and saturation each x a factor from [1 - s, 1 + s] (timm's ImageNet recipe: 0.4; the
+    # boundary branch ignores it). 0: none (the paper, IRN).
+    color_jitter: float = 0.0
     amp: str | None = "bf16"  # CUDA only: 'bf16', 'fp16' or None
     channels_last: bool = True  # CUDA only
     num_workers: int = 4
@@ -54,6 +58,9 @@ class TrainSettings:
         for key in ("momentum", "weight_decay", "num_workers", "classifier_warmup_epochs", "checkpoint_every_steps"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}")
+        if not 0 <= self.color_jitter < 1:
+            raise ConfigError(f"color_jitter must lie in [0, 1) (the largest relative change; 0: off), "
+                              f"got {self.color_jitter}")
         if not 0 <= self.repeat_factor_threshold <= 1:
             raise ConfigError(f"repeat_factor_threshold must lie in [0, 1] (a share of the images; 0: off), "
                               f"got {self.repeat_factor_threshold}")
