@@ -116,22 +116,23 @@ def read_png(path: Path) -> np.ndarray:
     return np.array(Image.open(path))
 
 
-def print_figures(figures: dict) -> None:
+def report_lines(figures: dict) -> list[str]:
     lab, bnd, miou = figures["labels"], figures["boundary"], figures["miou"]
-    print(f"{figures['run']}: {figures['images']} photos with GT")
-    print(f"  boundary net's labels (CRF confident split): foreground {100 * lab['foreground_share']:.1f}% of "
-          f"pixels ({100 * lab['foreground_precision']:.1f}% right), background "
-          f"{100 * lab['background_share']:.1f}% ({100 * lab['background_precision']:.1f}% right), uncertain "
-          f"{100 * lab['uncertain_share']:.1f}%; GT object area labelled right: "
-          f"{100 * lab['gt_object_area_covered']:.1f}%")
-    print(f"  boundary map: AUC {bnd['auc_gt_edges']:.3f} on GT class edges ({100 * bnd['gt_edge_share']:.1f}% of "
-          f"grid cells), {bnd['auc_label_edges']:.3f} on its labels' edges; mean "
-          f"{bnd['mean_at_gt_edges']:.3f} at GT edges, {bnd['mean_elsewhere']:.3f} elsewhere")
+    lines = [f"{figures['run']}: {figures['images']} photos with GT",
+             f"  boundary net's labels (CRF confident split): foreground {100 * lab['foreground_share']:.1f}% of "
+             f"pixels ({100 * lab['foreground_precision']:.1f}% right), background "
+             f"{100 * lab['background_share']:.1f}% ({100 * lab['background_precision']:.1f}% right), uncertain "
+             f"{100 * lab['uncertain_share']:.1f}%; GT object area labelled right: "
+             f"{100 * lab['gt_object_area_covered']:.1f}%",
+             f"  boundary map: AUC {bnd['auc_gt_edges']:.3f} on GT class edges ({100 * bnd['gt_edge_share']:.1f}% of "
+             f"grid cells), {bnd['auc_label_edges']:.3f} on its labels' edges; mean "
+             f"{bnd['mean_at_gt_edges']:.3f} at GT edges, {bnd['mean_elsewhere']:.3f} elsewhere"]
     names = {"seeds": "seeds", "crf": "CRF (confident split, uncertain left out)", "walk_as_run": "walk, as the run made it",
              "walk_learned": "walk, learned boundary", "walk_no_boundary": "walk, no boundary (diffusion)",
              "walk_gt_edges": "walk, GT class edges (oracle)"}
     for key, name in names.items():
-        print(f"  {name:<44} mIoU {100 * miou[key]:5.1f}%  ({100 * (miou[key] - miou['seeds']):+.1f} over seeds)")
+        lines.append(f"  {name:<44} mIoU {100 * miou[key]:5.1f}%  ({100 * (miou[key] - miou['seeds']):+.1f} over seeds)")
+    return lines
 
 
 def main() -> int:
@@ -177,8 +178,14 @@ def main() -> int:
     figures = tally.summary()
     figures["miou"] = {name: s.summary(dataset.classes)["miou"] for name, s in scores.items()}
     figures.update(run=str(args.run), images=len(ids), walk_settings=walk)
-    print_figures(figures)
+    figures["lines"] = report_lines(figures)
+    print("\n".join(figures["lines"]))
     if args.json:
+        from bench.seeds import commit, machine
+        from pipeline.versions import package_versions
+
+        figures.update(command="python bench/walk_diagnosis.py " + " ".join(sys.argv[1:]), machine=machine(),
+                       commit=commit(), package_versions=package_versions())
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
 
