@@ -27,7 +27,8 @@ BLOCK = re.compile(r"(<!-- figures:(?P<name>[\w/-]+) -->\n)(?P<body>.*?)(<!-- /f
 
 def render(name: str) -> str:
     """A figure block's Markdown from its JSON file: `NAME` its table, `NAME/runs` the
-    per-run lines the bench printed, `NAME/seeds` one row per seed of bench/seeds.py's runs."""
+    per-run lines the bench printed, `NAME/seeds` one row per seed of bench/seeds.py's runs,
+    `NAME/pooled` one row over all of them (mean ± sd, range)."""
     if name == "stages":
         return stage_table()
     name, _, part = name.partition("/")
@@ -37,6 +38,8 @@ def render(name: str) -> str:
     saved = json.loads(path.read_text())
     if part == "runs":
         return "```\n" + "\n".join(saved["lines"]) + "\n```\n"
+    if part == "pooled":
+        return pooled_table(saved) + "\n" + footer(saved)
     if part == "seeds":
         rows = ["| method | seed | seed mIoU | pseudo-mask mIoU | segmenter val mIoU | segmenter - pseudo-mask |",
                 "|---|---|---|---|---|---|"]
@@ -46,6 +49,23 @@ def render(name: str) -> str:
         return "\n".join(rows) + "\n\n" + footer(saved)
     table = saved["table"] if isinstance(saved["table"], list) else saved["table"].splitlines()
     return "\n".join(table) + "\n\n" + footer(saved)
+
+
+def pooled_table(saved: dict) -> str:
+    """One row over every run of a bench/seeds.py file (all its seeds under every instruction
+    set): the spread a run on an unknown x86 CPU should be compared with."""
+    import numpy as np
+
+    runs = [r for rows in saved["runs"].values() for r in rows]
+
+    def cell(key: str) -> str:
+        values = 100 * np.array([r[key] for r in runs if r.get(key) is not None], dtype=np.float64)
+        if len(values) < 2:
+            return "-"
+        return f"{values.mean():.1f} ± {values.std(ddof=1):.1f} ({values.min():.1f}-{values.max():.1f}, {len(values)} runs)"
+
+    return ("| runs | seed mIoU | pseudo-mask mIoU | segmenter val mIoU |\n|---|---|---|---|\n"
+            f"| {' + '.join(saved['runs'])} | {cell('seed')} | {cell('pseudo')} | {cell('segmenter')} |\n")
 
 
 def stage_table() -> str:
