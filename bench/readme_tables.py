@@ -37,7 +37,7 @@ def render(name: str) -> str:
         raise SystemExit(f"{path} is missing: run the bench command that writes it (see its block's text)")
     saved = json.loads(path.read_text())
     if part == "runs":
-        return "```\n" + "\n".join(saved["lines"]) + "\n```\n"
+        return "```\n" + "\n".join(saved["lines"]) + "\n```\n\n" + footer(saved)
     if part == "pooled":
         return pooled_table(saved) + "\n" + footer(saved)
     if part == "seeds":
