@@ -30,17 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.artifacts import BoundaryWeights, ClassMaps, PreparedData, PseudoMasks, RunFolder, SeedScores  # noqa: E402
+from pipeline.crf import CRFParams  # noqa: E402
+from pipeline.datasets.masks import IGNORE_INDEX, read_mask  # noqa: E402
 from pipeline.evaluation import MaskScore  # noqa: E402
 from pipeline.log import progress  # noqa: E402
-
-IGNORE = 255
+from pipeline.pseudo_masks import ConfidentSplit, PseudoMaskRecipe, seed_mask  # noqa: E402
 
 
 def class_edges(labels: np.ndarray) -> np.ndarray:
     """Pixels whose right or lower neighbour has another label (255 on either side: no edge)."""
     edges = np.zeros(labels.shape, dtype=bool)
     for a, b, out in ((labels[:, :-1], labels[:, 1:], edges[:, :-1]), (labels[:-1], labels[1:], edges[:-1])):
-        out |= (a != b) & (a != IGNORE) & (b != IGNORE)
+        out |= (a != b) & (a != IGNORE_INDEX) & (b != IGNORE_INDEX)
     return edges
 
 
@@ -70,21 +71,22 @@ class Tally:
         self.boundary, self.gt_edge, self.label_edge = [], [], []
 
     def add_labels(self, labels: np.ndarray, gt: np.ndarray) -> None:
-        valid = gt != IGNORE
+        valid = gt != IGNORE_INDEX
         lab, g = labels[valid], gt[valid]
-        fg, bg = (lab != 0) & (lab != IGNORE), lab == 0
+        fg, bg = (lab != 0) & (lab != IGNORE_INDEX), lab == 0
         c = self.counts
         c["fg"] += int(fg.sum()); c["fg_right"] += int((fg & (lab == g)).sum())  # noqa: E702
         c["bg"] += int(bg.sum()); c["bg_right"] += int((bg & (g == 0)).sum())  # noqa: E702
-        c["uncertain"] += int((lab == IGNORE).sum())
+        c["uncertain"] += int((lab == IGNORE_INDEX).sum())
         c["gt_fg"] += int((g != 0).sum()); c["gt_fg_covered"] += int(((g != 0) & (lab == g)).sum())  # noqa: E702
 
-    def add_boundary(self, boundary: np.ndarray, gt: np.ndarray, labels: np.ndarray) -> None:
-        gt_small, labels_small = on_grid(gt, boundary.shape), on_grid(labels, boundary.shape)
-        scored = gt_small != IGNORE
+    def add_boundary(self, boundary: np.ndarray, scored: np.ndarray, gt_edges: np.ndarray,
+                     label_edges: np.ndarray) -> None:
+        """The boundary map's cells where GT is not ignored, and which of them are GT's /
+        the labels' class edges (all on the boundary's grid)."""
         self.boundary.append(boundary[scored])
-        self.gt_edge.append(class_edges(gt_small)[scored])
-        self.label_edge.append(class_edges(labels_small)[scored])
+        self.gt_edge.append(gt_edges[scored])
+        self.label_edge.append(label_edges[scored])
 
     def summary(self) -> dict:
         c = self.counts
@@ -102,18 +104,6 @@ class Tally:
                          "mean_elsewhere": float(scores[~gt_edge].mean()),
                          "gt_edge_share": float(gt_edge.mean())},
         }
-
-
-def seeds_at(maps: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
-    """The seeds the run scored: argmax over [t, class maps]."""
-    ids = np.concatenate([[0], np.asarray(classes, dtype=np.int64)])
-    return ids[np.concatenate([np.full((1, *maps.shape[1:]), threshold, dtype=maps.dtype), maps]).argmax(0)]
-
-
-def read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    return np.array(Image.open(path))
 
 
 def report_lines(figures: dict) -> list[str]:
@@ -156,25 +146,26 @@ def main() -> int:
     scores = {name: MaskScore(len(dataset.classes)) for name in
               ("seeds", "crf", "walk_as_run", "walk_learned", "walk_no_boundary", "walk_gt_edges")}
     tally = Tally()
+    seed_recipe = PseudoMaskRecipe(background="fixed", threshold=seeds.threshold, alpha=0.0, crf=CRFParams(),
+                                   confident=ConfidentSplit())  # the seeds evaluate_maps scored
     for image_id in progress(ids, "walk diagnosis"):
         image, gt = dataset.load_image(image_id), dataset.load_mask(image_id)
         maps, classes = class_maps.read_image(image_id)
-        labels = read_png(crf.mask_path(image_id))
+        labels = read_mask(crf.mask_path(image_id))
         tally.add_labels(labels, gt)
-        with torch.no_grad():
-            x = to_normalized_tensor(image)[None]
-            pair = net(torch.cat([x, x.flip(3)]))
-            boundary = (pair[0] + pair[1].flip(1)) / 2 if walk["flip"] else pair[0]
-        tally.add_boundary(boundary.numpy(), gt, labels)
-        gt_edges = torch.from_numpy(class_edges(on_grid(gt, tuple(boundary.shape))).astype(np.float32))
+        boundary = net.predict(to_normalized_tensor(image)[None], walk["flip"])
+        gt_small = on_grid(gt, tuple(boundary.shape))
+        gt_edges = class_edges(gt_small)
+        tally.add_boundary(boundary.numpy(), gt_small != IGNORE_INDEX, gt_edges,
+                           class_edges(on_grid(labels, tuple(boundary.shape))))
         for name, edges in (("walk_learned", boundary), ("walk_no_boundary", torch.zeros_like(boundary)),
-                            ("walk_gt_edges", gt_edges)):
+                            ("walk_gt_edges", torch.from_numpy(gt_edges.astype(np.float32)))):
             mask = random_walk_mask(torch.from_numpy(maps), classes, edges, walk["radius"], walk["beta"],
                                     walk["exp_times"], walk["bg_threshold"], walk["map_power"])
             scores[name].add(mask.numpy().astype(np.uint8), gt)
-        scores["seeds"].add(seeds_at(maps, classes, seeds.threshold), gt)
+        scores["seeds"].add(seed_mask(maps, classes, seed_recipe), gt)
         scores["crf"].add(labels, gt)
-        scores["walk_as_run"].add(read_png(walked.mask_path(image_id)), gt)
+        scores["walk_as_run"].add(read_mask(walked.mask_path(image_id)), gt)
     figures = tally.summary()
     figures["miou"] = {name: s.summary(dataset.classes)["miou"] for name, s in scores.items()}
     figures.update(run=str(args.run), images=len(ids), walk_settings=walk)

@@ -28,7 +28,7 @@ train_localizer = dict(
     # Enough steps to converge (GT-free signals, docs/results.md): at 8 epochs (120 steps) three
     # seeds ended at training losses 0.51-0.68, and one seed's runs under AVX-512 and AVX2
     # kernels labelled 80 % of pixels alike; at 24 epochs every run ends at 0.26-0.33, flat
-    # over its last epochs, and the two kernels' runs of a seed agree on 93 %.
+    # over its last epochs, and the two kernels' runs of a seed agree on 86-92 %.
     epochs=24,
     lr=0.005,  # the paper's: backbone 0.005, heads x10
     resize_long=(128, 160),  # the images' own size (128-160 px): 8-10 feature cells a side at OS16

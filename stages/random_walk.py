@@ -83,10 +83,8 @@ class BoundaryWalk:
         from pipeline.relations import random_walk_mask
 
         s = self.settings
+        boundary = self.model.predict(to_normalized_tensor(image)[None].to(self.device), s.flip)
         with torch.no_grad():
-            x = to_normalized_tensor(image)[None].to(self.device)
-            boundary = self.model(torch.cat([x, x.flip(3)]) if s.flip else x)
-            boundary = (boundary[0] + boundary[1].flip(1)) / 2 if s.flip else boundary[0]
             mask = random_walk_mask(torch.from_numpy(maps).to(self.device), classes, boundary, s.radius, s.beta,
                                     s.exp_times, s.bg_threshold, s.map_power)
         return mask.cpu().numpy().astype(np.uint8)

@@ -165,6 +165,7 @@ random_walk = dict(radius=2, exp_times=4)
     assert figures["miou"]["walk_learned"] == pytest.approx(figures["miou"]["walk_as_run"], abs=1e-9)
     assert figures["miou"]["walk_as_run"] == pytest.approx(walk["metrics"]["miou"], abs=1e-9)
     assert figures["miou"]["crf"] == pytest.approx(walk["metrics"]["crf_miou"], abs=1e-9)
+    assert figures["miou"]["seeds"] == pytest.approx(walk["metrics"]["seed_miou"], abs=1e-9)
     assert 0 < figures["labels"]["uncertain_share"] < 1
 
     # the walk sharded over two torchrun processes writes the masks one process writes

@@ -115,6 +115,15 @@ class BoundaryNet(nn.Module):
                              f"{tuple(boundary.shape)}")
         return affinity_loss_terms(pair_affinity(boundary, self.radius), relation_labels(labels, self.radius))
 
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, flip: bool = True) -> torch.Tensor:
+        """(h, w) boundary probabilities of one normalised image (1, 3, H, W), averaged with
+        its mirror image's where `flip`: the map the random walk runs on."""
+        if not flip:
+            return self(image)[0]
+        pair = self(torch.cat([image, image.flip(3)]))
+        return (pair[0] + pair[1].flip(1)) / 2
+
 
 
 def load_boundary_net(path, device="cpu") -> BoundaryNet:
