@@ -2,7 +2,8 @@
 #   python run_pipeline.py --config configs/real_voc20_bas.py --cfg-options dataset.data_root=/data/coco
 # data_root: a COCO 2017 (or 2014) tree; the localizer trains on train's image-level labels,
 # seeds and pseudo-masks are scored on the same images (the WSSS protocol), the segmenter on val.
-# Every setting is the paper's recipe scaled to the machine, chosen before any mIoU was seen.
+# Every setting is the paper's recipe scaled to the machine, chosen before any mIoU was seen,
+# except the localizer's augmentation (below: adopted after seed 0, on the GT-free mAP gap).
 _base_ = [
     './_base_/runtime.py',
     './_base_/datasets/coco.py',
@@ -39,9 +40,14 @@ train_localizer = dict(
     momentum=0.9,
     train_biases=True,
     resize='long',
-    # EfficientNet-Lite0's own ImageNet resolution: crops of 224 from photos resized to a
-    # long side of 224-288 (about 0.4x COCO's 640 px; the paper: 448 crops of 512)
-    resize_long=(224, 288),
+    # Crops of EfficientNet-Lite0's own ImageNet resolution, 224, from photos resized to a long
+    # side drawn from 128-512 (IRN's and mmseg's 0.5-2.0 rescale around ~256, about 0.4x COCO's
+    # 640 px; the paper: 448 crops of 512), with timm's ImageNet colour jitter (0.4): augmentation
+    # against a classifier that fits its 385 photos. Judged GT-free by the train / val mAP gap
+    # (seed 0: 99 / 56 without, 99 / 61 with); seed 0's mIoU was seen before it was adopted, so
+    # label it as chosen on this set (docs/results.md, "photometric and scale augmentation").
+    resize_long=(128, 512),
+    color_jitter=0.4,
     crop=224,
     amp=None,
     num_workers=1,
