@@ -328,3 +328,29 @@ def test_colour_jitter_is_drawn_per_sample_seed_and_off_by_default(tmp_path):
     assert len(stds) == 4  # contrast differs from draw to draw
     with pytest.raises(ConfigError, match="color_jitter"):
         TrainSettings(epochs=1, batch_size=1, lr=0.1, color_jitter=1.5)
+
+
+def test_erasure_check_scores_every_class_and_names_masks_that_erase_nothing(finished_run):
+    """check_premise's GT-free erasure check: the finished run's manifest holds a score in
+    [0, 1] for every class with training images; a localizer whose class-1 masks are 0
+    everywhere (erasing them leaves the score whole, L_bas = 1) gets that class named."""
+    from pipeline.erasure_check import background_activation_per_class, classes_whose_masks_miss
+    from pipeline.models import load_trained_localizer
+
+    ds = PreparedDataset.load(finished_run / "prepare")
+    ids = ds.split("train")
+    per_class = manifest(finished_run, "check_premise")["metrics"]["background_activation_per_class"]
+    assert set(per_class) == {ds.classes[c] for i in ids for c in ds.labels[i]}
+    assert all(0 <= s["mean"] <= 1 for s in per_class.values())
+    model, _ = load_trained_localizer(finished_run / "train_localizer" / "model.pth")
+    generator = torch.nn.Conv2d(model.generator.in_channels, ds.num_classes, 3, padding=1)
+    with torch.no_grad():
+        generator.weight.copy_(model.generator.weight)
+        generator.bias.zero_()
+        generator.weight[0].zero_()
+        generator.bias[0] = -40.0  # class 1: M = sigmoid(-40) = 0, nothing erased
+        model.classifier.weight[0].abs_()  # and a positive score to keep (layer4 features are >= 0)
+    model.generator = generator
+    checked = background_activation_per_class(model, ds, ids)
+    assert checked[ds.classes[1]]["mean"] == pytest.approx(1.0, abs=1e-4)
+    assert ds.classes[1] in classes_whose_masks_miss(checked)

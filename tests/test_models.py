@@ -137,6 +137,21 @@ def test_running_statistics_compare_like_with_like_erasing_nothing_keeps_the_sco
     assert model(x, labels)["bas"].item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_background_activation_is_the_l_bas_that_bas_trains_for_each_labelled_class():
+    """The erasure check's per-class ratio is training's L_bas: with one class per image the
+    forward's `bas` term (eval mode, the same statistics) is their mean; absent classes are NaN."""
+    torch.manual_seed(0)
+    model = build_localizer(dict(type="bas", backbone=dict(depth=18), bas=dict(erased_bn="running")), 5)[0].eval()
+    x = torch.randn(4, 3, 64, 64)
+    labels = torch.zeros(4, 5)
+    labels[[0, 1, 2, 3], [0, 2, 4, 1]] = 1
+    with torch.no_grad():
+        ratios = model.background_activation(x, labels)
+        trained = model(x, labels)["bas"]
+    assert torch.isnan(ratios[labels == 0]).all() and ((ratios[labels == 1] >= 0) & (ratios[labels == 1] <= 1)).all()
+    assert ratios[labels == 1].mean().item() == pytest.approx(trained.item(), rel=1e-5)
+
+
 def test_bas_diagnostics_count_samples_without_a_bas_gradient_and_collapsed_masks():
     from pipeline.models.bas import diagnostics
 

@@ -117,6 +117,19 @@ class BASLocalizer(Localizer):
     def class_activation(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images)[1])
 
+    def background_activation(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, C): L_bas of every labelled class with its own map erased, as in training
+        but for each class at once and under the model's current mode (the erasure check,
+        `pipeline/erasure_check.py`, runs it in eval mode); NaN where a class is absent."""
+        mid, deep = self.backbone(images)
+        fpm = torch.sigmoid(self.generator(mid))
+        scores = self.classifier(deep).mean((2, 3))
+        out = torch.full_like(scores, float("nan"))
+        for b, c in labels.nonzero().tolist():
+            s_bg = self.frozen_scores(mid[b:b + 1] * (1 - fpm[b:b + 1, c:c + 1]))[0, c]
+            out[b, c] = background_activation_loss(s_bg, scores[b, c])
+        return out
+
     def frozen_scores(self, mid: torch.Tensor) -> torch.Tensor:
         """GAP class scores of the deep part + classifier with detached weights, on copies of
         the BatchNorm buffers so the real running statistics stay."""

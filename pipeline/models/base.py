@@ -21,6 +21,9 @@ the model reaches past the members below.
   views at export) or unbounded activations (summed and max-normalised per class).
 - `class_activation(images)`: the class activation map F (B, C, h, w) whose global
   average is the classification logit; the premise check masks it.
+- `background_activation(images, labels)` (optional; BAS's): (B, C) the score left to each
+  labelled class once its own map is erased, relative to the score before; the GT-free
+  erasure check (`pipeline/erasure_check.py`) reads it.
 - `lendable_resnet()`: the torchvision-ResNet backbone (`pipeline.models.backbone.ResNetBackbone`)
   IRN's boundary net may borrow, or None (by default: `self.backbone` when it is one).
 """
