@@ -25,7 +25,8 @@ MASKS_MISS_ABOVE = 0.5
 
 def background_activation_per_class(model, dataset, ids: Iterable[str], scale: float = 1.0) -> dict[str, dict]:
     """Per class name with images in `ids`: {'images': n, 'mean': mean L_bas}, each image
-    resized by `scale` (the scale the localizer trained at)."""
+    resized by `scale` (the scale the localizer trained at). As in L_bas, an image where
+    the class scores <= 0 before and after erasing counts 0 (there is no score to take)."""
     import torch
     import torch.nn.functional as F
 

@@ -354,3 +354,16 @@ def test_erasure_check_scores_every_class_and_names_masks_that_erase_nothing(fin
     checked = background_activation_per_class(model, ds, ids)
     assert checked[ds.classes[1]]["mean"] == pytest.approx(1.0, abs=1e-4)
     assert ds.classes[1] in classes_whose_masks_miss(checked)
+
+
+def test_erasure_check_bench_reproduces_the_stage_figures(finished_run):
+    from bench.erasure_check import check_run
+
+    result = check_run(finished_run)
+    stage = manifest(finished_run, "check_premise")["metrics"]
+    expected = stage["background_activation_per_class"]
+    assert {k: v["images"] for k, v in result["per_class"].items()} == {k: v["images"] for k, v in expected.items()}
+    assert {k: v["mean"] for k, v in result["per_class"].items()} == pytest.approx(
+        {k: v["mean"] for k, v in expected.items()}, abs=1e-6)
+    assert result["masks_miss_objects"] == stage["masks_miss_objects"]
+    assert set(result["seed_iou"]) == set(result["per_class"])
