@@ -173,8 +173,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--json", type=Path, help="also write the per-size table and the diagnoses here")
-    parser.add_argument("--long-side", type=int, default=256, help="resize for the classifier check (the training "
-                                                                    "scale of the real-photo configs: 224-288)")
+    parser.add_argument("--long-side", type=int, default=256,
+                        help="resize for the classifier check (the real-photo recipe's training scale: the "
+                             "geometric middle of its 128-512)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     rows = []
