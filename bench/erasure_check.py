@@ -37,7 +37,7 @@ def check_run(path: Path) -> dict:
     ids = dataset.split(weights.split)
     per_class = background_activation_per_class(model, dataset, progress(ids, f"{path.name}: erasure check"), scale)
     seed_iou = run.metrics(SeedScores).get("per_class_iou", {})
-    return {"run": path.name, "scale": scale, "per_class": per_class, "masks_miss_objects":
+    return {"run": f"{path.parent.name}/{path.name}", "scale": scale, "per_class": per_class, "masks_miss_objects":
             classes_whose_masks_miss(per_class), "seed_iou": {name: seed_iou.get(name) for name in per_class}}
 
 

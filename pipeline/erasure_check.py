@@ -6,7 +6,7 @@ score before (1 where erasing raised it). After training, in eval mode and on th
 images, that ratio should be small for every class. A class whose mean stays high has masks
 that miss its objects: its seeds will be poor whatever the threshold, and the run can say
 so without GT (on the synthetic default, one run's failed class kept 95 % of its score while
-every class of the nine other runs kept at most 15 %: docs/results.md).
+every class of the seven other runs kept at most 14 %: docs/results.md).
 
 The localizer must offer `background_activation(images, labels)` (BAS does; the CAM and
 DRS erase nothing, so the check does not apply to them).
